@@ -1,0 +1,80 @@
+"""Shared fixtures: a real S3 protocol server on 127.0.0.1 and the Async API emulator.
+
+Fixture names and what they yield are part of the test suite's contract; keep them stable:
+
+- ``s3_server`` (session): object with ``endpoint_url``, ``storage_options`` (for
+  ``s3fs.S3FileSystem(**storage_options)``), ``reset()``.
+- ``s3fs_fs`` (function): a fresh ``s3fs.S3FileSystem`` on ``s3_server`` (instance cache cleared).
+- ``bucket`` (function): name of a fresh, empty bucket on ``s3_server``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+for _var in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+    os.environ.pop(_var, None)
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+
+@dataclass
+class _MotoS3:
+    endpoint_url: str
+    server: object = field(repr=False)
+
+    @property
+    def storage_options(self) -> dict:
+        return {
+            "key": "testing-key",
+            "secret": "testing-secret",
+            "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": "us-east-1"},
+        }
+
+    def reset(self) -> None:
+        import httpx
+
+        httpx.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield _MotoS3(endpoint_url=f"http://{host}:{port}", server=server)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3fs_fs(s3_server):
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(**s3_server.storage_options)
+    yield fs
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def bucket(s3_server):
+    import boto3
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    boto3.client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id="testing-key",
+        aws_secret_access_key="testing-secret",
+        region_name="us-east-1",
+    ).create_bucket(Bucket=name)
+    return name
