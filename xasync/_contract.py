@@ -95,3 +95,8 @@ CUSTOM_COLLECTION_PREFIXES = ("byoc-", "batch-", "zarr-")
 
 #: 429 ``Retry-After`` header unit: milliseconds.
 RETRY_AFTER_UNIT_SECONDS = 0.001
+
+#: Field of the request copy where the emulator records the cost once processing ends. The real
+#: service's field name is undocumented (spec section 14.1); the client reads it when present and
+#: never depends on it.
+REQUEST_COPY_COST_FIELD = "processingUnits"
