@@ -6,6 +6,14 @@ Fixture names and what they yield are part of the test suite's contract; keep th
   ``s3fs.S3FileSystem(**storage_options)``), ``reset()``.
 - ``s3fs_fs`` (function): a fresh ``s3fs.S3FileSystem`` on ``s3_server`` (instance cache cleared).
 - ``bucket`` (function): name of a fresh, empty bucket on ``s3_server``.
+- ``emulator`` (session): a started ``xasync.emulator.Emulator`` on 127.0.0.1 (its own counting
+  S3 server; ``processing_seconds=0.2``, ``concurrency_limit=4``, default tiled GeoTIFFs, no
+  faults). Read ``base_url``, ``token_url``, ``client_id``, ``client_secret``,
+  ``s3_endpoint_url``, ``storage_options`` from it. moto's buckets are process-wide, so buckets
+  made through ``s3_server`` are visible to the emulator and vice versa.
+- ``emu`` (function): the same instance after ``emulator.reset(restore_config=True)``: no
+  requests, zeroed ``stats``, the knobs above restored. Change knobs freely with
+  ``emu.configure(...)``; the next test gets the defaults back.
 """
 
 from __future__ import annotations
@@ -78,3 +86,21 @@ def bucket(s3_server):
         region_name="us-east-1",
     ).create_bucket(Bucket=name)
     return name
+
+
+EMULATOR_DEFAULTS = {"concurrency_limit": 4, "processing_seconds": 0.2}
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    from xasync.emulator import Emulator
+
+    with Emulator(**EMULATOR_DEFAULTS) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(emulator):
+    emulator.reset(restore_config=True)
+    yield emulator
+    emulator.reset(restore_config=True)

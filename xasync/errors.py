@@ -116,6 +116,14 @@ class ProcessingError(XasyncError):
         self.request_id = request_id
         self.row = row
 
+    def __reduce__(self) -> tuple:
+        # keyword-only arguments: rebuild from the parts, not from the formatted text
+        return (_rebuild_processing_error, (self.message, self.request_id, self.row))
+
+
+def _rebuild_processing_error(message: str, request_id: str | None, row: Any) -> ProcessingError:
+    return ProcessingError(message, request_id=request_id, row=row)
+
 
 #: Alias with the name of the design map.
 DeliveryError = ProcessingError

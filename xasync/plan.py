@@ -57,3 +57,58 @@ class ReadPlan:
 
     def __dask_tokenize__(self) -> tuple:
         return ("xasync.ReadPlan", self.token, self.row_url, self.mask_wkb is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (used in delivery manifests to re-attach later)."""
+        return {
+            "token": self.token,
+            "row_url": self.row_url,
+            "grid": {
+                "epsg": self.grid.epsg,
+                "bbox": list(self.grid.bbox),
+                "width": self.grid.width,
+                "height": self.grid.height,
+            },
+            "outputs": [
+                {
+                    "identifier": o.identifier,
+                    "bands": o.bands,
+                    "dtype": o.dtype,
+                    "nodata": o.nodata,
+                    "extension": o.extension,
+                }
+                for o in self.outputs
+            ],
+            "label": _jsonable(self.label),
+            "time_range": list(self.time_range) if self.time_range else None,
+            "mask_wkb": self.mask_wkb.hex() if self.mask_wkb is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReadPlan:
+        """Inverse of :meth:`to_dict`."""
+        g = d["grid"]
+        return cls(
+            token=d["token"],
+            row_url=d["row_url"],
+            grid=PixelGrid(
+                int(g["epsg"]), tuple(float(v) for v in g["bbox"]), g["width"], g["height"],
+            ),
+            outputs=tuple(OutputPlan(**o) for o in d["outputs"]),
+            label=d.get("label"),
+            time_range=tuple(d["time_range"]) if d.get("time_range") else None,
+            mask_wkb=bytes.fromhex(d["mask_wkb"]) if d.get("mask_wkb") else None,
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    """Row labels as JSON: numpy scalars become Python scalars, anything else its string."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    return str(value)

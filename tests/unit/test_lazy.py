@@ -1,0 +1,311 @@
+"""xasync.lazy: lazy Datasets built before delivery, computed from real GeoTIFFs on moto S3."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+
+import cloudpickle
+import dask
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from shapely.geometry import box
+
+from xasync import delivery
+from xasync import reader as rd
+from xasync._contract import ERROR_FILE, REQUEST_COPY_FILE
+from xasync.errors import DeliveryTimeout, ProcessingError, ValidationError
+from xasync.grid import PixelGrid
+from xasync.lazy import build_dataset, normalize_chunks
+from xasync.plan import OutputPlan, ReadPlan
+from xasync.reader import ReaderConfig
+
+GRID = PixelGrid(32633, (500_000.0, 4_997_000.0, 504_200.0, 5_000_000.0), 420, 300)
+OUTPUTS = (OutputPlan("rgb", 3, "uint16", nodata=0.0), OutputPlan("ndvi", 1, "float32"))
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    delivery.clear_registry()
+    rd.clear_cache()
+    yield
+    delivery.clear_registry()
+    rd.clear_cache()
+
+
+@pytest.fixture
+def config(s3_server):
+    return ReaderConfig(storage_options=s3_server.storage_options)
+
+
+def make_plan(bucket: str, *, label="row-0", outputs=OUTPUTS, mask_wkb=None, grid=GRID) -> ReadPlan:
+    token = uuid.uuid4().hex
+    return ReadPlan(
+        token=token,
+        row_url=f"s3://{bucket}/deliveries/{token[:16]}",
+        grid=grid,
+        outputs=outputs,
+        label=label,
+        time_range=("2024-06-01T00:00:00Z", "2024-06-30T23:59:59Z"),
+        mask_wkb=mask_wkb,
+    )
+
+
+def deliver(fs, tmp_path, plan: ReadPlan, request_id: str = "REQ-1", *, tiled=True) -> dict:
+    """Write the plan's outputs as the service would: ``<row_url>/<id>/<identifier>.tif``."""
+    rng = np.random.default_rng(7)
+    arrays = {}
+    for out in plan.outputs:
+        shape = (out.bands, plan.grid.height, plan.grid.width)
+        if np.dtype(out.dtype).kind == "f":
+            data = rng.random(shape).astype(out.dtype)
+        else:
+            data = rng.integers(0, 3000, size=shape).astype(out.dtype)
+        local = tmp_path / f"{uuid.uuid4().hex}.tif"
+        profile = {
+            "driver": "GTiff",
+            "width": plan.grid.width,
+            "height": plan.grid.height,
+            "count": out.bands,
+            "dtype": out.dtype,
+            "crs": f"EPSG:{plan.grid.epsg}",
+            "transform": plan.grid.transform,
+            "nodata": out.nodata,
+        }
+        if tiled:
+            profile.update(tiled=True, blockxsize=128, blockysize=128, compress="deflate")
+        with rasterio.open(local, "w", **profile) as dst:
+            dst.write(data)
+        fs.put_file(str(local), f"{plan.row_url}/{request_id}/{out.identifier}.tif")
+        arrays[out.identifier] = data
+    return arrays
+
+
+def test_built_before_delivery_then_computed_from_s3(s3fs_fs, tmp_path, bucket, config):
+    plan = make_plan(bucket)
+    ds = build_dataset(plan, reader=config, chunks=128, wait_timeout=60, poll_interval=0.1)
+
+    # Everything is known before any file exists.
+    assert ds["rgb"].dims == ("band", "y", "x")
+    assert ds["ndvi"].dims == ("y", "x")
+    assert ds["rgb"].dtype == np.uint16
+    assert ds["ndvi"].dtype == np.float32
+    assert ds["rgb"].shape == (3, 300, 420)
+    assert list(ds["band"].values) == [1, 2, 3]
+    assert ds.rio.crs.to_epsg() == 32633
+    assert ds["rgb"].rio.nodata == 0
+    assert ds["ndvi"].rio.nodata is None
+    assert ds["ndvi"].rio.crs.to_epsg() == 32633
+    assert "spatial_ref" in ds.coords
+    assert ds.rio.transform() == GRID.transform
+    assert ds["rgb"].data.chunks == ((3,), (128, 128, 44), (128, 128, 128, 36))
+    assert ds.attrs["token"] == plan.token
+    assert ds.attrs["row_url"] == plan.row_url
+    assert ds.attrs["label"] == "row-0"
+    assert (ds.attrs["time_from"], ds.attrs["time_to"]) == plan.time_range
+
+    # The request copy lands first; outputs follow while the await task is polling.
+    s3fs_fs.pipe_file(f"{plan.row_url}/REQ-1/{REQUEST_COPY_FILE}", b"{}")
+    arrays = {}
+    writer = threading.Timer(0.5, lambda: arrays.update(deliver(s3fs_fs, tmp_path, plan)))
+    writer.start()
+    try:
+        got = ds.compute(scheduler="threads")
+    finally:
+        writer.join()
+
+    key = f"{plan.row_url}/REQ-1/rgb.tif"
+    with rasterio.open(key, opener=s3fs_fs) as src:
+        direct = src.read()
+        transform = src.transform
+        cols = np.arange(src.width)
+        rows = np.arange(src.height)
+        xs, _ = rasterio.transform.xy(transform, np.zeros_like(cols), cols, offset="center")
+        _, ys = rasterio.transform.xy(transform, rows, np.zeros_like(rows), offset="center")
+    np.testing.assert_array_equal(got["rgb"].values, direct)
+    np.testing.assert_array_equal(got["ndvi"].values, arrays["ndvi"][0])
+    # Coordinates are the delivered file's pixel centres, exactly.
+    np.testing.assert_array_equal(ds["x"].values, xs)
+    np.testing.assert_array_equal(ds["y"].values, ys)
+    assert ds.rio.transform() == transform
+
+
+def test_striped_file_and_one_chunk(s3fs_fs, tmp_path, bucket, config):
+    plan = make_plan(bucket, outputs=(OutputPlan("default", 2, "int16"),))
+    arrays = deliver(s3fs_fs, tmp_path, plan, tiled=False)
+    ds = build_dataset(plan, reader=config, wait_timeout=10, poll_interval=0.1)
+    assert ds["default"].data.numblocks == (1, 1, 1)  # default 2048 px chunks
+    np.testing.assert_array_equal(ds["default"].values, arrays["default"])
+
+
+def test_mask_gives_nan_outside_the_geometry(s3fs_fs, tmp_path, bucket, config):
+    minx, miny, maxx, maxy = GRID.bbox
+    geom = box(minx, miny, minx + (maxx - minx) / 2, maxy)  # west half
+    plan = make_plan(bucket, mask_wkb=shapely.to_wkb(geom))
+    arrays = deliver(s3fs_fs, tmp_path, plan)
+    ds = build_dataset(plan, reader=config, chunks=(100, 150), wait_timeout=10, poll_interval=0.1)
+    assert ds["rgb"].dtype == np.float32
+    assert np.isnan(ds["rgb"].rio.nodata)
+    rgb = ds["rgb"].values
+    west, east = rgb[:, :, :210], rgb[:, :, 210:]
+    assert np.isnan(east).all()
+    expected = arrays["rgb"][:, :, :210].astype("float32")
+    expected[expected == 0] = np.nan  # nodata becomes NaN as well
+    np.testing.assert_array_equal(west, expected)
+    ndvi = ds["ndvi"].values
+    assert np.isnan(ndvi[:, 210:]).all()
+    np.testing.assert_array_equal(ndvi[:, :210], arrays["ndvi"][0, :, :210])
+
+
+def test_error_json_raises_processing_error_and_other_rows_compute(
+    s3fs_fs, tmp_path, bucket, config
+):
+    bad = make_plan(bucket, label=3)
+    good = make_plan(bucket, label=4)
+    s3fs_fs.pipe_file(f"{bad.row_url}/REQ-9/{ERROR_FILE}", b'{"message": "Evalscript failed"}')
+    arrays = deliver(s3fs_fs, tmp_path, good)
+    ds_bad = build_dataset(bad, reader=config, wait_timeout=10, poll_interval=0.1)
+    ds_good = build_dataset(good, reader=config, wait_timeout=10, poll_interval=0.1)
+    with pytest.raises(ProcessingError, match="Evalscript failed") as info:
+        ds_bad.compute()
+    assert info.value.request_id == "REQ-9"
+    assert info.value.row == 3
+    assert info.value.message == "Evalscript failed"
+    np.testing.assert_array_equal(ds_good["rgb"].values, arrays["rgb"])
+
+
+def test_nothing_delivered_times_out(bucket, config):
+    plan = make_plan(bucket)
+    ds = build_dataset(plan, reader=config, wait_timeout=0.6, poll_interval=0.1)
+    start = time.monotonic()
+    with pytest.raises(DeliveryTimeout, match="within 0.6 s"):
+        ds["ndvi"].values  # noqa: B018
+    assert time.monotonic() - start < 10
+
+
+def test_registry_outcome_skips_s3_listing(s3fs_fs, tmp_path, bucket, config):
+    plan = make_plan(bucket)
+    arrays = deliver(s3fs_fs, tmp_path, plan, request_id="REQ-7")
+    outputs = {o.identifier: f"{plan.row_url}/REQ-7/{o.identifier}.tif" for o in plan.outputs}
+    delivery.mark_delivered(plan.token, delivery.RowDelivery("done", ("REQ-7",), "REQ-7", outputs))
+    fs = rd.filesystem_for(plan.row_url, config)  # the instance tasks use in this thread
+    calls = []
+    fs.s3.meta.events.register("before-call.s3", lambda event_name, **_: calls.append(event_name))
+    ds = build_dataset(plan, reader=config, wait_timeout=5, poll_interval=0.1)
+    np.testing.assert_array_equal(ds["rgb"].compute(scheduler="sync").values, arrays["rgb"])
+    assert not [c for c in calls if c.endswith("ListObjectsV2")]
+    # A failure recorded in-process raises without S3 either.
+    failed = make_plan(bucket)
+    delivery.mark_delivered(failed.token, delivery.RowDelivery("failed", ("R",), "R", error="boom"))
+    with pytest.raises(ProcessingError, match="boom"):
+        build_dataset(failed, reader=config, wait_timeout=5).compute(scheduler="sync")
+
+
+def test_building_1000_datasets_touches_no_network(bucket, config, monkeypatch):
+    connects = []
+
+    def refuse(self, address, *args, **kwargs):
+        connects.append(address)
+        raise OSError("network used while building")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    plans = [make_plan(bucket, label=i) for i in range(1000)]
+    start = time.perf_counter()
+    datasets = [build_dataset(p, reader=config) for p in plans]
+    elapsed = time.perf_counter() - start
+    assert connects == []
+    assert len({ds.attrs["token"] for ds in datasets}) == 1000
+    rate = 1000 / elapsed
+    print(f"build_dataset: {rate:.0f} rows/s")
+    assert rate > 50, rate
+
+
+def test_graph_pickles_without_secrets(bucket, s3_server):
+    plan = make_plan(bucket)
+    ds = build_dataset(plan, reader=ReaderConfig())
+    graph = dict(ds.__dask_graph__())
+    blob = cloudpickle.dumps(graph)
+    assert cloudpickle.loads(blob).keys() == graph.keys()
+    for secret in ("testing-secret", "testing-key"):
+        assert secret.encode() not in blob
+        assert secret not in repr(ds.attrs)
+    # Documented exception: options the user passes on purpose travel to the workers.
+    with_opts = build_dataset(plan, reader=ReaderConfig(storage_options=s3_server.storage_options))
+    blob = cloudpickle.dumps(dict(with_opts.__dask_graph__()))
+    assert b"testing-secret" in blob
+    assert "testing-secret" not in repr(with_opts.attrs)
+    assert not any("testing-secret" in str(k) for k in with_opts.__dask_graph__())
+
+
+def test_keys_are_deterministic_and_named(bucket, config, s3_server):
+    plan = make_plan(bucket)
+    a = build_dataset(plan, reader=config, chunks=64)
+    b = build_dataset(
+        plan, reader=ReaderConfig(storage_options=s3_server.storage_options), chunks=64
+    )
+    assert set(a.__dask_graph__()) == set(b.__dask_graph__())
+    other = build_dataset(plan, reader=ReaderConfig(block_size=1 << 20), chunks=64)
+    assert not set(a.__dask_graph__()) & set(other.__dask_graph__())
+    awaits = [k for k in a.__dask_graph__() if str(k).startswith("await-delivery-")]
+    assert len(awaits) == 1  # one per row, shared by both variables
+    assert dask.base.tokenize(a) == dask.base.tokenize(b)
+
+
+def test_chunk_specs_and_validation(bucket, config):
+    assert normalize_chunks(None) == (2048, 2048)
+    assert normalize_chunks(512) == (512, 512)
+    assert normalize_chunks((256, 1024)) == (256, 1024)
+    assert normalize_chunks({"y": 100}) == (100, 2048)
+    assert normalize_chunks({"x": -1, "y": 10}) == (10, 2048)
+    for bad in (0, -5, 1.5, (1, 2, 3), {"z": 4}, "big", True):
+        with pytest.raises(ValidationError):
+            normalize_chunks(bad)
+    plan = make_plan(bucket)
+    with pytest.raises(ValidationError):
+        build_dataset(plan, reader=config, wait_timeout=0)
+    with pytest.raises(ValidationError):
+        build_dataset(make_plan(bucket, outputs=()), reader=config)
+    dup = (OutputPlan("a", 1, "uint8"), OutputPlan("a", 2, "uint8"))
+    with pytest.raises(ValidationError):
+        build_dataset(make_plan(bucket, outputs=dup), reader=config)
+
+
+def test_multiband_outputs_with_different_band_counts(bucket, config):
+    outs = (OutputPlan("rgb", 3, "uint8"), OutputPlan("bands", 4, "uint16"))
+    ds = build_dataset(make_plan(bucket, outputs=outs), reader=config)
+    assert ds["rgb"].dims == ("rgb_band", "y", "x")
+    assert ds["bands"].dims == ("bands_band", "y", "x")
+    assert list(ds["bands_band"].values) == [1, 2, 3, 4]
+
+
+def test_unreachable_s3_is_retried_then_raised(bucket, monkeypatch, caplog):
+    import botocore.exceptions
+
+    from xasync import lazy
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there any more
+    reader = ReaderConfig(
+        storage_options={
+            "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"},
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+            "anon": True,
+        }
+    )
+    monkeypatch.setattr(lazy, "MAX_PROBE_FAILURES", 2)
+    ds = build_dataset(make_plan(bucket), reader=reader, wait_timeout=60, poll_interval=0.05)
+    start = time.monotonic()
+    with (
+        caplog.at_level("WARNING", logger="xasync.lazy"),
+        pytest.raises(botocore.exceptions.EndpointConnectionError),
+    ):
+        ds["ndvi"].compute(scheduler="sync")
+    assert time.monotonic() - start < 30
+    assert [r.getMessage().endswith("retrying") for r in caplog.records] == [True]

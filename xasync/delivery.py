@@ -1,0 +1,463 @@
+"""The S3 delivery layout: what the service wrote under a row's prefix, and call manifests.
+
+Layout of one row (the client sends ``delivery.s3.url = <row_url>``)::
+
+    <row_url>/<REQUEST_ID>/<identifier>.tif     one per raster response, on success
+    <row_url>/<REQUEST_ID>/error.json           {"message": ...} on failure
+    <row_url>/<REQUEST_ID>/request.json         the request copy (name undocumented; the
+                                                emulator's choice), cost added when done
+
+A row prefix may hold several request-id folders (a failed attempt, then a new one). A folder
+holding ALL expected outputs wins (the newest such folder if several); completion never depends
+on the request copy, whose cost field is only read when the file is found.
+
+Manifests: one JSON object per ``process`` call at ``<delivery_root>/_xasync/<call_token>.json``
+so that a later session can re-attach to earlier results (``xasync.open_delivery``). Schema,
+``"version": 1``::
+
+    {
+      "version": 1,
+      "call_token": "<str>",
+      "created": "<RFC 3339 UTC timestamp>",
+      "rows": [                       # one object per GeoDataFrame row, in row order
+        {
+          "position": <int>,          # the row position
+          "plan": {...},              # xasync.plan.ReadPlan.to_dict(): token, row_url, grid,
+                                      #   outputs, label, time_range, mask_wkb (hex) or null
+          "body": {...},              # canonical request body WITHOUT secrets
+          ...                         # further keys the writer adds are kept as they are
+        }
+      ]
+    }
+
+The process-local registry (:func:`mark_delivered`, :func:`lookup`) lets the submitter in this
+process record outcomes so that local computes skip S3 polling. It lives in module globals and is
+never pickled: on a dask worker it is simply empty and the worker asks S3.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import posixpath
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from xasync._contract import ERROR_FILE, REQUEST_COPY_COST_FIELD, REQUEST_COPY_FILE
+from xasync.errors import ValidationError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MANIFEST_DIR",
+    "MANIFEST_VERSION",
+    "RowDelivery",
+    "clear_registry",
+    "lookup",
+    "mark_delivered",
+    "probe_row",
+    "probe_rows",
+    "read_manifests",
+    "write_manifest",
+]
+
+State = Literal["none", "pending", "done", "failed"]
+
+#: Folder under the delivery root that holds the call manifests.
+MANIFEST_DIR = "_xasync"
+#: Version of the manifest schema written by :func:`write_manifest`.
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RowDelivery:
+    """What S3 holds for one row prefix.
+
+    Attributes
+    ----------
+    state : {"none", "pending", "done", "failed"}
+        ``none``: nothing under the prefix; ``pending``: a request folder exists without all
+        outputs nor error.json; ``done``: a folder has every expected output; ``failed``: the
+        newest folder holds ``error.json`` and no folder is complete.
+    request_ids : tuple of str
+        Every request-id folder found, sorted.
+    request_id : str or None
+        The folder the state refers to.
+    outputs : dict
+        ``{identifier: url}`` of the chosen folder when done, else empty.
+    error : str or None
+        The ``message`` of ``error.json`` when failed.
+    cost : float or None
+        Processing units from the request copy, when found.
+
+    """
+
+    state: State
+    request_ids: tuple[str, ...] = ()
+    request_id: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict, hash=False)
+    error: str | None = None
+    cost: float | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """True when done or failed."""
+        return self.state in ("done", "failed")
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _split_url(url: str) -> tuple[str, str]:
+    """``"s3://b/p/"`` -> ``("s3", "b/p")``; a URL without protocol gets ``""``."""
+    if "://" in url:
+        protocol, path = url.split("://", 1)
+    else:
+        protocol, path = "", url
+    return protocol, path.strip("/")
+
+
+def _join_url(protocol: str, path: str) -> str:
+    return f"{protocol}://{path}" if protocol else path
+
+
+def _output_name(identifier: str, extension: str) -> str:
+    return f"{identifier}.{extension}"
+
+
+# --------------------------------------------------------------------------- probing
+
+
+@dataclass
+class _Folder:
+    names: set[str] = field(default_factory=set)
+    newest: float = 0.0
+
+
+def _mtime(info: Mapping[str, Any]) -> float:
+    value = info.get("LastModified") or info.get("mtime") or info.get("last_modified")
+    if isinstance(value, _dt.datetime):
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    return 0.0
+
+
+def _normalise_rows(
+    rows: Mapping[str, Iterable[str]] | Iterable[tuple[str, Iterable[str]]],
+) -> list[tuple[str, tuple[str, ...]]]:
+    items = rows.items() if isinstance(rows, Mapping) else rows
+    out = []
+    for row_url, identifiers in items:
+        if isinstance(identifiers, str):
+            identifiers = (identifiers,)
+        ids = tuple(identifiers)
+        if not isinstance(row_url, str) or not row_url.strip("/"):
+            raise ValidationError(f"row url must be a non-empty string, got {row_url!r}")
+        if not ids:
+            raise ValidationError(f"no output identifiers given for row {row_url!r}")
+        out.append((row_url, ids))
+    return out
+
+
+def _invalidate(fs: Any, root: str) -> None:
+    """Forget cached listings of ``root``, its parents AND its children (s3fs keeps children)."""
+    fs.invalidate_cache(root)
+    cache = getattr(fs, "dircache", None)
+    if cache is not None:
+        for path in [p for p in list(cache) if p.startswith(root.rstrip("/") + "/")]:
+            cache.pop(path, None)
+
+
+def _list_root(fs: Any, root: str) -> dict[str, dict[str, Any]]:
+    """One recursive listing of ``root`` (paths without protocol) -> ``{path: info}``."""
+    _invalidate(fs, root)
+    try:
+        found = fs.find(root, detail=True)
+    except FileNotFoundError:
+        return {}
+    logger.debug("listed %s: %d objects", root, len(found))
+    return found
+
+
+def _classify(
+    row_path: str,
+    identifiers: tuple[str, ...],
+    listing: Mapping[str, Mapping[str, Any]],
+    extension: str,
+) -> tuple[State, tuple[str, ...], str | None, dict[str, str]]:
+    """State, request ids, chosen id and ``{identifier: path}`` of one row from a listing."""
+    folders: dict[str, _Folder] = {}
+    prefix = row_path + "/"
+    for path, info in listing.items():
+        if not path.startswith(prefix):
+            continue
+        parts = path[len(prefix) :].split("/")
+        if len(parts) < 2 or not parts[0] or info.get("type", "file") != "file":
+            continue  # a stray file at the row's top level: not a request folder
+        folder = folders.setdefault(parts[0], _Folder())
+        if len(parts) == 2:  # deeper files mark the folder but are never outputs
+            folder.names.add(parts[1])
+        folder.newest = max(folder.newest, _mtime(info))
+    request_ids = tuple(sorted(folders))
+    if not folders:
+        return "none", (), None, {}
+    wanted = {i: _output_name(i, extension) for i in identifiers}
+    complete = [
+        rid for rid, f in folders.items() if all(name in f.names for name in wanted.values())
+    ]
+    if complete:
+        rid = max(complete, key=lambda r: (folders[r].newest, r))
+        return "done", request_ids, rid, {i: f"{prefix}{rid}/{n}" for i, n in wanted.items()}
+    newest = max(folders, key=lambda r: (folders[r].newest, r))
+    if ERROR_FILE in folders[newest].names:
+        return "failed", request_ids, newest, {}
+    return "pending", request_ids, newest, {}
+
+
+def _error_message(raw: bytes | Exception) -> str:
+    if isinstance(raw, Exception):
+        return f"error.json could not be read: {type(raw).__name__}"
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text.strip() or "error.json is empty"
+    if isinstance(doc, dict):
+        msg = doc.get("message")
+        if msg is None and isinstance(doc.get("error"), dict):
+            msg = doc["error"].get("message")
+        if msg is not None:
+            return str(msg)
+    return text.strip()
+
+
+def _cost(raw: bytes | Exception) -> float | None:
+    if isinstance(raw, Exception):
+        return None
+    try:
+        doc = json.loads(raw)
+        value = doc.get(REQUEST_COPY_COST_FIELD) if isinstance(doc, dict) else None
+        return float(value) if value is not None else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _common_root(paths: Sequence[str]) -> str:
+    if len(paths) == 1:
+        return paths[0]
+    return posixpath.commonpath(paths)
+
+
+def probe_rows(
+    fs: Any,
+    row_urls_with_identifiers: Mapping[str, Iterable[str]] | Iterable[tuple[str, Iterable[str]]],
+    *,
+    read_cost: bool = True,
+    extension: str = "tif",
+) -> dict[str, RowDelivery]:
+    """Probe many row prefixes with one recursive listing per bucket.
+
+    Parameters
+    ----------
+    fs : fsspec.AbstractFileSystem
+        The filesystem of the delivery (an ``s3fs.S3FileSystem``); its listing cache is
+        invalidated first so a stale listing cannot hide a delivery.
+    row_urls_with_identifiers : mapping or iterable of pairs
+        ``{row_url: identifiers}``: the expected raster identifiers of each row.
+    read_cost : bool, default True
+        Also read the request copy of done rows for their cost (one batched ``cat``).
+    extension : str, default "tif"
+        File extension of the outputs.
+
+    Returns
+    -------
+    dict
+        ``{row_url: RowDelivery}`` with the row URLs as given.
+
+    Notes
+    -----
+    Rows are grouped by bucket; each group is listed once from its common root (``fs.find``,
+    which s3fs paginates). Then ``error.json`` of failed rows and the request copies of done rows
+    are fetched in one concurrent ``fs.cat`` call.
+
+    """
+    rows = _normalise_rows(row_urls_with_identifiers)
+    if not rows:
+        return {}
+    groups: dict[tuple[str, str], list[tuple[str, str, tuple[str, ...]]]] = {}
+    for row_url, ids in rows:
+        protocol, path = _split_url(row_url)
+        bucket = path.split("/", 1)[0]
+        groups.setdefault((protocol, bucket), []).append((row_url, path, ids))
+
+    classified: dict[str, tuple[str, State, tuple[str, ...], str | None, dict[str, str]]] = {}
+    for (protocol, _bucket), members in groups.items():
+        listing = _list_root(fs, _common_root([p for _, p, _ in members]))
+        for row_url, path, ids in members:
+            state, rids, rid, outs = _classify(path, ids, listing, extension)
+            urls = {i: _join_url(protocol, p) for i, p in outs.items()}
+            classified[row_url] = (path, state, rids, rid, urls)
+
+    # Second round: error bodies and costs, one batched request.
+    to_read: dict[str, tuple[str, str]] = {}
+    for row_url, (path, state, _rids, rid, _urls) in classified.items():
+        if state == "failed":
+            to_read[f"{path}/{rid}/{ERROR_FILE}"] = (row_url, "error")
+        elif state == "done" and read_cost:
+            to_read[f"{path}/{rid}/{REQUEST_COPY_FILE}"] = (row_url, "cost")
+    bodies: dict[str, bytes | Exception] = {}
+    if to_read:
+        got = fs.cat(list(to_read), on_error="return")
+        if not isinstance(got, dict):  # a single path returns bytes
+            got = {next(iter(to_read)): got}
+        bodies = {fs._strip_protocol(k): v for k, v in got.items()}
+
+    result: dict[str, RowDelivery] = {}
+    for row_url, (path, state, rids, rid, urls) in classified.items():
+        error = cost = None
+        if state == "failed":
+            error = _error_message(bodies.get(f"{path}/{rid}/{ERROR_FILE}", b""))
+        elif state == "done" and read_cost:
+            raw = bodies.get(f"{path}/{rid}/{REQUEST_COPY_FILE}")
+            cost = _cost(raw) if raw is not None else None
+        result[row_url] = RowDelivery(
+            state=state,
+            request_ids=rids,
+            request_id=rid,
+            outputs=urls,
+            error=error,
+            cost=cost,
+        )
+    return result
+
+
+def probe_row(
+    fs: Any,
+    row_url: str,
+    identifiers: Iterable[str],
+    *,
+    read_cost: bool = True,
+    extension: str = "tif",
+) -> RowDelivery:
+    """Probe one row prefix (one listing of that prefix); see :func:`probe_rows`."""
+    return probe_rows(fs, [(row_url, identifiers)], read_cost=read_cost, extension=extension)[
+        row_url
+    ]
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def _manifest_dir(delivery_root: str) -> str:
+    protocol, path = _split_url(delivery_root)
+    if not path:
+        raise ValidationError(f"delivery root must name a bucket, got {delivery_root!r}")
+    return _join_url(protocol, f"{path}/{MANIFEST_DIR}")
+
+
+def write_manifest(fs: Any, delivery_root: str, call_token: str, rows: list[dict[str, Any]]) -> str:
+    """Write the manifest of one ``process`` call; see the module docstring for its schema.
+
+    Parameters
+    ----------
+    fs : fsspec.AbstractFileSystem
+        Filesystem of the delivery bucket.
+    delivery_root : str
+        ``s3://bucket/prefix`` as passed to ``process``.
+    call_token : str
+        Deterministic id of the call (file name of the manifest).
+    rows : list of dict
+        One JSON-able object per row: ``{"position", "plan": ReadPlan.to_dict(), "body"}``
+        (the body without secrets); a flat row with ``token`` and ``row_url`` is accepted too.
+
+    Returns
+    -------
+    str
+        The manifest's URL.
+
+    """
+    if not call_token or "/" in call_token:
+        raise ValidationError(f"call_token must be a non-empty name without '/': {call_token!r}")
+    for i, row in enumerate(rows):
+        plan = row.get("plan") if isinstance(row, dict) else None
+        ids = plan if isinstance(plan, dict) else row
+        if not isinstance(ids, dict) or "token" not in ids or "row_url" not in ids:
+            raise ValidationError(
+                f"manifest row {i} needs 'token' and 'row_url' (at its top level or in 'plan')"
+            )
+    doc = {
+        "version": MANIFEST_VERSION,
+        "call_token": call_token,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "rows": rows,
+    }
+    try:
+        payload = json.dumps(doc, sort_keys=True, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"manifest rows are not JSON-able: {exc}") from exc
+    url = f"{_manifest_dir(delivery_root)}/{call_token}.json"
+    fs.pipe_file(url, payload)
+    logger.info("wrote manifest %s (%d rows)", url, len(rows))
+    return url
+
+
+def read_manifests(fs: Any, delivery_root: str) -> list[dict[str, Any]]:
+    """All call manifests under ``delivery_root``, oldest first.
+
+    Files that are not valid version-1 manifests are skipped with a warning in the log.
+    """
+    mdir = _manifest_dir(delivery_root)
+    _invalidate(fs, fs._strip_protocol(mdir))
+    try:
+        names = [p for p in fs.ls(mdir, detail=False) if p.endswith(".json")]
+    except FileNotFoundError:
+        return []
+    if not names:
+        return []
+    got = fs.cat(names, on_error="return")
+    if not isinstance(got, dict):
+        got = {names[0]: got}
+    out = []
+    for name, raw in sorted(got.items()):
+        if isinstance(raw, Exception):
+            logger.warning("manifest %s could not be read: %s", name, type(raw).__name__)
+            continue
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            logger.warning("manifest %s is not JSON; skipped", name)
+            continue
+        if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
+            logger.warning("manifest %s has an unknown version; skipped", name)
+            continue
+        out.append(doc)
+    out.sort(key=lambda d: (str(d.get("created", "")), str(d.get("call_token", ""))))
+    return out
+
+
+# --------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, RowDelivery] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def mark_delivered(token: str, delivery: RowDelivery) -> None:
+    """Record the outcome of the row ``token`` for this process (used by the submitter)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY[token] = delivery
+
+
+def lookup(token: str) -> RowDelivery | None:
+    """The outcome recorded in this process for ``token``, or None."""
+    with _REGISTRY_LOCK:
+        return _REGISTRY.get(token)
+
+
+def clear_registry() -> None:
+    """Forget every recorded outcome (tests, long sessions)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY.clear()

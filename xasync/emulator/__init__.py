@@ -1,0 +1,295 @@
+"""A local emulator of the Sentinel Hub Asynchronous Processing API, on a real S3 server.
+
+>>> from xasync.emulator import Emulator, Faults
+>>> with Emulator(concurrency_limit=2, processing_seconds=0.5) as emu:   # doctest: +SKIP
+...     emu.create_bucket("demo")
+...     emu.base_url, emu.token_url, emu.client_id, emu.s3_endpoint_url
+
+Everything binds 127.0.0.1 with a free port. The emulator follows the public contract
+(``shared/spec/async-api.md``) and imports nothing from ``xasync`` but ``xasync._contract``.
+See ``docs/emulator.md`` for the synthetic scene formula and the knobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from typing import Any
+
+from .faults import Faults
+from .runtime import Runtime, Settings
+from .s3 import S3Server
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Emulator", "Faults", "S3Server"]
+
+_UNSET: Any = object()
+
+
+class Emulator:
+    """The Async API emulator: an S3 server plus the API, both on 127.0.0.1.
+
+    Parameters
+    ----------
+    concurrency_limit
+        Requests that may run at once per account (client id); more answer 429.
+    processing_seconds
+        How long each request stays RUNNING before its outputs are computed.
+    token_lifetime
+        Lifetime of issued access tokens, seconds.
+    tiff_layout
+        ``"tiled"`` (512 x 512 tiles, DEFLATE) or ``"striped"`` (plain strips, uncompressed).
+    faults
+        Fault-injection knobs (:class:`Faults`); all off by default.
+    client_id, client_secret
+        OAuth2 client credentials accepted by the token endpoint; generated when not given.
+    port
+        API port (0: a free one).
+    s3
+        An already started :class:`S3Server` to deliver into; by default the emulator starts
+        (and stops) its own.
+
+    """
+
+    def __init__(
+        self,
+        concurrency_limit: int = 2,
+        processing_seconds: float = 0.5,
+        *,
+        token_lifetime: float = 3600.0,
+        tiff_layout: str = "tiled",
+        faults: Faults | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        port: int = 0,
+        s3: S3Server | None = None,
+    ) -> None:
+        self._defaults = Settings(
+            concurrency_limit=concurrency_limit,
+            processing_seconds=float(processing_seconds),
+            token_lifetime=float(token_lifetime),
+            tiff_layout=tiff_layout,
+            faults=faults or Faults(),
+        )
+        self.client_id = client_id or f"emu-{secrets.token_hex(6)}"
+        self._client_secret = client_secret or secrets.token_urlsafe(24)
+        self._port = port
+        self._own_s3 = s3 is None
+        self._s3 = s3
+        self._runtime: Runtime | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Emulator:
+        """Start S3 (unless given) and the API in daemon threads; returns ``self``."""
+        if self._server is not None:
+            return self
+        from werkzeug.serving import make_server
+
+        from .app import create_app
+
+        if self._s3 is None:
+            self._s3 = S3Server()
+        self._s3.start()
+        self._runtime = Runtime(
+            self._defaults,
+            {self.client_id: self._client_secret},
+            self._s3.endpoint_url,
+        )
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = make_server(
+            "127.0.0.1",
+            self._port,
+            create_app(self._runtime),
+            threaded=True,
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name="xasync-emulator-api",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.info("Async API emulator listening on %s", self.base_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop the API, the workers and (if owned) the S3 server; release the ports."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._runtime is not None:
+            self._runtime.shutdown()
+        if self._own_s3 and self._s3 is not None:
+            self._s3.stop()
+            self._s3 = None
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._server is not None else "stopped"
+        return f"Emulator({where}, client_id={self.client_id!r})"
+
+    # -- endpoints and credentials -----------------------------------------------------------
+    def _rt(self) -> Runtime:
+        if self._runtime is None or self._server is None:
+            raise RuntimeError("Emulator is not started (use start() or a with block)")
+        return self._runtime
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT``; the Async API is under both contract paths."""
+        self._rt()
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def token_url(self) -> str:
+        """The Keycloak-style token endpoint (``/oauth/token`` is served too)."""
+        return f"{self.base_url}/auth/realms/main/protocol/openid-connect/token"
+
+    @property
+    def client_secret(self) -> str:
+        """The OAuth2 client secret (never in repr or logs)."""
+        return self._client_secret
+
+    @property
+    def s3(self) -> S3Server:
+        """The S3 server outputs are delivered to."""
+        self._rt()
+        assert self._s3 is not None
+        return self._s3
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the S3 server."""
+        return self.s3.endpoint_url
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``s3fs.S3FileSystem(**storage_options)``."""
+        return self.s3.storage_options
+
+    def add_client(
+        self, client_id: str | None = None, client_secret: str | None = None
+    ) -> tuple[str, str]:
+        """Accept another OAuth2 client: an account with its own concurrency limit.
+
+        Returns
+        -------
+        tuple of str
+            ``(client_id, client_secret)``, generated where not given.
+        """
+        client_id = client_id or f"emu-{secrets.token_hex(6)}"
+        client_secret = client_secret or secrets.token_urlsafe(24)
+        self._rt().add_client(client_id, client_secret)
+        return client_id, client_secret
+
+    def create_bucket(self, name: str) -> str:
+        """Create bucket ``name`` on the S3 server; return ``s3://name``."""
+        return self.s3.create_bucket(name)
+
+    # -- knobs, counters ---------------------------------------------------------------------
+    @property
+    def concurrency_limit(self) -> int:
+        """Current per-account concurrency limit."""
+        return self._settings().concurrency_limit
+
+    @property
+    def processing_seconds(self) -> float:
+        """Current RUNNING time of a request."""
+        return self._settings().processing_seconds
+
+    @property
+    def token_lifetime(self) -> float:
+        """Current token lifetime, seconds."""
+        return self._settings().token_lifetime
+
+    @property
+    def tiff_layout(self) -> str:
+        """Current GeoTIFF layout."""
+        return self._settings().tiff_layout
+
+    @property
+    def faults(self) -> Faults:
+        """Current fault knobs."""
+        return self._settings().faults
+
+    def _settings(self) -> Settings:
+        return self._runtime.settings if self._runtime is not None else self._defaults
+
+    def configure(
+        self,
+        *,
+        concurrency_limit: int = _UNSET,
+        processing_seconds: float = _UNSET,
+        token_lifetime: float = _UNSET,
+        tiff_layout: str = _UNSET,
+        faults: Faults = _UNSET,
+    ) -> None:
+        """Change knobs at run time; they apply to calls and requests from now on."""
+        changes = {
+            k: v
+            for k, v in {
+                "concurrency_limit": concurrency_limit,
+                "processing_seconds": processing_seconds,
+                "token_lifetime": token_lifetime,
+                "tiff_layout": tiff_layout,
+                "faults": faults,
+            }.items()
+            if v is not _UNSET
+        }
+        if self._runtime is None:
+            from dataclasses import replace
+
+            self._defaults = replace(self._defaults, **changes)
+        else:
+            self._runtime.configure(**changes)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the counters; ``stats["s3"]`` holds the S3 server's."""
+        out = self._rt().registry.snapshot()
+        out["s3"] = self.s3.stats
+        out["s3_bytes_sent"] = out["s3"]["bytes_sent"]  # flat alias (docs/dev/interfaces.md)
+        return out
+
+    def reset(self, wipe_s3: bool = False, restore_config: bool = False) -> None:
+        """Forget all requests (running ones are abandoned silently) and zero the counters.
+
+        Parameters
+        ----------
+        wipe_s3
+            Also delete every bucket. moto's state is process-wide: this wipes every moto
+            server of the process.
+        restore_config
+            Also restore the knobs given to the constructor.
+
+        """
+        rt = self._rt()
+        rt.registry.reset()
+        if restore_config:
+            rt.configure(
+                **{
+                    f: getattr(self._defaults, f)
+                    for f in (
+                        "concurrency_limit",
+                        "processing_seconds",
+                        "token_lifetime",
+                        "tiff_layout",
+                        "faults",
+                    )
+                },
+            )
+        self.s3.reset(wipe=wipe_s3)

@@ -1,0 +1,278 @@
+"""The HTTP face of the emulator: OAuth2 token, Async create and status (both path styles)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import socket
+import time
+import uuid
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.exceptions import BotoCoreError, ClientError
+from flask import Flask, Response, request
+from werkzeug.exceptions import BadRequest
+
+from xasync import _contract as C
+
+from . import faults as F
+from .process import Job, write_request_copy
+from .runtime import Runtime
+from .state import RequestRecord
+from .validate import BadPayload, ParsedRequest, parse_body, redact
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATHS = ("/auth/realms/<realm>/protocol/openid-connect/token", "/oauth/token")
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+def _json(payload: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(
+        json.dumps(payload),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
+
+
+def error_body(status: int, message: str, code: str) -> dict:
+    """The service's RestErrorWrapper body."""
+    return {
+        "error": {
+            "status": status,
+            "reason": _REASONS.get(status, "Error"),
+            "message": message,
+            "code": code,
+        },
+    }
+
+
+def _error(status: int, message: str, code: str, headers: dict | None = None) -> Response:
+    return _json(error_body(status, message, code), status, headers)
+
+
+class _Dropped(Exception):
+    """Raised after the TCP connection was closed on purpose (no HTTP response follows)."""
+
+
+def _drop_connection() -> None:
+    sock = request.environ.get("werkzeug.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+    raise _Dropped
+
+
+def create_app(rt: Runtime) -> Flask:
+    """The Flask app serving ``rt``."""
+    app = Flask("xasync.emulator")
+    reg = rt.registry
+
+    def fault(endpoint: str) -> tuple[str, Response | None]:
+        decision = rt.decider.call(endpoint)
+        if decision == F.RATE_LIMIT:
+            reg.count("rate_limited")
+            ms = str(rt.settings.faults.retry_after_ms)
+            return decision, _error(
+                429,
+                "You have exceeded your rate limit",
+                "RATE_LIMIT_EXCEEDED",
+                {"Retry-After": ms},
+            )
+        if decision == F.SERVER_ERROR:
+            reg.count("server_errors")
+            status = rt.decider.server_status()
+            return decision, _error(status, "Injected server error", "COMMON_EXCEPTION")
+        if decision == F.DROP_BEFORE:
+            reg.count("dropped")
+            _drop_connection()
+        return decision, None
+
+    def account() -> tuple[str | None, Response | None]:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            reg.count("unauthorized")
+            return None, _error(401, "Missing bearer token", "COMMON_UNAUTHORIZED")
+        subject, reason = rt.issuer.verify(header[7:].strip())
+        if subject is None:
+            reg.count("unauthorized")
+            return None, _error(401, f"Unauthorized: {reason}", "COMMON_UNAUTHORIZED")
+        return subject, None
+
+    @app.errorhandler(_Dropped)
+    def _dropped(_exc: _Dropped) -> Response:
+        return Response(b"", status=500)  # goes nowhere: the socket is already shut down
+
+    def token(realm: str | None = None) -> Response:
+        reg.count("token_calls")
+        _, answer = fault("token")
+        if answer is not None:
+            return answer
+        form = request.form
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            try:
+                user, _, pwd = base64.b64decode(auth[6:]).decode("utf-8").partition(":")
+                client_id, secret = unquote(user), unquote(pwd)
+            except (ValueError, UnicodeDecodeError):
+                pass
+        if form.get("grant_type") != "client_credentials":
+            return _json(
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant_type must be client_credentials",
+                },
+                400,
+            )
+        if not rt.check_client(client_id, secret):
+            return _json(
+                {
+                    "error": "invalid_client",
+                    "error_description": "Invalid client or Invalid client credentials",
+                },
+                401,
+            )
+        lifetime = rt.settings.token_lifetime
+        reg.count("tokens_issued")
+        return _json(
+            {
+                "access_token": rt.issuer.issue(client_id, lifetime),
+                "token_type": "Bearer",
+                "expires_in": int(lifetime),
+                "refresh_expires_in": 0,
+                "not-before-policy": 0,
+                "scope": "",
+            },
+        )
+
+    for i, path in enumerate(TOKEN_PATHS):
+        app.add_url_rule(path, f"token{i}", token, methods=["POST"])
+
+    def create() -> Response:
+        reg.count("create_calls")
+        subject, answer = account()
+        if answer is not None:
+            return answer
+        decision, answer = fault("create")
+        if answer is not None:
+            return answer
+        try:
+            body = request.get_json(force=True, silent=False)
+        except (ValueError, BadRequest):
+            body = None
+        try:
+            parsed = parse_body(body)
+            script = _load_evalscript(rt, parsed)
+            client = _delivery_client(rt, parsed)
+        except BadPayload as exc:
+            reg.count("bad_requests")
+            return _error(400, str(exc), "COMMON_BAD_PAYLOAD")
+        settings = rt.settings
+        request_id = str(uuid.uuid4())
+        prefix = body["output"]["delivery"]["s3"]["url"]
+        record = RequestRecord(id=request_id, account=subject, prefix=prefix, generation=0)
+        if not reg.try_accept(record, settings.concurrency_limit):
+            reg.count("rate_limited")
+            ms = max(100, int(settings.processing_seconds * 1000 / 2))
+            return _error(
+                429,
+                "Maximum number of concurrent async requests reached",
+                "RATE_LIMIT_EXCEEDED",
+                {"Retry-After": str(ms)},
+            )
+        copy = redact(body)
+        copy.update(id=request_id, status=C.STATUS_RUNNING, created=time.time())
+        job = Job(
+            request_id=request_id,
+            parsed=parsed,
+            script=script,
+            copy=copy,
+            hold_seconds=settings.processing_seconds + rt.decider.jitter(),
+            inject_failure=rt.decider.fails(),
+            visibility_delay=settings.faults.visibility_delay,
+            tiff_layout=settings.tiff_layout,
+            s3_client=client,
+        )
+        try:
+            write_request_copy(job)
+        except (BotoCoreError, ClientError) as exc:
+            reg.retract(request_id)
+            reg.count("bad_requests")
+            logger.info("request copy not writable: %s", exc)
+            return _error(
+                400,
+                f"output.delivery.s3.url: cannot write to bucket {parsed.delivery.bucket}",
+                "COMMON_BAD_PAYLOAD",
+            )
+        rt.submit(job, record)
+        logger.info("accepted request %s for %s", request_id, prefix)
+        if decision == F.DROP_AFTER:
+            reg.count("dropped")
+            reg.count("dropped_after_accept")
+            _drop_connection()
+        return _json({"id": request_id, "status": C.STATUS_RUNNING})
+
+    def status(request_id: str) -> Response:
+        reg.count("status_calls")
+        subject, answer = account()
+        if answer is not None:
+            return answer
+        _, answer = fault("status")
+        if answer is not None:
+            return answer
+        if reg.is_running(request_id, subject):  # another account's request: 404 too
+            return _json({"id": request_id, "status": C.STATUS_RUNNING})
+        reg.count("not_found")
+        return _error(404, f"Async request {request_id} not found", "COMMON_NOT_FOUND")
+
+    for i, path in enumerate(C.API_PATHS):
+        app.add_url_rule(path, f"create{i}", create, methods=["POST"])
+        app.add_url_rule(f"{path}/<request_id>", f"status{i}", status, methods=["GET"])
+    return app
+
+
+def _delivery_client(rt: Runtime, parsed: ParsedRequest) -> Any:
+    dest = parsed.delivery
+    if dest.access_key and dest.secret_key:
+        client = rt.s3_client(dest.access_key, dest.secret_key)
+    else:  # iamRoleARN: the emulator "assumes the role" with its own keys
+        from .s3 import DEFAULT_KEY, DEFAULT_SECRET
+
+        client = rt.s3_client(DEFAULT_KEY, DEFAULT_SECRET)
+    try:
+        client.head_bucket(Bucket=dest.bucket)
+    except (BotoCoreError, ClientError):
+        raise BadPayload(
+            f"output.delivery.s3.url: bucket {dest.bucket} does not exist or is not accessible",
+        ) from None
+    return client
+
+
+def _load_evalscript(rt: Runtime, parsed: ParsedRequest) -> str:
+    if parsed.evalscript is not None:
+        return parsed.evalscript
+    ref = parsed.evalscript_ref
+    assert ref is not None
+    from .s3 import DEFAULT_KEY, DEFAULT_SECRET
+
+    client = rt.s3_client(ref.access_key or DEFAULT_KEY, ref.secret_key or DEFAULT_SECRET)
+    try:
+        data = client.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
+        return data.decode("utf-8")
+    except (BotoCoreError, ClientError, UnicodeDecodeError):
+        raise BadPayload(
+            f"evalscriptReference.s3.url: cannot read s3://{ref.bucket}/{ref.key}",
+        ) from None

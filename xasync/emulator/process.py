@@ -1,0 +1,271 @@
+"""Processing of one accepted request: evalscript over the synthetic scene, GeoTIFFs, cost.
+
+Order of events for a request (spec sections 2, 7, 11):
+
+1. (at create, in ``app.py``) the request copy is written, status ``RUNNING``;
+2. RUNNING for ``processing_seconds`` (+ jitter);
+3. outputs rendered into temporary files, uploaded to ``<url>/<REQUEST_ID>/<identifier>.tif``
+   (or the ``<REQUEST_ID>``/``<OUTPUT>`` template), the request copy updated with the cost;
+   on failure ``error.json`` ``{"message": ...}`` instead;
+4. only then the request is finished (status answers 404), unless ``visibility_delay`` is set:
+   then the status turns 404 first and the uploads follow that many seconds later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xasync import _contract as C
+
+from .jsrun import EvalscriptError, EvalscriptRunner, Setup
+from .scenes import SceneBlock, acquisition_date
+from .state import RecordFinisher
+from .validate import ParsedRequest
+
+logger = logging.getLogger(__name__)
+
+#: Pixels per call into the JS engine.
+BLOCK_PIXELS = 65_536
+TILE = 512
+
+
+class ProcessingError(Exception):
+    """A request that fails after acceptance (its message goes to error.json)."""
+
+
+@dataclass
+class Job:
+    """Everything the background worker needs for one request."""
+
+    request_id: str
+    parsed: ParsedRequest
+    script: str
+    copy: dict
+    hold_seconds: float  # RUNNING time before processing starts (the runtime schedules it)
+    inject_failure: bool
+    visibility_delay: float
+    tiff_layout: str
+    s3_client: Any  # boto3 client with the delivery credentials
+
+
+def object_key(parsed: ParsedRequest, request_id: str, output: str) -> str:
+    """Key (in the delivery bucket) of file ``output`` of request ``request_id``."""
+    template = parsed.delivery.key
+    if C.REQUEST_ID_PLACEHOLDER not in template and C.OUTPUT_PLACEHOLDER not in template:
+        template = (
+            f"{template}/{C.DEFAULT_URL_TEMPLATE_SUFFIX}"
+            if template
+            else (C.DEFAULT_URL_TEMPLATE_SUFFIX)
+        )
+    elif C.OUTPUT_PLACEHOLDER not in template:
+        template = f"{template}/{C.OUTPUT_PLACEHOLDER}"
+    key = template.replace(C.REQUEST_ID_PLACEHOLDER, request_id)
+    return key.replace(C.OUTPUT_PLACEHOLDER, output).lstrip("/")
+
+
+def compute_cost(setup: Setup, parsed: ParsedRequest) -> float:
+    """Processing units per spec section 11 (Async rules: x2/3 from 10000 px, min 10 PU)."""
+    pixels = parsed.width * parsed.height
+    area = max(C.PU_MIN_AREA_FACTOR, pixels / C.PU_AREA_UNIT_PX)
+    names = [name for name, _ in setup.inputs]
+    n_bands = len([n for n in names if n != "dataMask"]) or 1
+    wanted = {ident for ident, _ in parsed.responses}
+    float_out = any(o.sample_type == "FLOAT32" for o in setup.outputs if o.id in wanted)
+    pu = area * (n_bands / 3.0) * (2.0 if float_out else 1.0)
+    if pixels >= C.ASYNC_DISCOUNT_MIN_PIXELS:
+        pu *= C.ASYNC_DISCOUNT_FACTOR
+    return max(C.MIN_COST_PU, pu)
+
+
+def convert(values: np.ndarray, sample_type: str) -> np.ndarray:
+    """Evalscript values (float64) -> the written dtype (spec section 8)."""
+    dtype = np.dtype(C.SAMPLE_TYPE_DTYPES[sample_type])
+    if sample_type == "FLOAT32":
+        return values.astype(np.float32)
+    v = np.nan_to_num(values, nan=0.0, posinf=np.inf, neginf=-np.inf)
+    if sample_type == "AUTO":
+        v = np.clip(v, 0.0, 1.0) * 255.0
+    info = np.iinfo(dtype)
+    return np.clip(np.floor(v + 0.5), info.min, info.max).astype(dtype)
+
+
+def _profile(
+    parsed: ParsedRequest,
+    bands: int,
+    sample_type: str,
+    nodata: float | None,
+    layout: str,
+) -> dict:
+    from rasterio.crs import CRS
+    from rasterio.transform import Affine
+
+    minx, miny, maxx, maxy = parsed.bbox
+    w, h = parsed.width, parsed.height
+    profile = {
+        "driver": "GTiff",
+        "width": w,
+        "height": h,
+        "count": bands,
+        "dtype": C.SAMPLE_TYPE_DTYPES[sample_type],
+        "crs": CRS.from_epsg(parsed.epsg),
+        "transform": Affine((maxx - minx) / w, 0, minx, 0, -(maxy - miny) / h, maxy),
+    }
+    if nodata is not None:
+        profile["nodata"] = nodata
+    if layout == "tiled":
+        profile.update(tiled=True, blockxsize=TILE, blockysize=TILE, compress="deflate")
+    else:
+        profile.update(tiled=False, compress="none")
+    return profile
+
+
+def render(
+    job: Job, runner: EvalscriptRunner, workdir: str, stop: threading.Event | None = None
+) -> dict[str, str]:
+    """Render every requested raster output to ``workdir``; return identifier -> file path."""
+    import rasterio
+
+    parsed, setup = job.parsed, runner.setup
+    decls = {o.id: o for o in setup.outputs}
+    paths: dict[str, str] = {}
+    for ident, ftype in parsed.responses:
+        if ident == C.USERDATA_IDENTIFIER:
+            continue
+        if ident not in decls:
+            raise ProcessingError(
+                f"Output {ident} requested but missing from evalscript (setup() declares "
+                f"{', '.join(sorted(decls))})",
+            )
+        if ftype != "image/tiff":
+            raise ProcessingError(f"Output {ident}: the emulator writes only image/tiff")
+    date = acquisition_date(parsed.time_from, parsed.time_to)
+    w, h = parsed.width, parsed.height
+    rows_per_block = max(1, min(h, BLOCK_PIXELS // w))
+    dsts = {}
+    try:
+        for ident, _ in parsed.responses:
+            if ident == C.USERDATA_IDENTIFIER:
+                continue
+            d = decls[ident]
+            paths[ident] = os.path.join(workdir, f"{ident}.tif")
+            profile = _profile(parsed, d.bands, d.sample_type, d.nodata, job.tiff_layout)
+            dsts[ident] = rasterio.open(paths[ident], "w", **profile)
+        for row0 in range(0, h, rows_per_block):
+            if stop is not None and stop.is_set():
+                raise ProcessingError("Emulator stopped while processing")
+            nrows = min(rows_per_block, h - row0)
+            block = SceneBlock(parsed.bbox, w, h, parsed.epsg, row0, nrows, parsed.geometry)
+            inputs = {name: block.band(name, date, units) for name, units in setup.inputs}
+            results = runner.evaluate(inputs, nrows * w)
+            window = rasterio.windows.Window(0, row0, w, nrows)
+            for ident, dst in dsts.items():
+                data = convert(results[ident], decls[ident].sample_type)
+                dst.write(data.reshape(-1, nrows, w), window=window)
+    finally:
+        for dst in dsts.values():
+            dst.close()
+    if any(ident == C.USERDATA_IDENTIFIER for ident, _ in parsed.responses):
+        paths[C.USERDATA_IDENTIFIER] = os.path.join(workdir, "userdata.json")
+        with open(paths[C.USERDATA_IDENTIFIER], "w") as fh:
+            json.dump({}, fh)
+    return paths
+
+
+def _put_json(job: Job, name: str, payload: dict) -> None:
+    key = object_key(job.parsed, job.request_id, name)
+    job.s3_client.put_object(
+        Bucket=job.parsed.delivery.bucket,
+        Key=key,
+        Body=json.dumps(payload, indent=1).encode(),
+        ContentType="application/json",
+    )
+
+
+def write_request_copy(job: Job) -> None:
+    """(Re)write the request copy (credentials were redacted by the caller)."""
+    _put_json(job, C.REQUEST_COPY_FILE, job.copy)
+
+
+def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event) -> None:
+    """Run one request to the end; never raises (failures go to error.json and the log)."""
+    t_start = time.monotonic()
+    if stop.is_set() or not finisher.current():
+        return
+    workdir = tempfile.mkdtemp(prefix="xasync-emu-")
+    try:
+        error, cost, paths = None, None, {}
+        try:
+            runner = EvalscriptRunner(job.script)
+            cost = compute_cost(runner.setup, job.parsed)
+            paths = render(job, runner, workdir, stop)
+            if job.inject_failure:
+                raise ProcessingError("Injected failure (emulator failure_rate)")
+        except (EvalscriptError, ProcessingError) as exc:
+            error = str(exc)
+        except Exception as exc:
+            logger.exception("request %s: unexpected processing error", job.request_id)
+            error = f"Processing failed: {type(exc).__name__}: {exc}"
+        if not finisher.current():
+            return
+        if error is None and job.visibility_delay > 0:
+            finisher.finish(ok=True, cost=cost)
+            if stop.wait(job.visibility_delay) or not finisher.current():
+                return
+        try:
+            if error is None:
+                _deliver(job, paths, cost)
+            else:
+                job.copy.update(status="FAILED", error=error)
+                _put_json(job, C.ERROR_FILE, {"message": error})
+                write_request_copy(job)
+        except Exception as exc:
+            logger.warning("request %s: delivery failed: %s", job.request_id, exc)
+            error = f"Delivery to s3://{job.parsed.delivery.bucket} failed: {exc}"
+            try:
+                _put_json(job, C.ERROR_FILE, {"message": error})
+            except Exception as exc2:
+                logger.warning("request %s: cannot write error.json: %s", job.request_id, exc2)
+        finisher.finish(ok=error is None, cost=cost if error is None else None)
+        logger.info(
+            "request %s finished in %.2f s (%s)",
+            job.request_id,
+            time.monotonic() - t_start,
+            "ok" if error is None else "failed",
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _deliver(job: Job, paths: dict[str, str], cost: float | None) -> None:
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=64 * 1024 * 1024, use_threads=False)
+    for ident, path in paths.items():
+        ext = C.FORMAT_EXTENSIONS[
+            "application/json" if ident == C.USERDATA_IDENTIFIER else "image/tiff"
+        ]
+        key = object_key(job.parsed, job.request_id, f"{ident}.{ext}")
+        job.s3_client.upload_file(path, job.parsed.delivery.bucket, key, Config=config)
+    job.copy.update({"status": "DONE", C.REQUEST_COPY_COST_FIELD: cost})
+    write_request_copy(job)
+
+
+__all__ = [
+    "Job",
+    "ProcessingError",
+    "compute_cost",
+    "convert",
+    "object_key",
+    "run_job",
+    "write_request_copy",
+]

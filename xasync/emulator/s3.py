@@ -1,0 +1,221 @@
+"""A real S3-protocol server on 127.0.0.1: moto's WSGI app behind a counting middleware.
+
+The server counts the requests it answers by kind (``get``, ``get_ranged``, ``head``, ``list``,
+``put``, ``other``) and the bytes it sends in response bodies, so that tests can measure what a
+reader costs. moto keeps its buckets in process-global memory: every moto server of one process
+(this one, ``moto.server.ThreadedMotoServer``, ``mock_aws``) sees the same buckets, and
+``wipe()`` clears them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+#: Credentials handed out in ``storage_options``; moto checks no signature, any pair works.
+DEFAULT_KEY = "emulator-key"
+DEFAULT_SECRET = "emulator-secret"
+REGION = "us-east-1"
+
+_KINDS = ("get", "get_ranged", "head", "list", "put", "other")
+
+
+def _classify(environ: dict[str, Any]) -> str:
+    method = environ.get("REQUEST_METHOD", "GET").upper()
+    path = environ.get("PATH_INFO", "/")
+    query = environ.get("QUERY_STRING", "")
+    if path.startswith("/moto-api"):
+        return "other"
+    is_bucket = len([p for p in path.split("/") if p]) <= 1
+    if method == "HEAD":
+        return "head"
+    if method == "PUT":
+        return "put"
+    if method == "GET":
+        if is_bucket:
+            return "list" if ("list-type" in query or not query or "prefix" in query) else "other"
+        return "get_ranged" if environ.get("HTTP_RANGE") else "get"
+    return "other"
+
+
+class _Counter:
+    """Thread-safe request and byte counters of one S3 server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(_KINDS, 0)
+        self._bytes = 0
+
+    def add(self, kind: str) -> None:
+        with self._lock:
+            self._counts[kind] += 1
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self._bytes += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            out = dict(self._counts)
+            out["requests"] = sum(self._counts.values())
+            out["bytes_sent"] = self._bytes
+            return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = dict.fromkeys(_KINDS, 0)
+            self._bytes = 0
+
+
+class _CountingMiddleware:
+    """WSGI middleware counting requests by kind and response-body bytes."""
+
+    def __init__(self, app: Callable, counter: _Counter) -> None:
+        self.app = app
+        self.counter = counter
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        self.counter.add(_classify(environ))
+        body = self.app(environ, start_response)
+        return self._count(body)
+
+    def _count(self, body: Iterable[bytes]) -> Iterable[bytes]:
+        try:
+            for chunk in body:
+                self.counter.add_bytes(len(chunk))
+                yield chunk
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+
+class S3Server:
+    """moto S3 served by werkzeug on ``127.0.0.1`` with a free port, counting its traffic.
+
+    Parameters
+    ----------
+    port
+        TCP port; 0 (the default) picks a free one.
+
+    Examples
+    --------
+    >>> with S3Server() as s3:                                  # doctest: +SKIP
+    ...     fs = s3fs.S3FileSystem(**s3.storage_options)
+    ...     s3.create_bucket("demo")
+
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._counter = _Counter()
+
+    def __repr__(self) -> str:
+        state = self.endpoint_url if self._server is not None else "stopped"
+        return f"S3Server({state})"
+
+    def start(self) -> S3Server:
+        """Start serving in a daemon thread; returns ``self``."""
+        if self._server is not None:
+            return self
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        app = _CountingMiddleware(DomainDispatcherApplication(create_backend_app), self._counter)
+        self._server = make_server(
+            "127.0.0.1",
+            self._port,
+            app,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name="xasync-emulator-s3",
+            daemon=True,
+        )
+        self._thread.start()
+        logger.info("S3 server listening on %s", self.endpoint_url)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> S3Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running server."""
+        if self._server is None:
+            raise RuntimeError("S3Server is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``s3fs.S3FileSystem(**storage_options)``."""
+        return {
+            "key": DEFAULT_KEY,
+            "secret": DEFAULT_SECRET,
+            "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": REGION},
+        }
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Snapshot of request counts by kind, ``requests`` (total) and ``bytes_sent``."""
+        return self._counter.snapshot()
+
+    def reset(self, wipe: bool = False) -> None:
+        """Zero the counters; with ``wipe=True`` also delete every bucket (moto reset)."""
+        if wipe:
+            self.wipe()
+        self._counter.reset()
+
+    def wipe(self) -> None:
+        """Delete all buckets and objects held by moto in this process."""
+        httpx.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+
+    def client(self, key: str = DEFAULT_KEY, secret: str = DEFAULT_SECRET) -> Any:
+        """A boto3 S3 client on this server."""
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            region_name=REGION,
+        )
+
+    def create_bucket(self, name: str) -> str:
+        """Create bucket ``name`` (idempotent) and return ``s3://name``."""
+        client = self.client()
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=name)
+        return f"s3://{name}"

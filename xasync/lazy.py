@@ -1,0 +1,378 @@
+"""The lazy Dataset of one row: a two-layer dask graph and its xarray/rioxarray wrapping.
+
+Graph of one row (stackstac's two-layer model)::
+
+    await-delivery-<tok>            one task: {identifier: url} once the row is delivered
+       ├── <identifier>-<tok> (0, 0, 0)   chunk tasks: read_window of the delivered file
+       ├── <identifier>-<tok> (0, 0, 1)
+       └── ...
+
+The await task first asks the process-local registry (:func:`xasync.delivery.lookup`, filled by
+the submitter of this process), else polls S3 with :func:`xasync.delivery.probe_row` with a
+growing interval, up to ``wait_timeout`` (then :class:`~xasync.errors.DeliveryTimeout`). An
+``error.json`` raises :class:`~xasync.errors.ProcessingError` with the service's message, and
+only the chunks of that row fail. Building the Dataset touches no network: coordinates, CRS,
+bands and dtypes all come from the :class:`~xasync.plan.ReadPlan`.
+
+Keys are ``dask.base.tokenize`` of the plan, the reader config (a digest, so no option value
+appears in a key), the chunks and the wait settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import rioxarray  # noqa: F401 - registers the .rio accessor
+import xarray as xr
+from affine import Affine
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from rasterio.windows import Window
+
+from xasync import delivery as _delivery
+from xasync.errors import DeliveryTimeout, ProcessingError, ValidationError
+from xasync.plan import OutputPlan, ReadPlan
+from xasync.reader import ReaderConfig, filesystem_for, read_window
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEFAULT_CHUNK", "DEFAULT_WAIT_TIMEOUT", "build_dataset", "normalize_chunks"]
+
+#: Default chunk side in pixels: a multiple of the common 256/512 px GeoTIFF tile sizes.
+DEFAULT_CHUNK = 2048
+#: Default cap on waiting for one delivery, in seconds.
+DEFAULT_WAIT_TIMEOUT = 24 * 3600.0
+#: Default first polling interval (seconds); it grows by 1.5x up to MAX_POLL_INTERVAL.
+DEFAULT_POLL_INTERVAL = 2.0
+MAX_POLL_INTERVAL = 60.0
+#: Consecutive failed S3 probes (network errors) after which the await task gives up.
+MAX_PROBE_FAILURES = 5
+
+
+def normalize_chunks(chunks: Any) -> tuple[int, int]:
+    """``None | int | (y, x) | {"y": .., "x": ..}`` -> ``(y, x)`` chunk sides in pixels.
+
+    ``-1`` (or None inside a tuple/dict) means the default side; values must be positive ints.
+    """
+
+    def side(v: Any) -> int:
+        if v is None or v == -1:
+            return DEFAULT_CHUNK
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValidationError(f"chunk sizes must be positive integers, got {v!r}")
+        return int(v)
+
+    if chunks is None:
+        return DEFAULT_CHUNK, DEFAULT_CHUNK
+    if isinstance(chunks, Mapping):
+        unknown = set(chunks) - {"y", "x", "band"}
+        if unknown:
+            raise ValidationError(f"unknown chunk dims {sorted(unknown)}; use 'y' and 'x'")
+        return side(chunks.get("y")), side(chunks.get("x"))
+    if isinstance(chunks, (tuple, list)):
+        if len(chunks) != 2:
+            raise ValidationError(f"chunks tuple must be (y, x), got {chunks!r}")
+        return side(chunks[0]), side(chunks[1])
+    return side(chunks), side(chunks)
+
+
+def _split(total: int, step: int) -> tuple[int, ...]:
+    full, rest = divmod(total, step)
+    return (step,) * full + ((rest,) if rest else ())
+
+
+def _out_dtype(output: OutputPlan, masked: bool) -> np.dtype:
+    dtype = np.dtype(output.dtype)
+    if not masked:
+        return dtype
+    if dtype.kind == "f":
+        return dtype
+    return np.dtype("float32") if dtype.itemsize <= 2 else np.dtype("float64")
+
+
+# --------------------------------------------------------------------------- tasks
+
+try:  # s3fs lets botocore's connection errors through untranslated
+    from botocore.exceptions import BotoCoreError as _BotoCoreError
+
+    _TRANSIENT: tuple[type[BaseException], ...] = (OSError, _BotoCoreError)
+except ImportError:  # pragma: no cover - botocore comes with s3fs
+    _TRANSIENT = (OSError,)
+
+
+def _await_delivery(
+    token: str,
+    row_url: str,
+    identifiers: tuple[str, ...],
+    extension: str,
+    label: Any,
+    reader: ReaderConfig,
+    wait_timeout: float,
+    poll_interval: float,
+) -> dict[str, str]:
+    """Task: block until the row is delivered; return ``{identifier: url}``."""
+    known = _delivery.lookup(token)
+    deadline = time.monotonic() + wait_timeout
+    interval = poll_interval
+    fs = None
+    polls = failures = 0
+    while True:
+        if known is not None and known.is_final:
+            state = known
+        else:
+            if fs is None:
+                fs = filesystem_for(row_url, reader)
+            try:
+                state = _delivery.probe_row(
+                    fs, row_url, identifiers, read_cost=False, extension=extension
+                )
+                failures = 0
+            except (PermissionError, FileNotFoundError):
+                raise
+            except _TRANSIENT as exc:  # a transient S3 hiccup must not fail the row at once
+                failures += 1
+                if failures >= MAX_PROBE_FAILURES:
+                    raise
+                logger.warning("probing %s failed (%s); retrying", row_url, type(exc).__name__)
+                state = _delivery.RowDelivery("pending")
+            polls += 1
+        if state.state == "done":
+            missing = [i for i in identifiers if i not in state.outputs]
+            if not missing:
+                logger.debug("row %s delivered (%s) after %d polls", token, state.request_id, polls)
+                return dict(state.outputs)
+            known = None  # registry entry without our outputs: ask S3
+        elif state.state == "failed":
+            raise ProcessingError(
+                state.error or "the request failed without a message",
+                request_id=state.request_id,
+                row=label,
+            )
+        else:
+            known = None
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeliveryTimeout(
+                f"row {label!r}: nothing delivered under {row_url} within {wait_timeout:g} s "
+                f"({polls} polls, last state {state.state!r})",
+            )
+        time.sleep(min(interval, remaining))
+        interval = min(interval * 1.5, MAX_POLL_INTERVAL)
+
+
+def _read_chunk(
+    outputs: Mapping[str, str],
+    identifier: str,
+    window: tuple[int, int, int, int],
+    reader: ReaderConfig,
+    dtype: str,
+    grid_shape: tuple[int, int],
+    squeeze: bool,
+    mask_wkb: bytes | None,
+    transform: tuple[float, ...] | None,
+    nodata: float | None,
+) -> np.ndarray:
+    """Task: read one chunk of one output, masking outside the geometry when asked."""
+    row_off, col_off, height, width = window
+    out_dtype = np.dtype(dtype)
+    arr = read_window(
+        outputs[identifier],
+        reader,
+        Window(col_off, row_off, width, height),
+        out_dtype=out_dtype,
+        expected_shape=grid_shape,
+    )
+    if mask_wkb is not None:
+        import shapely
+        from affine import Affine
+        from rasterio.features import geometry_mask
+
+        geom = shapely.from_wkb(mask_wkb)
+        a, b, c, d, e, f = transform
+        win_t = Affine(a, b, c + col_off * a + row_off * b, d, e, f + col_off * d + row_off * e)
+        outside = geometry_mask([geom], out_shape=(height, width), transform=win_t)
+        if nodata is not None and not np.isnan(nodata):
+            arr[arr == nodata] = np.nan
+        arr[:, outside] = np.nan
+    return arr[0] if squeeze else arr
+
+
+# --------------------------------------------------------------------------- build
+
+
+def _band_dims(outputs: tuple[OutputPlan, ...]) -> dict[str, str]:
+    """Band dim name per multi-band output: ``band`` unless band counts differ."""
+    multi = [o for o in outputs if o.bands > 1]
+    if len({o.bands for o in multi}) <= 1:
+        return {o.identifier: "band" for o in multi}
+    return {o.identifier: f"{o.identifier}_band" for o in multi}
+
+
+def _validate(plan: ReadPlan, wait_timeout: float, poll_interval: float) -> None:
+    if not isinstance(plan, ReadPlan):
+        raise ValidationError(f"build_dataset needs a ReadPlan, got {type(plan).__name__}")
+    if plan.grid.width <= 0 or plan.grid.height <= 0:
+        raise ValidationError(f"empty grid {plan.grid.width}x{plan.grid.height}")
+    if not plan.outputs:
+        raise ValidationError("the plan has no raster outputs")
+    ids = [o.identifier for o in plan.outputs]
+    if len(set(ids)) != len(ids):
+        raise ValidationError(f"duplicate output identifiers {ids}")
+    if len({o.extension for o in plan.outputs}) != 1:
+        raise ValidationError("outputs with different file extensions are not supported")
+    for o in plan.outputs:
+        if o.bands < 1:
+            raise ValidationError(f"output {o.identifier!r} has {o.bands} bands")
+        np.dtype(o.dtype)
+    if not wait_timeout > 0 or not poll_interval > 0:
+        raise ValidationError("wait_timeout and poll_interval must be positive")
+
+
+def build_dataset(
+    plan: ReadPlan,
+    *,
+    reader: ReaderConfig,
+    chunks: Any = None,
+    wait_timeout: float | None = None,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    attrs: Mapping[str, Any] | None = None,
+) -> xr.Dataset:
+    """The lazy Dataset of one row; touches no network.
+
+    Parameters
+    ----------
+    plan : ReadPlan
+        Grid, outputs, delivery URL, label, time range and optional mask geometry of the row.
+    reader : ReaderConfig
+        How the chunk tasks reach S3 (travels in the graph; see its notes on secrets).
+    chunks : int, (y, x), {"y": .., "x": ..} or None
+        Chunk sides in pixels; default 2048 x 2048, all bands in one chunk.
+    wait_timeout : float, optional
+        Seconds the await task waits for the delivery before
+        :class:`~xasync.errors.DeliveryTimeout`; default :data:`DEFAULT_WAIT_TIMEOUT`.
+    poll_interval : float
+        First S3 polling interval in seconds; it grows 1.5x per poll up to 60 s.
+    attrs : mapping, optional
+        Extra Dataset attributes (must not hold secrets).
+
+    Returns
+    -------
+    xarray.Dataset
+        One variable per raster output named by its identifier, dims ``(band, y, x)`` or
+        ``(y, x)`` for one band (``<identifier>_band`` when multi-band outputs differ in band
+        count), pixel-centre ``x``/``y`` coords, ``spatial_ref`` (rioxarray), nodata via
+        rioxarray. With ``plan.mask_wkb`` set, values are float (float32 for up to 16-bit
+        inputs) and NaN outside the geometry and at nodata.
+
+    """
+    timeout = DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout)
+    _validate(plan, timeout, float(poll_interval))
+    cy, cx = normalize_chunks(chunks)
+    grid = plan.grid
+    masked = plan.mask_wkb is not None
+    ychunks, xchunks = _split(grid.height, cy), _split(grid.width, cx)
+    identifiers = tuple(o.identifier for o in plan.outputs)
+    extension = plan.outputs[0].extension
+    tok = tokenize(plan, plan.to_dict(), reader, (cy, cx), timeout, float(poll_interval))
+    await_key = f"await-delivery-{tok}"
+    await_layer = {
+        await_key: (
+            _await_delivery,
+            plan.token,
+            plan.row_url,
+            identifiers,
+            extension,
+            plan.label,
+            reader,
+            timeout,
+            float(poll_interval),
+        ),
+    }
+    transform = tuple(grid.transform)[:6] if masked else None
+    yoffs = np.cumsum((0, *ychunks[:-1]))
+    xoffs = np.cumsum((0, *xchunks[:-1]))
+    band_dims = _band_dims(plan.outputs)
+
+    coords: dict[str, Any] = {"y": grid.y_coords(), "x": grid.x_coords()}
+    data_vars = {}
+    for output in plan.outputs:
+        dtype = _out_dtype(output, masked)
+        squeeze = output.bands == 1
+        name = f"{output.identifier}-{tok}"
+        layer: dict[Any, Any] = {}
+        for iy, (yo, h) in enumerate(zip(yoffs, ychunks, strict=True)):
+            for ix, (xo, w) in enumerate(zip(xoffs, xchunks, strict=True)):
+                key = (name, iy, ix) if squeeze else (name, 0, iy, ix)
+                layer[key] = (
+                    _read_chunk,
+                    await_key,
+                    output.identifier,
+                    (int(yo), int(xo), int(h), int(w)),
+                    reader,
+                    dtype.str,
+                    grid.shape,
+                    squeeze,
+                    plan.mask_wkb,
+                    transform,
+                    output.nodata,
+                )
+        hlg = HighLevelGraph(
+            {await_key: await_layer, name: layer},
+            {await_key: set(), name: {await_key}},
+        )
+        if squeeze:
+            arr_chunks: tuple = (ychunks, xchunks)
+            dims: tuple[str, ...] = ("y", "x")
+        else:
+            arr_chunks = ((output.bands,), ychunks, xchunks)
+            dims = (band_dims[output.identifier], "y", "x")
+            coords[dims[0]] = np.arange(1, output.bands + 1)
+        arr = da.Array(hlg, name, arr_chunks, dtype=dtype)
+        var_attrs = {}
+        if masked:
+            var_attrs["_FillValue"] = np.nan  # rioxarray's write_nodata(nan, encoded=False)
+        elif output.nodata is not None:
+            var_attrs["_FillValue"] = dtype.type(output.nodata)
+        var = xr.DataArray(arr, dims=dims, attrs=var_attrs)
+        var.encoding["grid_mapping"] = "spatial_ref"
+        data_vars[output.identifier] = var
+
+    coords["spatial_ref"] = xr.Variable(
+        (), 0, attrs=dict(_spatial_ref_attrs(grid.epsg, grid.transform))
+    )
+    ds = xr.Dataset(data_vars, coords=coords)
+    base = {"token": plan.token, "row_url": plan.row_url}
+    if plan.label is not None:
+        base["label"] = _attr_value(plan.label)
+    if plan.time_range:
+        base["time_from"], base["time_to"] = (str(t) for t in plan.time_range)
+    ds.attrs.update(base)
+    if attrs:
+        ds.attrs.update(attrs)
+    return ds
+
+
+@functools.lru_cache(maxsize=256)
+def _spatial_ref_attrs(epsg: int, transform: Affine) -> dict[str, Any]:
+    """The ``spatial_ref`` attrs rioxarray writes for this CRS and transform (cached per grid)."""
+    template = xr.Dataset(coords={"y": [0.5], "x": [0.5]})
+    template = template.rio.write_crs(epsg).rio.write_transform(transform)
+    return dict(template["spatial_ref"].attrs)
+
+
+def _attr_value(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    return str(value)

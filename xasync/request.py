@@ -1,0 +1,415 @@
+"""One row's Async request (:class:`RequestSpec`) and :func:`build_specs`, which validates everything
+knowable before paying and builds one spec per GeoDataFrame row.
+
+A spec holds no secret: delivery credentials are given only to :meth:`RequestSpec.body`, at the
+moment the body is sent.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from xasync._contract import USERDATA_IDENTIFIER
+from xasync.evalscript import EvalscriptError, OutputSpec, load_evalscript, parse_outputs
+from xasync.grid import GridError, PixelGrid, check_resolution, utm_epsg
+from xasync.inputs import (
+    BOUNDS_MODES,
+    DELIVERY_KEYS,
+    CollectionError,
+    CrsError,
+    DeliveryUrlError,
+    GeometryError,
+    OptionError,
+    ResponseError,
+    TimeRangeError,
+    check_delivery,
+    check_resolution_units,
+    data_items,
+    epsg_of,
+    parse_time_range,
+)
+from xasync.plan import OutputPlan, ReadPlan
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BOUNDS_MODES",
+    "CollectionError",
+    "CrsError",
+    "DeliveryUrlError",
+    "EvalscriptError",
+    "GeometryError",
+    "GridError",
+    "OptionError",
+    "RequestSpec",
+    "ResponseError",
+    "TimeRangeError",
+    "build_specs",
+    "parse_time_range",
+]
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _json_label(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return [_json_label(v) for v in value]
+    return str(value)
+
+
+@dataclass(frozen=True, eq=False)
+class RequestSpec:
+    """The Async request of one GeoDataFrame row, free of secrets.
+
+    Attributes
+    ----------
+    label : object
+        The row label (JSON-able; numpy scalars are converted).
+    position : int
+        The row's position in the GeoDataFrame.
+    geometry_wkb : bytes
+        The row geometry in the request CRS (``grid.epsg``), WKB.
+    grid : PixelGrid
+        The exact grid of the delivered files; its bbox and size are sent.
+    bounds_mode : str
+        ``"geometry"``: bbox + geometry are sent (pixels outside the geometry come out 0);
+        ``"bbox"``: only the bbox.
+    evalscript, evalscript_ref : str or None
+        The script source, or its ``s3://`` URL (sent as ``evalscriptReference``).
+    data : tuple of dict
+        The ``input.data`` items, time filter included.
+    time : tuple of str
+        ``(from, to)`` as ``YYYY-MM-DDTHH:MM:SSZ``.
+    outputs : tuple of OutputSpec
+        All outputs of the evalscript's ``setup()``.
+    responses : tuple of str
+        The identifiers requested (GeoTIFF each).
+    delivery_root : str
+        ``s3://bucket/prefix`` under which each row gets its own folder (:attr:`row_url`).
+    mask : bool
+        Whether readers should mask pixels outside the geometry.
+
+    """
+
+    label: Any
+    position: int
+    geometry_wkb: bytes = field(repr=False)
+    grid: PixelGrid
+    bounds_mode: str
+    evalscript: str | None = field(repr=False)
+    evalscript_ref: str | None
+    data: tuple[dict[str, Any], ...]
+    time: tuple[str, str]
+    outputs: tuple[OutputSpec, ...]
+    responses: tuple[str, ...]
+    delivery_root: str
+    mask: bool = False
+
+    @property
+    def geometry(self) -> dict[str, Any]:
+        """The row geometry as a GeoJSON dict, in the request CRS."""
+        import shapely
+
+        return json.loads(shapely.to_geojson(shapely.from_wkb(self.geometry_wkb)))
+
+    def canonical_body(self) -> dict[str, Any]:
+        """The request body without ``output.delivery`` (no credentials, no row URL).
+
+        This is what :attr:`token` hashes.
+        """
+        g = self.grid
+        bounds: dict[str, Any] = {"bbox": list(g.bbox), "properties": {"crs": g.crs_url}}
+        if self.bounds_mode == "geometry":
+            bounds["geometry"] = self.geometry
+        body: dict[str, Any] = {
+            "input": {"bounds": bounds, "data": copy.deepcopy(list(self.data))},
+            "output": {
+                "width": g.width,
+                "height": g.height,
+                "responses": [
+                    {"identifier": r, "format": {"type": "image/tiff"}} for r in self.responses
+                ],
+            },
+        }
+        if self.evalscript_ref is not None:
+            body["evalscriptReference"] = {"s3": {"url": self.evalscript_ref}}
+        else:
+            body["evalscript"] = self.evalscript
+        return body
+
+    @cached_property
+    def token(self) -> str:
+        """sha256 hex of the canonical JSON of the body, the row label and position."""
+        doc = {"body": self.canonical_body(), "label": _json_label(self.label)}
+        doc["position"] = int(self.position)
+        return hashlib.sha256(_canonical(doc).encode()).hexdigest()
+
+    @property
+    def row_url(self) -> str:
+        """``<delivery_root>/<token[:24]>``: this row's delivery folder, the same for the same request.
+
+        The service adds ``<REQUEST_ID>/<identifier>.tif`` under it.
+        """
+        return f"{self.delivery_root}/{self.token[:24]}"
+
+    def body(self, delivery: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The full Async API body.
+
+        Parameters
+        ----------
+        delivery : mapping, optional
+            Extras of ``output.delivery.s3``: ``accessKey``/``secretAccessKey`` and/or
+            ``iamRoleARN``, ``region``. The same credentials are given to
+            ``evalscriptReference.s3`` when the script is a reference. The URL is always
+            :attr:`row_url` (plain, so the service appends ``<REQUEST_ID>/<OUTPUT>``).
+
+        Raises
+        ------
+        DeliveryUrlError
+            Unknown keys in ``delivery``.
+
+        """
+        extras = dict(delivery or {})
+        unknown = set(extras) - DELIVERY_KEYS
+        if unknown:
+            raise DeliveryUrlError(
+                f"unknown delivery keys {sorted(unknown)}; allowed: {sorted(DELIVERY_KEYS)}",
+            )
+        body = self.canonical_body()
+        body["output"]["delivery"] = {"s3": {"url": self.row_url, **extras}}
+        if self.evalscript_ref is not None:
+            body["evalscriptReference"]["s3"].update(extras)
+        return body
+
+    def read_plan(self) -> ReadPlan:
+        """The :class:`~xasync.plan.ReadPlan` of this row (requested outputs, in request order)."""
+        by_id = {o.id: o for o in self.outputs}
+        outs = tuple(
+            OutputPlan(r, by_id[r].bands, by_id[r].dtype, by_id[r].nodata) for r in self.responses
+        )
+        return ReadPlan(
+            token=self.token,
+            row_url=self.row_url,
+            grid=self.grid,
+            outputs=outs,
+            label=_json_label(self.label),
+            time_range=self.time,
+            mask_wkb=self.geometry_wkb if self.mask else None,
+        )
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("xasync.RequestSpec", self.token, self.delivery_root, self.mask)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RequestSpec):
+            return NotImplemented
+        return (self.token, self.delivery_root, self.mask) == (
+            other.token,
+            other.delivery_root,
+            other.mask,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.token, self.delivery_root, self.mask))
+
+
+def build_specs(
+    gdf: Any,
+    evalscript: str,
+    *,
+    data: Any = "sentinel-2-l2a",
+    time: Any = None,
+    resolution: float | Sequence[float] | None = None,
+    size: Sequence[int] | None = None,
+    crs: Any = None,
+    delivery: str,
+    outputs: Mapping[str, Mapping[str, Any] | int] | None = None,
+    responses: Sequence[str] | None = None,
+    bounds: str = "geometry",
+    mask: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> list[RequestSpec]:
+    """Validate the inputs and build one :class:`RequestSpec` per GeoDataFrame row.
+
+    Everything that can be known before paying is checked here; each problem is a
+    :class:`~xasync.errors.ValidationError` subclass naming it (and the row, when it is a row's).
+
+    Parameters
+    ----------
+    gdf : geopandas.GeoDataFrame
+        Polygon/MultiPolygon rows with a CRS.
+    evalscript : str
+        Evalscript V3 source, or the ``s3://`` URL of one (sent as ``evalscriptReference``; read
+        once with ``storage_options`` unless ``outputs`` covers every response).
+    data : str, dict or list
+        Collection type(s) or full ``input.data`` dicts.
+    time : tuple or str or date
+        ``(start, end)`` or one day; see :func:`parse_time_range`. A data item's own
+        ``dataFilter.timeRange`` wins; ``time`` may be omitted when every item sets one.
+    resolution, size
+        Exactly one: pixel size in CRS units (grid snapped outward, see
+        :meth:`PixelGrid.from_resolution`), or ``(width, height)`` over the exact bounds.
+    crs : optional
+        None: the GeoDataFrame's CRS; ``"utm"``: each row's UTM zone; anything pyproj accepts.
+    delivery : str
+        ``s3://bucket/prefix``; row ``i`` is delivered under ``<delivery>/<token[:24]>``.
+    outputs : mapping, optional
+        Output overrides, see :func:`xasync.evalscript.parse_outputs`.
+    responses : sequence of str, optional
+        Output ids to request (default: every output of ``setup()``).
+    bounds : {"geometry", "bbox"}
+        Send bbox + geometry (pixels outside are 0) or the bbox only.
+    mask : bool
+        Mask pixels outside the geometry when reading.
+    storage_options : dict, optional
+        fsspec options to read an evalscript reference.
+
+    Returns
+    -------
+    list of RequestSpec
+
+    """
+    import geopandas as gpd
+    import shapely
+
+    if not isinstance(gdf, (gpd.GeoDataFrame, gpd.GeoSeries)):
+        raise GeometryError(f"expected a GeoDataFrame, got {type(gdf).__name__}")
+    if len(gdf) == 0:
+        raise GeometryError("the GeoDataFrame is empty: there is nothing to request")
+    if gdf.crs is None:
+        raise CrsError(
+            "the GeoDataFrame has no CRS; set it first, e.g. gdf = gdf.set_crs('EPSG:4326')",
+        )
+    if (resolution is None) == (size is None):
+        raise OptionError(
+            "give exactly one of resolution= (pixel size in CRS units) or size=(width, height)"
+            + (", not both" if resolution is not None else ""),
+        )
+    if resolution is not None:
+        check_resolution(resolution)  # positive, finite, one number or a pair
+    if bounds not in BOUNDS_MODES:
+        raise OptionError(f"bounds must be one of {BOUNDS_MODES}, got {bounds!r}")
+    root = check_delivery(delivery)
+    items, time_range = data_items(data, time)
+
+    # Evalscript and its outputs: parsed once.
+    if not isinstance(evalscript, str) or not evalscript.strip():
+        raise EvalscriptError("evalscript must be the script source or an s3:// URL of one")
+    ref = evalscript.strip() if evalscript.strip().startswith("s3://") else None
+    wanted = tuple(responses) if responses is not None else None
+    if wanted is not None and (not wanted or len(set(wanted)) != len(wanted)):
+        raise ResponseError(f"responses must be distinct output ids, got {list(wanted)}")
+    if outputs and (wanted is None or all(r in outputs for r in wanted)):
+        outs = parse_outputs(None, outputs, responses=wanted)
+    else:
+        source = load_evalscript(ref, storage_options) if ref else evalscript
+        outs = parse_outputs(source, outputs, responses=wanted)
+    ids = [o.id for o in outs]
+    if wanted is None:
+        wanted = tuple(ids)
+    missing = [r for r in wanted if r not in ids]
+    if missing:
+        extra = (
+            " ('userdata' responses are not supported yet)"
+            if USERDATA_IDENTIFIER in missing
+            else ""
+        )
+        raise ResponseError(
+            f"responses {missing} are not outputs of the evalscript, whose outputs are {ids}{extra}",
+        )
+
+    # Geometries: vectorised checks, then reprojection per target CRS.
+    gs = gdf.geometry if isinstance(gdf, gpd.GeoDataFrame) else gdf
+    geoms = np.asarray(gs.array, dtype=object)
+    labels = list(gdf.index)
+    missing_g = shapely.is_missing(geoms)
+    empty = missing_g | shapely.is_empty(geoms)
+    for name, bad in (("empty or missing", empty), ("invalid", ~empty & ~shapely.is_valid(geoms))):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            why = "" if name != "invalid" else f" ({shapely.is_valid_reason(geoms[i])})"
+            raise GeometryError(
+                f"row {labels[i]!r} has an {name} geometry{why}"
+                + (f"; {int(bad.sum())} rows in all" if bad.sum() > 1 else ""),
+            )
+    kinds = shapely.get_type_id(geoms)
+    areal = np.isin(kinds, (3, 6))  # Polygon, MultiPolygon
+    if not areal.all():
+        i = int(np.flatnonzero(~areal)[0])
+        raise GeometryError(
+            f"row {labels[i]!r} is a {geoms[i].geom_type}; requests need Polygon or MultiPolygon "
+            "areas (buffer points/lines first, e.g. gdf.buffer(100) in a metric CRS)",
+        )
+    if isinstance(crs, str) and crs.lower() == "utm":
+        lonlat = shapely.centroid(np.asarray(gs.to_crs(4326).array, dtype=object))
+        epsgs = np.array(
+            [
+                utm_epsg(x, y)
+                for x, y in zip(shapely.get_x(lonlat), shapely.get_y(lonlat), strict=True)
+            ],
+        )
+    else:
+        target = epsg_of(
+            gdf.crs if crs is None else crs,
+            "the GeoDataFrame's CRS" if crs is None else "crs",
+        )
+        epsgs = np.full(len(geoms), target)
+    src_epsg = gdf.crs.to_epsg()
+    projected = np.empty(len(geoms), dtype=object)
+    for epsg in np.unique(epsgs):
+        sel = epsgs == epsg
+        if resolution is not None:
+            check_resolution_units(int(epsg), resolution)
+        part = gs[sel] if src_epsg == epsg else gs[sel].to_crs(int(epsg))
+        projected[sel] = np.asarray(part.array, dtype=object)
+    boxes = shapely.bounds(projected)
+    if not np.isfinite(boxes).all():
+        i = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
+        raise GeometryError(f"row {labels[i]!r} cannot be projected to EPSG:{int(epsgs[i])}")
+    wkbs = shapely.to_wkb(shapely.force_2d(projected))
+
+    specs = []
+    for i in range(len(geoms)):
+        epsg = int(epsgs[i])
+        try:
+            grid = (
+                PixelGrid.from_resolution(boxes[i], epsg, resolution)
+                if resolution is not None
+                else PixelGrid.from_size(boxes[i], epsg, size)  # type: ignore[arg-type]
+            )
+        except GridError as exc:
+            raise type(exc)(f"row {labels[i]!r}: {exc}") from None
+        specs.append(
+            RequestSpec(
+                label=labels[i],
+                position=i,
+                geometry_wkb=wkbs[i],
+                grid=grid,
+                bounds_mode=bounds,
+                evalscript=None if ref else evalscript,
+                evalscript_ref=ref,
+                data=items,
+                time=time_range,
+                outputs=outs,
+                responses=wanted,
+                delivery_root=root,
+                mask=bool(mask),
+            ),
+        )
+    logger.debug("built %d request specs (%d CRS groups)", len(specs), len(np.unique(epsgs)))
+    return specs
