@@ -21,6 +21,7 @@ appears in a key), the chunks and the wait settings.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -206,6 +207,29 @@ def _read_chunk(
 # --------------------------------------------------------------------------- build
 
 
+def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
+    """Deterministic graph-key token of a row: a digest of everything that shapes its tasks.
+
+    Cheaper than ``dask.base.tokenize(plan.to_dict(), ...)`` (the request token already hashes
+    the body) while covering every field of the plan.
+    """
+    mask = hashlib.sha256(plan.mask_wkb).hexdigest() if plan.mask_wkb is not None else None
+    text = repr(
+        (
+            plan.token,
+            plan.row_url,
+            plan.grid,
+            plan.outputs,
+            plan.label,
+            plan.time_range,
+            mask,
+            tokenize(reader),
+            parts,
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _band_dims(outputs: tuple[OutputPlan, ...]) -> dict[str, str]:
     """Band dim name per multi-band output: ``band`` unless band counts differ."""
     multi = [o for o in outputs if o.bands > 1]
@@ -279,7 +303,7 @@ def build_dataset(
     ychunks, xchunks = _split(grid.height, cy), _split(grid.width, cx)
     identifiers = tuple(o.identifier for o in plan.outputs)
     extension = plan.outputs[0].extension
-    tok = tokenize(plan, plan.to_dict(), reader, (cy, cx), timeout, float(poll_interval))
+    tok = _graph_token(plan, reader, (cy, cx), timeout, float(poll_interval))
     await_key = f"await-delivery-{tok}"
     await_layer = {
         await_key: (
@@ -339,14 +363,11 @@ def build_dataset(
             var_attrs["_FillValue"] = np.nan  # rioxarray's write_nodata(nan, encoded=False)
         elif output.nodata is not None:
             var_attrs["_FillValue"] = dtype.type(output.nodata)
-        var = xr.DataArray(arr, dims=dims, attrs=var_attrs)
-        var.encoding["grid_mapping"] = "spatial_ref"
-        data_vars[output.identifier] = var
+        data_vars[output.identifier] = xr.Variable(
+            dims, arr, attrs=var_attrs, encoding={"grid_mapping": "spatial_ref"}
+        )
 
-    coords["spatial_ref"] = xr.Variable(
-        (), 0, attrs=dict(_spatial_ref_attrs(grid.epsg, grid.transform))
-    )
-    ds = xr.Dataset(data_vars, coords=coords)
+    ds = _assemble(data_vars, coords, grid)
     base = {"token": plan.token, "row_url": plan.row_url}
     if plan.label is not None:
         base["label"] = _attr_value(plan.label)
@@ -359,11 +380,59 @@ def build_dataset(
 
 
 @functools.lru_cache(maxsize=256)
-def _spatial_ref_attrs(epsg: int, transform: Affine) -> dict[str, Any]:
-    """The ``spatial_ref`` attrs rioxarray writes for this CRS and transform (cached per grid)."""
-    template = xr.Dataset(coords={"y": [0.5], "x": [0.5]})
-    template = template.rio.write_crs(epsg).rio.write_transform(transform)
+def _crs_attrs(epsg: int) -> dict[str, Any]:
+    """The CRS part of the ``spatial_ref`` attrs rioxarray writes (cached per EPSG code)."""
+    template = xr.Dataset(coords={"y": [0.5], "x": [0.5]}).rio.write_crs(epsg)
     return dict(template["spatial_ref"].attrs)
+
+
+def _spatial_ref_attrs(epsg: int, transform: Affine) -> dict[str, Any]:
+    """``spatial_ref`` attrs as rioxarray's ``write_crs`` + ``write_transform`` would write them."""
+    attrs = dict(_crs_attrs(epsg))
+    attrs["GeoTransform"] = " ".join(str(item) for item in transform.to_gdal())
+    return attrs
+
+
+def _assemble(data_vars: dict[str, xr.Variable], coords: dict[str, Any], grid: Any) -> xr.Dataset:
+    """Build the Dataset; the direct path skips xarray's merge/alignment (4x faster).
+
+    Every piece is already aligned by construction (one grid), so xarray's merging has nothing
+    to do; ``Dataset._construct_direct`` builds the same object without it. It is private API,
+    so the public constructor is used whenever it is missing or refuses the arguments (a test
+    checks that both give identical Datasets).
+    """
+    spatial_ref = xr.Variable((), 0, attrs=_spatial_ref_attrs(grid.epsg, grid.transform))
+    if _FAST_CONSTRUCT:
+        try:
+            return _construct_direct(data_vars, coords, spatial_ref)
+        except (AttributeError, TypeError, ValueError):  # pragma: no cover - other xarray
+            logger.debug("fast Dataset construction unavailable; using xr.Dataset")
+    return xr.Dataset(data_vars, coords={**coords, "spatial_ref": spatial_ref})
+
+
+_FAST_CONSTRUCT = True
+
+
+def _construct_direct(
+    data_vars: dict[str, xr.Variable], coords: dict[str, Any], spatial_ref: xr.Variable
+) -> xr.Dataset:
+    import pandas as pd
+
+    variables: dict[str, xr.Variable] = {}
+    indexes: dict[str, Any] = {}
+    dims: dict[str, int] = {}
+    for name, values in coords.items():
+        index = xr.indexes.PandasIndex(pd.Index(values, name=name), name)
+        variables.update(index.create_variables())
+        indexes[name] = index
+        dims[name] = len(values)
+    variables["spatial_ref"] = spatial_ref
+    variables.update(data_vars)
+    ordered = {d: dims[d] for d in next(iter(data_vars.values())).dims if d in dims}
+    ordered.update(dims)
+    return xr.Dataset._construct_direct(
+        variables, set(coords) | {"spatial_ref"}, ordered, {}, indexes
+    )
 
 
 def _attr_value(value: Any) -> Any:

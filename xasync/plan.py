@@ -92,7 +92,10 @@ class ReadPlan:
             token=d["token"],
             row_url=d["row_url"],
             grid=PixelGrid(
-                int(g["epsg"]), tuple(float(v) for v in g["bbox"]), g["width"], g["height"],
+                int(g["epsg"]),
+                tuple(float(v) for v in g["bbox"]),
+                g["width"],
+                g["height"],
             ),
             outputs=tuple(OutputPlan(**o) for o in d["outputs"]),
             label=d.get("label"),

@@ -7,6 +7,7 @@ a writable bucket), then the call returns at once while a background loop submit
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -96,7 +97,7 @@ def process(
             token=spec.token,
             row_url=spec.row_url,
             identifiers=tuple(o.identifier for o in plan.outputs),
-            body=spec.body(s3_extras),
+            body=functools.partial(spec.body, s3_extras),
         )
         for i, (spec, plan) in enumerate(zip(specs, plans))
     ]

@@ -82,7 +82,7 @@ def open_delivery(
 
     job = Job.from_rows(RowStatus(token=p.token, row_url=p.row_url, label=p.label) for p in plans)
     orders = [
-        Order(i, p.token, p.row_url, tuple(o.identifier for o in p.outputs), body={})
+        Order(i, p.token, p.row_url, tuple(o.identifier for o in p.outputs), body=None)
         for i, p in enumerate(plans)
     ]
     get_submitter().submit(job, orders, client=client, fs=fs, options=options)

@@ -29,7 +29,7 @@ import random
 import statistics
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,13 +86,18 @@ class SubmitOptions:
 
 @dataclass(frozen=True)
 class Order:
-    """One row to submit: where it is delivered and the body to send (holds secrets; never logged)."""
+    """One row to submit: where it is delivered and how to build its body.
+
+    ``body`` is a callable returning the full request body (with the delivery credentials; never
+    logged), called only when the row is really created; ``None`` for rows that are only followed
+    (re-attached).
+    """
 
     index: int
     token: str
     row_url: str
     identifiers: tuple[str, ...]
-    body: dict[str, Any] = field(repr=False)
+    body: Callable[[], dict[str, Any]] | None = field(default=None, repr=False)
 
 
 class _Account:
@@ -304,7 +309,7 @@ class _JobRun:
                     self.account.take()
                 await self._follow(order, found.request_id, holding_slot=self.account is not None)
                 return
-            if self.client is None or not order.body:
+            if self.client is None or order.body is None:
                 # re-attached: nothing to create, S3 is the only witness
                 if found is None or found.state == "none":
                     self._fail(
@@ -326,7 +331,7 @@ class _JobRun:
         while True:
             await self.account.acquire()
             try:
-                request_id = await self.api.create(order.body)
+                request_id = await self.api.create(order.body())
             except RateLimited as exc:
                 await self.account.release()
                 wait = self.account.rate_limited(exc.retry_after)

@@ -309,3 +309,29 @@ def test_unreachable_s3_is_retried_then_raised(bucket, monkeypatch, caplog):
         ds["ndvi"].compute(scheduler="sync")
     assert time.monotonic() - start < 30
     assert [r.getMessage().endswith("retrying") for r in caplog.records] == [True]
+
+
+def test_fast_construction_equals_xarray_constructor(monkeypatch):
+    """The direct Dataset construction gives exactly what xr.Dataset(...) gives."""
+    import xarray as xr
+
+    from xasync import lazy
+
+    grid = PixelGrid(32633, (500000.0, 5000000.0, 500130.0, 5000090.0), 13, 9)
+    outputs = (OutputPlan("ndvi", 1, "float32"), OutputPlan("rgb", 3, "uint8", nodata=0.0))
+    plans = [
+        ReadPlan("t" * 64, "s3://b/p/t", grid, outputs, label="a", time_range=("x", "y")),
+        ReadPlan("u" * 64, "s3://b/p/u", grid, outputs[:1], mask_wkb=box(0, 0, 1, 1).wkb),
+    ]
+    config = ReaderConfig()
+    fast = [build_dataset(p, reader=config, chunks=4) for p in plans]
+    monkeypatch.setattr(lazy, "_FAST_CONSTRUCT", False)
+    slow = [build_dataset(p, reader=config, chunks=4) for p in plans]
+    for a, b in zip(fast, slow, strict=True):
+        xr.testing.assert_identical(a, b)
+        assert list(a.dims) == list(b.dims)
+        assert set(a.xindexes) == set(b.xindexes) == {"x", "y", *(["band"] if "rgb" in a else [])}
+        for name in a.data_vars:
+            assert a[name].encoding == b[name].encoding
+            assert a[name].rio.crs == b[name].rio.crs
+        assert a.rio.transform() == b.rio.transform() == grid.transform
