@@ -272,7 +272,8 @@ class _JobRun:
         self.job, self.orders, self.client, self.fs, self.opts = job, orders, client, fs, opts
         self.account = submitter._account(client) if client is not None else None
         self.api = submitter._api(client) if client is not None else None
-        self.confirmer = _Confirmer(fs, opts)
+        keys = sum(len(o.identifiers) + 2 for o in orders)  # outputs + request copy + manifest
+        self.confirmer = _Confirmer(fs, opts, listing_pages=max(1, -(-keys // 1000)))
 
     async def run(self, probe: bool) -> None:
         confirm_task = asyncio.create_task(self.confirmer.run())
@@ -449,8 +450,11 @@ class _JobRun:
 class _Confirmer:
     """Confirms finished requests in S3, several rows per listing."""
 
-    def __init__(self, fs: Any, opts: SubmitOptions) -> None:
+    def __init__(self, fs: Any, opts: SubmitOptions, *, listing_pages: int = 1) -> None:
         self.fs, self.opts = fs, opts
+        # a listing of the whole delivery root costs about this many LIST pages; fewer waiting
+        # rows are cheaper to probe one prefix each
+        self.listing_pages = listing_pages
         self.waiting: dict[str, tuple[Order, str | None, float, asyncio.Future]] = {}  # by row url
         self.wake = asyncio.Event()
 
@@ -470,11 +474,12 @@ class _Confirmer:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        pause = 0.05
+        batch_window = 0.1  # rows finishing together (one round of K) share one listing
+        pause = batch_window
         while True:
             if not self.waiting:
                 await self.wake.wait()
-                pause = 0.05
+                pause = batch_window
             self.wake.clear()
             await asyncio.sleep(pause)
             batch = dict(self.waiting)
@@ -499,10 +504,10 @@ class _Confirmer:
                 if now > deadline:
                     fut.set_result(None)
                     del self.waiting[url]
-            pause = 0.05 if resolved else min(2.0, pause * 2)
+            pause = batch_window if resolved else min(5.0, pause * 2)
 
     async def _probe(self, batch: dict) -> dict[str, delivery.RowDelivery]:
-        if len(batch) <= 3:
+        if len(batch) <= self.listing_pages:
             results = await asyncio.gather(
                 *(
                     asyncio.to_thread(delivery.probe_row, self.fs, url, order.identifiers)

@@ -103,7 +103,7 @@ class Emulator:
         self._server = make_server(
             "127.0.0.1",
             self._port,
-            create_app(self._runtime),
+            create_app(self._runtime, stats=lambda: self.stats),
             threaded=True,
         )
         self._thread = threading.Thread(

@@ -9,6 +9,7 @@ import logging
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -75,10 +76,25 @@ def _drop_connection() -> None:
     raise _Dropped
 
 
-def create_app(rt: Runtime) -> Flask:
-    """The Flask app serving ``rt``."""
+STATS_PATH = "/emulator/stats"
+
+
+def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
+    """The Flask app serving ``rt``.
+
+    Besides the public contract it serves ``GET /emulator/stats`` (the counters of
+    ``Emulator.stats`` as JSON, no token needed: the emulator's own admin surface, like moto's
+    ``/moto-api``), so that a client in another process can read them.
+    """
     app = Flask("xasync.emulator")
     reg = rt.registry
+
+    if stats is not None:
+
+        def stats_view() -> Response:
+            return _json(stats())
+
+        app.add_url_rule(STATS_PATH, "emulator_stats", stats_view, methods=["GET"])
 
     def fault(endpoint: str) -> tuple[str, Response | None]:
         decision = rt.decider.call(endpoint)
@@ -214,7 +230,8 @@ def create_app(rt: Runtime) -> Flask:
             logger.info("request copy not writable: %s", exc)
             return _error(
                 400,
-                f"output.delivery.s3.url: cannot write to bucket {parsed.delivery.bucket}",
+                f"output.delivery.s3.url: bucket {parsed.delivery.bucket} does not exist or is "
+                "not writable with the given credentials",
                 "COMMON_BAD_PAYLOAD",
             )
         rt.submit(job, record)
@@ -252,12 +269,7 @@ def _delivery_client(rt: Runtime, parsed: ParsedRequest) -> Any:
         from .s3 import DEFAULT_KEY, DEFAULT_SECRET
 
         client = rt.s3_client(DEFAULT_KEY, DEFAULT_SECRET)
-    try:
-        client.head_bucket(Bucket=dest.bucket)
-    except (BotoCoreError, ClientError):
-        raise BadPayload(
-            f"output.delivery.s3.url: bucket {dest.bucket} does not exist or is not accessible",
-        ) from None
+    # no HEAD of the bucket here: writing the request copy (before answering) is the check
     return client
 
 

@@ -51,11 +51,12 @@ class Job:
     parsed: ParsedRequest
     script: str
     copy: dict
-    hold_seconds: float  # RUNNING time before processing starts (the runtime schedules it)
+    hold_seconds: float  # minimum RUNNING time: the status turns 404 no earlier than this
     inject_failure: bool
     visibility_delay: float
     tiff_layout: str
     s3_client: Any  # boto3 client with the delivery credentials
+    due: float = 0.0  # monotonic time at which hold_seconds is over (set by the runtime)
 
 
 def object_key(parsed: ParsedRequest, request_id: str, output: str) -> str:
@@ -218,6 +219,7 @@ def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event) -> None:
         if not finisher.current():
             return
         if error is None and job.visibility_delay > 0:
+            _hold(job, stop)
             finisher.finish(ok=True, cost=cost)
             if stop.wait(job.visibility_delay) or not finisher.current():
                 return
@@ -235,6 +237,7 @@ def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event) -> None:
                 _put_json(job, C.ERROR_FILE, {"message": error})
             except Exception as exc2:
                 logger.warning("request %s: cannot write error.json: %s", job.request_id, exc2)
+        _hold(job, stop)
         finisher.finish(ok=error is None, cost=cost if error is None else None)
         logger.info(
             "request %s finished in %.2f s (%s)",
@@ -244,6 +247,13 @@ def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event) -> None:
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _hold(job: Job, stop: threading.Event) -> None:
+    """Keep the request RUNNING until its processing time is over (work done early waits)."""
+    remaining = job.due - time.monotonic()
+    if remaining > 0:
+        stop.wait(remaining)
 
 
 def _deliver(job: Job, paths: dict[str, str], cost: float | None) -> None:

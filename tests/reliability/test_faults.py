@@ -1,0 +1,197 @@
+"""Fault matrix (issue 6, tests 1-5): the emulator misbehaves, the user sees the right outcome.
+
+Every test asserts what was bought (``emu.stats``: creates per row prefix), the final state of
+every row, and that the delivered data computes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import s3fs
+
+import xasync
+from xasync.emulator import Faults
+
+from ._helpers import (
+    NDVI,
+    RES,
+    TIME,
+    assert_no_duplicate_creates,
+    fields,
+    fresh_root,
+    learning_client,
+)
+
+pytestmark = pytest.mark.faults
+
+
+def run(emu, client, root, n, *, timeout=120, options=None, tag="x"):
+    gdf = fields(n)
+    results = gdf.xasync.process(
+        NDVI,
+        time=TIME,
+        resolution=RES,
+        delivery=f"{root}/{tag}",
+        storage_options=emu.storage_options,
+        client=client,
+        options=options,
+    )
+    results.wait(timeout=timeout, progress=False)
+    return gdf, results
+
+
+def error_json_by_prefix(emu, root: str) -> dict[str, str]:
+    """The service's own record of failed requests: ``{row prefix: error.json message}``."""
+    fs = s3fs.S3FileSystem(**emu.storage_options, use_listings_cache=False)
+    found = {}
+    for path in fs.glob(f"{root.removeprefix('s3://')}/**/error.json"):
+        prefix = "s3://" + path.rsplit("/", 2)[0]
+        found[prefix] = json.loads(fs.cat_file(path))["message"]
+    return found
+
+
+@pytest.mark.parametrize("extra_429", [0.0, 0.15], ids=["limit-only", "limit+random-429"])
+def test_429_storm_learns_the_limit_and_buys_each_row_once(emu, extra_429):
+    emu.configure(
+        concurrency_limit=2,
+        processing_seconds=0.2,
+        faults=Faults(rate_limit=extra_429, retry_after_ms=100, seed=11),
+    )
+    client = learning_client(emu)
+    assert client.config.concurrency is None  # it is not told K
+    root = fresh_root(emu, "storm")
+    try:
+        _, results = run(emu, client, root, 50, timeout=150)
+    finally:
+        client.close()
+    status = results.status()
+    stats = emu.stats
+    print(
+        f"\n429 storm ({extra_429}): {dict((k, stats[k]) for k in ('create_calls', 'creates', 'rate_limited', 'status_calls', 'max_running'))}"
+    )
+    assert (status["state"] == "done").all(), status["state"].value_counts()
+    assert_no_duplicate_creates(stats, 50)
+    assert stats["max_running"] <= 2
+    assert stats["rate_limited"] > 0  # the storm really happened
+    # learning K: far fewer rejected creates than accepted ones (not one 429 per poll of a slot)
+    create_429 = stats["create_calls"] - stats["creates"] - stats["server_errors"]
+    assert create_429 < 50 + 50 * extra_429 * 4, stats
+    assert float(results[49]["ndvi"].mean().compute()) != 0.0
+
+
+def test_5xx_and_dropped_connections_buy_nothing_twice(emu):
+    emu.configure(
+        concurrency_limit=4,
+        processing_seconds=0.2,
+        faults=Faults(server_error=0.05, drop_connection=0.05, drop_after_accept=0.5, seed=7),
+    )
+    client = xasync.Client.from_emulator(emu)
+    root = fresh_root(emu, "drops")
+    try:
+        _, results = run(emu, client, root, 40, options=xasync.SubmitOptions(ambiguous_grace=0.5))
+    finally:
+        client.close()
+    status = results.status()
+    stats = emu.stats
+    print(
+        f"\n5xx/drops: {dict((k, stats[k]) for k in ('create_calls', 'creates', 'server_errors', 'dropped', 'dropped_after_accept', 'status_calls'))}"
+    )
+    assert stats["server_errors"] + stats["dropped"] > 0  # faults were injected
+    assert (status["state"] == "done").all(), status[status["state"] != "done"]
+    assert_no_duplicate_creates(stats, 40)
+    # each row's dataset carries the request that was really bought for it
+    assert status["request_id"].notna().all() and status["request_id"].is_unique
+
+
+def test_dropped_after_accept_is_attached_not_rebought(emu):
+    # Many drops after acceptance: the client must find the accepted request in S3.
+    emu.configure(
+        concurrency_limit=4,
+        processing_seconds=0.2,
+        faults=Faults(drop_connection=0.3, drop_after_accept=1.0, seed=5),
+    )
+    client = xasync.Client.from_emulator(emu)
+    root = fresh_root(emu, "accept")
+    try:
+        _, results = run(emu, client, root, 12, options=xasync.SubmitOptions(ambiguous_grace=0.5))
+    finally:
+        client.close()
+    stats = emu.stats
+    print(
+        f"\ndrop-after-accept: dropped_after_accept={stats['dropped_after_accept']} creates={stats['creates']}"
+    )
+    assert stats["dropped_after_accept"] > 0
+    assert (results.status()["state"] == "done").all()
+    assert_no_duplicate_creates(stats, 12)
+
+
+def test_short_token_lifetime_never_reaches_the_user(emu):
+    emu.configure(concurrency_limit=2, processing_seconds=0.6, token_lifetime=2)
+    client = xasync.Client.from_emulator(emu)
+    root = fresh_root(emu, "token")
+    try:
+        gdf, results = run(emu, client, root, 16)
+    finally:
+        client.close()
+    status = results.status()
+    stats = emu.stats
+    print(
+        f"\ntoken: token_calls={stats['token_calls']} unauthorized={stats['unauthorized']} creates={stats['creates']}"
+    )
+    assert (status["state"] == "done").all(), status[["state", "error"]]
+    assert not status["error"].fillna("").str.contains("401|nauthori|token").any()
+    # 16 rows at 2 at a time for 0.6 s each: > 4.8 s of run, so >= 3 tokens of 2 s were needed
+    assert stats["token_calls"] >= 3, stats
+    assert_no_duplicate_creates(stats, 16)
+
+
+def test_failed_requests_report_the_service_message(emu):
+    emu.configure(processing_seconds=0.2, faults=Faults(failure_rate=0.1, seed=4))
+    client = xasync.Client.from_emulator(emu)
+    root = fresh_root(emu, "fail")
+    try:
+        gdf, results = run(emu, client, root, 30, tag="f")
+    finally:
+        client.close()
+    status = results.status()
+    stats = emu.stats
+    injected = error_json_by_prefix(emu, root)
+    print(f"\nfailure_rate .1: failed={stats['failed']} succeeded={stats['succeeded']}")
+    assert stats["failed"] >= 1 and stats["succeeded"] >= 1, stats
+    failed = status[status["state"] == "failed"]
+    done = status[status["state"] == "done"]
+    assert len(failed) + len(done) == 30
+    assert len(failed) == stats["failed"] == len(injected)
+    # the failed rows are exactly those the service wrote error.json for, with its message
+    row_urls = {label: results.datasets.loc[label].attrs["row_url"] for label in gdf.index}
+    assert {row_urls[label] for label in failed.index} == set(injected)
+    for label in failed.index:
+        message = injected[row_urls[label]]
+        assert message and message in failed.loc[label, "error"]
+        with pytest.raises(
+            xasync.ProcessingError, match=message[:30].replace("(", r"\(").replace(")", r"\)")
+        ):
+            results.datasets.loc[label]["ndvi"].compute()
+    for label in done.index[:5]:
+        values = results.datasets.loc[label]["ndvi"].values
+        assert np.isfinite(values).all() and values.std() > 0
+    assert_no_duplicate_creates(stats, 30)
+
+
+def test_delayed_visibility_marks_nothing_failed(emu):
+    emu.configure(processing_seconds=0.1, faults=Faults(visibility_delay=1.2, seed=1))
+    client = xasync.Client.from_emulator(emu)
+    root = fresh_root(emu, "lag")
+    try:
+        _, results = run(emu, client, root, 8)
+    finally:
+        client.close()
+    status = results.status()
+    assert (status["state"] == "done").all(), status[["state", "error"]]
+    assert status["error"].isna().all()
+    assert_no_duplicate_creates(emu.stats, 8)
+    for ds in results:
+        assert np.isfinite(ds["ndvi"].values).all()
