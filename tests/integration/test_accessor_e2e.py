@@ -284,3 +284,65 @@ def test_dataset_is_lazy_and_pickles_without_sh_secret(setup):
     assert emu.client_secret.encode() not in blob
     assert isinstance(results[0], xr.Dataset)
     results.wait(timeout=60, progress=False)
+
+
+def test_geodataframe_in_utm_keeps_its_crs(setup):
+    emu, client, root = setup
+    gdf = fields_4326(3).to_crs(32633)
+    results = gdf.xasync.process(
+        NDVI,
+        time=TIME,
+        resolution=20,
+        delivery=f"{root}/utm",
+        storage_options=emu.storage_options,
+        client=client,
+    )
+    assert {ds.rio.crs.to_epsg() for ds in results} == {32633}
+    # the grid is snapped to whole multiples of the resolution
+    for ds in results:
+        t = ds.rio.transform()
+        assert t.a == 20
+        assert t.e == -20
+        assert t.c % 20 == 0
+        assert t.f % 20 == 0
+    results.wait(timeout=60, progress=False)
+    for i in range(3):
+        data, transform, crs = read_direct(emu, delivered_path(results, i, "ndvi"))
+        assert crs.to_epsg() == 32633
+        assert transform == results[i].rio.transform()
+        np.testing.assert_array_equal(results[i]["ndvi"].values, data[0])
+
+
+@pytest.mark.distributed
+def test_results_compute_on_a_local_cluster_like_locally(setup):
+    """Workers in other processes read the deliveries with the storage_options only."""
+    distributed = pytest.importorskip("distributed")
+    emu, client, root = setup
+    gdf = fields_4326(4)
+    results = gdf.xasync.process(
+        TWO_OUTPUTS,
+        time=TIME,
+        resolution=0.0001,
+        delivery=f"{root}/cluster",
+        storage_options=emu.storage_options,
+        client=client,
+        chunks=16,
+    ).wait(timeout=60, progress=False)
+    local = [ds.compute(scheduler="threads") for ds in results]
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as dask_client,
+    ):
+        remote = dask_client.compute(list(results), sync=True)
+        # a per-field reduction, the typical cluster workload
+        means = dask_client.compute([ds["ndvi"].mean() for ds in results], sync=True)
+    for a, b in zip(local, remote, strict=True):
+        xr.testing.assert_identical(a, b)
+    for ds, m in zip(local, means, strict=True):
+        assert float(m) == pytest.approx(float(ds["ndvi"].mean()))
