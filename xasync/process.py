@@ -178,8 +178,9 @@ def _write_manifest(fs: Any, root: str, call_token: str, specs: Sequence, plans:
     ]
     try:
         delivery.write_manifest(fs, root, call_token, rows)
-    except (PermissionError, FileNotFoundError, OSError) as exc:
+    except Exception as exc:  # OSError from s3fs, botocore's own errors (unreachable endpoint)
         raise DeliveryAccessError(
-            f"cannot write to the delivery location {root}: {exc}. Check that the bucket exists "
-            "and that storage_options give write access (the service needs it too).",
+            f"cannot write to the delivery location {root}: {type(exc).__name__}: {exc}. Check "
+            "that the bucket exists and is reachable, and that storage_options give write access "
+            "(the service needs it too)."
         ) from None

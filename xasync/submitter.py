@@ -132,8 +132,9 @@ class _Account:
     def rate_limited(self, retry_after: float | None) -> float:
         loop = asyncio.get_running_loop()
         if self.learning:
-            # this attempt holds a slot too: what ran before it is what the account allows
-            self.cap = max(1, self.in_flight - 1)
+            # called while the refused attempt still holds a slot: the others in flight are at
+            # least what the account allows (some may be refused too and lower it further)
+            self.cap = max(1, min(self.cap, self.in_flight - 1))
         wait = (retry_after if retry_after is not None else 1.0) * (1 + random.random() * 0.25)
         self.not_before = max(self.not_before, loop.time() + wait)
         return wait
@@ -334,8 +335,9 @@ class _JobRun:
             try:
                 request_id = await self.api.create(order.body())
             except RateLimited as exc:
-                await self.account.release()
+                # learn while this attempt still counts as in flight, then free its slot
                 wait = self.account.rate_limited(exc.retry_after)
+                await self.account.release()
                 logger.debug("row %s: 429, retrying in %.2f s", order.index, wait)
                 await asyncio.sleep(wait)
                 continue

@@ -74,6 +74,10 @@ def test_help_lists_the_commands_and_demo_options(capsys):
     text = capsys.readouterr().out
     for command in ("demo", "status", "emulator"):
         assert command in text
+    with pytest.raises(SystemExit) as exc:  # delegated to python -m xasync.emulator
+        main(["emulator", "--help"])
+    assert exc.value.code == 0
+    assert "--concurrency" in capsys.readouterr().out
 
 
 def test_status_lists_what_was_delivered(emu, capsys, monkeypatch):
