@@ -442,22 +442,49 @@ def read_manifests(fs: Any, delivery_root: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- registry
 
 _REGISTRY: dict[str, RowDelivery] = {}
-_REGISTRY_LOCK = threading.Lock()
+_REGISTRY_COND = threading.Condition()
 
 
-def mark_delivered(token: str, delivery: RowDelivery) -> None:
-    """Record the outcome of the row ``token`` for this process (used by the submitter)."""
-    with _REGISTRY_LOCK:
-        _REGISTRY[token] = delivery
+def mark_delivered(row_url: str, delivery: RowDelivery) -> None:
+    """Record what this process knows of the row at ``row_url``.
+
+    The submitter records ``pending`` when it starts following a row and the final outcome when
+    it has one; the lazy await tasks of this process then wait on it instead of polling S3.
+    Keys are row URLs, which include the delivery root: the same request sent to two
+    deliveries is two rows.
+    """
+    with _REGISTRY_COND:
+        _REGISTRY[row_url] = delivery
+        _REGISTRY_COND.notify_all()
 
 
-def lookup(token: str) -> RowDelivery | None:
-    """The outcome recorded in this process for ``token``, or None."""
-    with _REGISTRY_LOCK:
-        return _REGISTRY.get(token)
+def lookup(row_url: str) -> RowDelivery | None:
+    """The outcome recorded in this process for ``row_url``, or None."""
+    with _REGISTRY_COND:
+        return _REGISTRY.get(row_url)
+
+
+def wait_for(row_url: str, timeout: float) -> RowDelivery | None:
+    """Block until the entry of ``row_url`` is final or gone, or ``timeout`` seconds."""
+
+    def settled() -> bool:
+        entry = _REGISTRY.get(row_url)
+        return entry is None or entry.is_final
+
+    with _REGISTRY_COND:
+        _REGISTRY_COND.wait_for(settled, timeout)
+        return _REGISTRY.get(row_url)
+
+
+def forget(row_url: str) -> None:
+    """Drop what is recorded for ``row_url`` (readers fall back to S3)."""
+    with _REGISTRY_COND:
+        _REGISTRY.pop(row_url, None)
+        _REGISTRY_COND.notify_all()
 
 
 def clear_registry() -> None:
     """Forget every recorded outcome (tests, long sessions)."""
-    with _REGISTRY_LOCK:
+    with _REGISTRY_COND:
         _REGISTRY.clear()
+        _REGISTRY_COND.notify_all()

@@ -117,14 +117,28 @@ def _await_delivery(
     wait_timeout: float,
     poll_interval: float,
 ) -> dict[str, str]:
-    """Task: block until the row is delivered; return ``{identifier: url}``."""
-    known = _delivery.lookup(token)
+    """Task: block until the row is delivered; return ``{identifier: url}``.
+
+    In the process whose submitter follows the row, the outcome comes from the registry without
+    any S3 call (waiting on it); anywhere else (a cluster worker, a re-attached session) S3 is
+    polled with a growing interval.
+    """
     deadline = time.monotonic() + wait_timeout
     interval = poll_interval
     fs = None
     polls = failures = 0
     while True:
-        if known is not None and known.is_final:
+        known = _delivery.lookup(row_url)
+        if known is not None and not known.is_final:
+            # followed by this process's submitter: wait for its word
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeliveryTimeout(
+                    f"row {label!r}: not delivered under {row_url} within {wait_timeout:g} s"
+                )
+            _delivery.wait_for(row_url, min(remaining, 5.0))
+            continue
+        if known is not None:
             state = known
         else:
             if fs is None:
@@ -148,15 +162,14 @@ def _await_delivery(
             if not missing:
                 logger.debug("row %s delivered (%s) after %d polls", token, state.request_id, polls)
                 return dict(state.outputs)
-            known = None  # registry entry without our outputs: ask S3
+            _delivery.forget(row_url)  # registry entry without our outputs: ask S3
+            continue
         elif state.state == "failed":
             raise ProcessingError(
                 state.error or "the request failed without a message",
                 request_id=state.request_id,
                 row=label,
             )
-        else:
-            known = None
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeliveryTimeout(

@@ -28,6 +28,7 @@ import logging
 import random
 import statistics
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -153,7 +154,8 @@ class Submitter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._accounts: dict[tuple, _Account] = {}
-        self._apis: dict[int, Any] = {}
+        # per Client object (weak: a collected client's connections and secret go with it)
+        self._apis: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._tasks: set[asyncio.Future] = set()
 
     # -- thread and loop ---------------------------------------------------------------------
@@ -234,9 +236,11 @@ class Submitter:
         return acc
 
     def _api(self, client: Any) -> Any:
-        api = self._apis.get(id(client))
+        api = self._apis.get(client)
         if api is None:
-            api = self._apis[id(client)] = client.async_api()
+            api = self._apis[client] = client.async_api()
+            loop = asyncio.get_running_loop()
+            weakref.finalize(client, _close_later, loop, api)
         return api
 
     async def _run_job(
@@ -248,14 +252,26 @@ class Submitter:
         opts: SubmitOptions,
         probe: bool,
     ) -> None:
+        for order in orders:  # followed here from now on: local readers wait for our word
+            delivery.mark_delivered(order.row_url, delivery.RowDelivery("pending"))
         try:
             run = _JobRun(job, orders, client, fs, opts, self)
             await run.run(probe)
         except asyncio.CancelledError:
+            self._unfollow(orders)
             raise
         except BaseException as exc:  # a bug or a dead loop must not leave waiters hanging
             logger.exception("xasync submitter stopped on an unexpected error")
+            self._unfollow(orders)
             job.abort(exc)
+
+    @staticmethod
+    def _unfollow(orders: list[Order]) -> None:
+        """Rows no longer followed here: local readers fall back to polling S3."""
+        for order in orders:
+            current = delivery.lookup(order.row_url)
+            if current is not None and not current.is_final:
+                delivery.forget(order.row_url)
 
 
 class _JobRun:
@@ -430,7 +446,7 @@ class _JobRun:
 
     # -- outcomes ----------------------------------------------------------------------------
     def _finish(self, order: Order, row: delivery.RowDelivery, *, reused: bool) -> None:
-        delivery.mark_delivered(order.token, row)
+        delivery.mark_delivered(order.row_url, row)
         state = State.DONE if row.state == "done" else State.FAILED
         self.job.update(
             order.index,
@@ -446,6 +462,8 @@ class _JobRun:
 
     def _fail(self, order: Order, message: str) -> None:
         logger.info("row %s failed: %s", order.index, message)
+        # computing this row must raise at once, not wait for a delivery that cannot come
+        delivery.mark_delivered(order.row_url, delivery.RowDelivery("failed", error=message))
         self.job.update(order.index, state=State.FAILED, finished=utcnow(), error=message)
 
 
@@ -522,6 +540,14 @@ class _Confirmer:
             self.fs,
             {url: o.identifiers for url, (o, *_r) in batch.items()},
         )
+
+
+def _close_later(loop: asyncio.AbstractEventLoop, api: Any) -> None:
+    """Close a collected client's AsyncApi on the submitter loop (if it still runs)."""
+    if loop.is_closed() or not loop.is_running():
+        return
+    with contextlib.suppress(RuntimeError):
+        asyncio.run_coroutine_threadsafe(api.aclose(), loop)
 
 
 _SUBMITTER: Submitter | None = None

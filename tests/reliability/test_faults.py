@@ -299,3 +299,79 @@ def test_same_request_to_two_deliveries_does_not_mix_them(emu):
             ds["ndvi"].compute()  # must not serve the files delivered under the other root
     for ds in good:  # and the first delivery is still what its datasets read
         assert np.isfinite(ds["ndvi"].compute().values).all()
+
+
+def test_flaky_token_endpoint_with_short_tokens(emu):
+    """5xx and drops also on the token endpoint, tokens of 2 s: still all done, bought once."""
+    emu.configure(
+        concurrency_limit=3,
+        processing_seconds=0.5,
+        token_lifetime=2,
+        faults=Faults(server_error=0.1, drop_connection=0.05, apply_to_token=True, seed=9),
+    )
+    client = xasync.Client.from_emulator(emu)
+    root = fresh_root(emu, "tokfault")
+    try:
+        _, results = run(
+            emu, client, root, 12, tag="t", options=xasync.SubmitOptions(ambiguous_grace=0.5)
+        )
+    finally:
+        client.close()
+    status = results.status()
+    stats = emu.stats
+    print(
+        f"\nflaky token: token_calls={stats['token_calls']} 5xx={stats['server_errors']} dropped={stats['dropped']}"
+    )
+    assert (status["state"] == "done").all(), status[["state", "error"]]
+    assert stats["token_calls"] >= 3
+    assert_no_duplicate_creates(stats, 12)
+
+
+def test_rerun_after_an_outage_buys_each_row_once(emu):
+    """Rows that failed because the service was down are bought on the next run, once."""
+    gdf = fields(3, lat0=42.0)
+    root = fresh_root(emu, "outage")
+    kwargs = dict(
+        time=TIME, resolution=RES, delivery=f"{root}/o", storage_options=emu.storage_options
+    )
+    emu.configure(faults=Faults(server_error=1.0, seed=1))
+    client = xasync.Client.from_emulator(emu)
+    try:
+        down = gdf.xasync.process(
+            NDVI,
+            client=client,
+            options=xasync.SubmitOptions(max_create_attempts=1, ambiguous_grace=0.1),
+            **kwargs,
+        ).wait(timeout=30, progress=False)
+        assert (down.status()["state"] == "failed").all()
+        assert emu.stats["creates"] == 0
+        emu.configure(faults=Faults())
+        back = gdf.xasync.process(NDVI, client=client, **kwargs).wait(timeout=60, progress=False)
+    finally:
+        client.close()
+    assert (back.status()["state"] == "done").all(), back.status()
+    assert_no_duplicate_creates(emu.stats, 3)
+    for ds in back:
+        assert np.isfinite(ds["ndvi"].values).all()
+
+
+def test_wait_timeout_is_a_typed_error_and_the_run_goes_on(emu):
+    emu.configure(processing_seconds=3.0)
+    client = xasync.Client.from_emulator(emu)
+    root = fresh_root(emu, "timeout")
+    try:
+        results = fields(2, lat0=45.0).xasync.process(
+            NDVI,
+            time=TIME,
+            resolution=RES,
+            delivery=f"{root}/t",
+            storage_options=emu.storage_options,
+            client=client,
+        )
+        with pytest.raises(xasync.DeliveryTimeout, match="within 0.5 s"):
+            results.wait(timeout=0.5, progress=False)
+        results.wait(timeout=60, progress=False)  # waiting again picks the run up
+    finally:
+        client.close()
+    assert (results.status()["state"] == "done").all()
+    assert_no_duplicate_creates(emu.stats, 2)

@@ -4,7 +4,9 @@ CI size 60 rows; ``XASYNC_SOAK_ROWS=500`` for the full size. Checks: every row e
 failed exactly where the service wrote ``error.json``; nothing bought twice; memory growth
 bounded; no thread, socket or file descriptor left behind once results are done and the
 client is closed (threads are compared with a warmed-up baseline that already holds the
-submitter's daemon thread ``xasync-submitter`` and fsspec's ``fsspecIO``).
+submitter's daemon thread ``xasync-submitter`` and fsspec's ``fsspecIO``). The emulator's
+werkzeug server speaks HTTP/1.0 and closes every connection, so a keep-alive pool left open by the
+client would only show against the real service; the fd count still catches leaked sockets.
 """
 
 from __future__ import annotations
