@@ -125,16 +125,14 @@ def scene(name: str, lon, lat, date, dn: bool = False):
 
     import numpy as np
 
+    vegetation = {"B01": 0.03, "B02": 0.04, "B03": 0.07, "B04": 0.05, "B05": 0.11, "B06": 0.25}
+    vegetation.update({"B07": 0.30, "B08": 0.33, "B8A": 0.35, "B09": 0.35, "B10": 0.01})
+    vegetation.update({"B11": 0.20, "B12": 0.10})
     k = zlib.crc32(name.encode("utf-8")) % 16
     doy = date.timetuple().tm_yday
-    r = (
-        0.1
-        + 0.02 * k
-        + 0.3
-        * (0.5 + 0.5 * np.sin(50 * np.radians(lon) + k))
-        * (0.5 + 0.5 * np.cos(50 * np.radians(lat)))
-        + 0.1 * doy / 366
-    )
+    base = vegetation.get(name, 0.1 + 0.02 * k)
+    v = (0.5 + 0.5 * np.sin(50 * np.radians(lon) + k)) * (0.5 + 0.5 * np.cos(50 * np.radians(lat)))
+    r = base * (0.5 + v) + 0.05 * doy / 366
     return np.floor(r * 10000 + 0.5) if dn else r
 
 

@@ -8,8 +8,11 @@ centre is at longitude ``lon`` and latitude ``lat`` (degrees, WGS 84), acquired 
   with ``pyproj.Transformer.from_crs(epsg, 4326, always_xy=True)``;
 - ``k = zlib.crc32(name.encode("utf-8")) % 16``;
 - ``doy`` = day of the year of ``date`` (1..366);
-- reflectance ``R = 0.1 + 0.02*k + 0.3*(0.5 + 0.5*sin(50*radians(lon) + k))
-  * (0.5 + 0.5*cos(50*radians(lat))) + 0.1*doy/366`` (always within 0.1..0.8);
+- ``base`` = the typical reflectance of green vegetation in that Sentinel-2 band
+  (:data:`VEGETATION`: B04 0.05, B08 0.33, ...), or ``0.1 + 0.02*k`` for any other band name;
+- ``v = (0.5 + 0.5*sin(50*radians(lon) + k)) * (0.5 + 0.5*cos(50*radians(lat)))`` (0..1);
+- reflectance ``R = base*(0.5 + v) + 0.05*doy/366`` (so NDVI from B04/B08 lies around
+  0.4..0.9, varying across a field, as over crops in summer);
 - with ``units: "DN"`` requested for the band: ``floor(R*10000 + 0.5)``; any other unit, or none:
   ``R``;
 - ``dataMask`` is 1 where the pixel centre lies inside or on the request geometry (everywhere
@@ -40,6 +43,24 @@ def acquisition_date(time_from: datetime | None, time_to: datetime | None) -> da
     return time_from + (time_to - time_from) / 2
 
 
+#: Typical top-of-canopy reflectance of green vegetation per Sentinel-2 band (the scene's base).
+VEGETATION = {
+    "B01": 0.03,
+    "B02": 0.04,
+    "B03": 0.07,
+    "B04": 0.05,
+    "B05": 0.11,
+    "B06": 0.25,
+    "B07": 0.30,
+    "B08": 0.33,
+    "B8A": 0.35,
+    "B09": 0.35,
+    "B10": 0.01,
+    "B11": 0.20,
+    "B12": 0.10,
+}
+
+
 def band_index(name: str) -> int:
     """The per-band constant ``k`` of the formula."""
     return zlib.crc32(name.encode("utf-8")) % 16
@@ -51,12 +72,9 @@ def reflectance(name: str, lon: np.ndarray, lat: np.ndarray, date: datetime) -> 
     doy = date.timetuple().tm_yday
     lon_r = np.radians(lon)
     lat_r = np.radians(lat)
-    return (
-        0.1
-        + 0.02 * k
-        + 0.3 * (0.5 + 0.5 * np.sin(50.0 * lon_r + k)) * (0.5 + 0.5 * np.cos(50.0 * lat_r))
-        + 0.1 * doy / 366.0
-    )
+    base = VEGETATION.get(name, 0.1 + 0.02 * k)
+    v = (0.5 + 0.5 * np.sin(50.0 * lon_r + k)) * (0.5 + 0.5 * np.cos(50.0 * lat_r))
+    return base * (0.5 + v) + 0.05 * doy / 366.0
 
 
 class SceneBlock:
