@@ -72,6 +72,7 @@ class Job:
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _listeners: list[Callable[[int, RowStatus], None]] = field(default_factory=list, repr=False)
     _fatal: BaseException | None = field(default=None, repr=False)
+    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
     def from_rows(cls, rows: Sequence[RowStatus]) -> Job:
@@ -118,6 +119,14 @@ class Job:
         """Call ``listener(index, status)`` after each change (from the submitter thread)."""
         with self._cond:
             self._listeners.append(listener)
+
+    def cancel(self) -> None:
+        """Ask the submitter not to create the rows still queued (submitted ones go on)."""
+        self._cancelled.set()
+
+    def is_cancelled(self) -> bool:
+        """``True`` once :meth:`cancel` was called."""
+        return self._cancelled.is_set()
 
     def abort(self, error: BaseException) -> None:
         """Record an error that stopped the submitter; waiters wake up and re-raise it."""

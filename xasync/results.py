@@ -127,6 +127,15 @@ class Results(Sequence):
         self._refresh_attrs()
         return self
 
+    def cancel(self) -> Results:
+        """Stop submitting: rows not yet created end ``failed`` ("cancelled") and cost nothing.
+
+        Requests already accepted by the service keep running there (they are paid for) and are
+        still followed to their delivery. Returns ``self``.
+        """
+        self._job.cancel()
+        return self
+
     # -- display -------------------------------------------------------------------------
     def __repr__(self) -> str:
         counts = self._job.counts()

@@ -112,14 +112,23 @@ class _Account:
         self.durations: deque[float] = deque(maxlen=32)
         self.cond = asyncio.Condition()
 
-    async def acquire(self) -> None:
+    async def acquire(self, cancelled: Callable[[], bool] = lambda: False) -> bool:
+        """Take a slot; ``False`` (no slot taken) if ``cancelled()`` turns true meanwhile."""
         loop = asyncio.get_running_loop()
         async with self.cond:
-            await self.cond.wait_for(lambda: self.in_flight < self.cap)
+            while self.in_flight >= self.cap:
+                if cancelled():
+                    return False
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.cond.wait(), timeout=0.5)
             self.in_flight += 1
         delay = self.not_before - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        if cancelled():
+            await self.release()
+            return False
+        return True
 
     def take(self) -> None:
         """Count a request already running at the service (attached to, not created)."""
@@ -347,7 +356,9 @@ class _JobRun:
         assert self.account is not None and self.api is not None
         attempts = 0
         while True:
-            await self.account.acquire()
+            if not await self.account.acquire(self.job.is_cancelled):
+                self._fail(order, "cancelled before it was submitted (nothing was bought)")
+                return
             try:
                 request_id = await self.api.create(order.body())
             except RateLimited as exc:

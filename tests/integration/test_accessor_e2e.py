@@ -346,3 +346,41 @@ def test_results_compute_on_a_local_cluster_like_locally(setup):
         xr.testing.assert_identical(a, b)
     for ds, m in zip(local, means, strict=True):
         assert float(m) == pytest.approx(float(ds["ndvi"].mean()))
+
+
+def test_building_1000_rows_touches_no_network_beyond_the_submission(setup):
+    """process() on 1000 rows: one manifest PUT, one probe listing, at most K creates; no reads."""
+    emu, client, root = setup
+    emu.configure(concurrency_limit=1, processing_seconds=2.0)
+    gdf = fields_4326(1000)
+    before = emu.stats
+    results = gdf.xasync.process(
+        NDVI,
+        time=TIME,
+        resolution=0.0002,
+        delivery=f"{root}/thousand",
+        storage_options=emu.storage_options,
+        client=client,
+    )
+    datasets = list(results)  # every Dataset built: coords, CRS, dtypes known
+    assert len(datasets) == 1000
+    assert all(ds["ndvi"].dtype == np.float32 for ds in datasets)
+    after = emu.stats
+    results.cancel()
+    s3_before, s3_after = before["s3"], after["s3"]
+    # no object was read and no status asked while the results were built
+    assert s3_after["get"] == s3_before["get"]
+    assert s3_after["get_ranged"] == s3_before["get_ranged"]
+    assert after["status_calls"] == before["status_calls"]
+    # the submission itself: the manifest (+ the copy of the one request the limit lets in)
+    assert s3_after["put"] - s3_before["put"] <= 2
+    assert s3_after["list"] - s3_before["list"] <= 1
+    assert after["create_calls"] - before["create_calls"] <= 1
+
+    results.wait(timeout=30, progress=False)
+    status = results.status()
+    assert (status["state"] == "done").sum() <= 1
+    cancelled = status[status["state"] == "failed"]
+    assert len(cancelled) >= 999
+    assert cancelled["error"].str.contains("cancelled").all()
+    assert emu.stats["creates"] <= 1  # nothing bought after the cancel
