@@ -107,9 +107,14 @@ def process(
     get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
-    datasets = [build_dataset(plan, reader=reader, chunks=chunks) for plan in plans]
     logger.info("submitting %d requests under %s", len(specs), root)
-    return Results(datasets, gdf.index, job, delivery=root)
+    return Results.deferred(
+        len(plans),
+        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
+        gdf.index,
+        job,
+        delivery=root,
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -87,6 +87,11 @@ def open_delivery(
     ]
     get_submitter().submit(job, orders, client=client, fs=fs, options=options)
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
-    datasets = [build_dataset(p, reader=reader, chunks=chunks) for p in plans]
     index = pd.Index([p.label for p in plans], name="label")
-    return Results(datasets, index, job, delivery=root)
+    return Results.deferred(
+        len(plans),
+        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
+        index,
+        job,
+        delivery=root,
+    )

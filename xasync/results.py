@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
 import pandas as pd
@@ -21,45 +22,73 @@ class Results(Sequence):
     ``results[i]`` is the i-th row's :class:`xarray.Dataset` (positional, like ``gdf.iloc``);
     ``results.datasets`` is a :class:`pandas.Series` indexed like the GeoDataFrame, so
     ``results.datasets.loc[label]`` selects by label. Submission continues in the background;
-    computing a Dataset waits for its delivery.
+    computing a Dataset waits for its delivery. Each Dataset is assembled on first access (its
+    coordinates, CRS and dtypes need no network), so a call on many rows returns at once.
     """
 
     def __init__(
         self,
-        datasets: Sequence[xr.Dataset],
+        datasets: Sequence[xr.Dataset | None],
         index: pd.Index,
         job: Job,
         *,
         delivery: str,
+        build: Callable[[int], xr.Dataset] | None = None,
     ) -> None:
         if len(datasets) != len(index) or len(job) != len(index):
             raise ValueError("datasets, index and job must have one entry per row")
-        self._datasets = list(datasets)
+        if build is None and any(ds is None for ds in datasets):
+            raise ValueError("datasets left to build need a build function")
+        self._datasets: list[xr.Dataset | None] = list(datasets)
+        self._build = build
+        self._lock = threading.Lock()
         self._index = index
         self._job = job
         self.delivery = delivery
 
+    @classmethod
+    def deferred(
+        cls, n: int, build: Callable[[int], xr.Dataset], index: pd.Index, job: Job, *, delivery: str
+    ) -> Results:
+        """Results whose Datasets are built on first access (``build(i)``), then kept."""
+        return cls([None] * n, index, job, delivery=delivery, build=build)
+
     # -- sequence ------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._datasets)
+
+    def _dataset(self, i: int) -> xr.Dataset:
+        ds = self._datasets[i]
+        if ds is None:
+            with self._lock:
+                ds = self._datasets[i]
+                if ds is None:
+                    assert self._build is not None
+                    ds = self._datasets[i] = self._build(i)
+        _apply_row_attrs(ds, self._job.rows[i])
+        return ds
 
     @overload
     def __getitem__(self, i: int) -> xr.Dataset: ...
     @overload
     def __getitem__(self, i: slice) -> list[xr.Dataset]: ...
     def __getitem__(self, i: int | slice) -> xr.Dataset | list[xr.Dataset]:
-        self._refresh_attrs()
-        return self._datasets[i]
+        if isinstance(i, slice):
+            return [self._dataset(j) for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"row {i} out of range for {len(self)} rows")
+        return self._dataset(i)
 
     def __iter__(self) -> Iterator[xr.Dataset]:
-        self._refresh_attrs()
-        return iter(self._datasets)
+        return (self._dataset(i) for i in range(len(self)))
 
     @property
     def datasets(self) -> pd.Series:
         """The Datasets as a Series indexed like the GeoDataFrame."""
-        self._refresh_attrs()
-        return pd.Series(self._datasets, index=self._index, dtype=object, name="dataset")
+        values = [self._dataset(i) for i in range(len(self))]
+        return pd.Series(values, index=self._index, dtype=object, name="dataset")
 
     @property
     def job(self) -> Job:
@@ -149,7 +178,8 @@ class Results(Sequence):
     def _refresh_attrs(self) -> None:
         """Copy request ids, states and costs of finished rows into the Datasets' attrs."""
         for ds, row in zip(self._datasets, self._job.snapshot()):
-            _apply_row_attrs(ds, row)
+            if ds is not None:
+                _apply_row_attrs(ds, row)
 
 
 def _apply_row_attrs(ds: xr.Dataset, row: RowStatus) -> None:
