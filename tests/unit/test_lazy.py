@@ -191,7 +191,9 @@ def test_registry_outcome_skips_s3_listing(s3fs_fs, tmp_path, bucket, config):
     plan = make_plan(bucket)
     arrays = deliver(s3fs_fs, tmp_path, plan, request_id="REQ-7")
     outputs = {o.identifier: f"{plan.row_url}/REQ-7/{o.identifier}.tif" for o in plan.outputs}
-    delivery.mark_delivered(plan.row_url, delivery.RowDelivery("done", ("REQ-7",), "REQ-7", outputs))
+    delivery.mark_delivered(
+        plan.row_url, delivery.RowDelivery("done", ("REQ-7",), "REQ-7", outputs)
+    )
     fs = rd.filesystem_for(plan.row_url, config)  # the instance tasks use in this thread
     calls = []
     fs.s3.meta.events.register("before-call.s3", lambda event_name, **_: calls.append(event_name))
@@ -200,7 +202,9 @@ def test_registry_outcome_skips_s3_listing(s3fs_fs, tmp_path, bucket, config):
     assert not [c for c in calls if c.endswith("ListObjectsV2")]
     # A failure recorded in-process raises without S3 either.
     failed = make_plan(bucket)
-    delivery.mark_delivered(failed.row_url, delivery.RowDelivery("failed", ("R",), "R", error="boom"))
+    delivery.mark_delivered(
+        failed.row_url, delivery.RowDelivery("failed", ("R",), "R", error="boom")
+    )
     with pytest.raises(ProcessingError, match="boom"):
         build_dataset(failed, reader=config, wait_timeout=5).compute(scheduler="sync")
 
