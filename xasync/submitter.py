@@ -102,12 +102,19 @@ class Order:
 
 
 class _Account:
-    """Per-account concurrency slots and the learned processing time (lives in the loop)."""
+    """Per-account concurrency slots and the learned processing time (lives in the loop).
+
+    ``in_flight`` counts slots taken (creates under way + requests running); ``running`` only the
+    requests the service confirmed (accepted, not yet seen finished). When K is not configured it
+    is learned: a 429 means the account allows no more than what is confirmed running, and every
+    acceptance proves it allows at least that many.
+    """
 
     def __init__(self, limit: int | None) -> None:
         self.learning = limit is None
         self.cap = limit if limit is not None else 64
         self.in_flight = 0
+        self.running = 0
         self.not_before = 0.0
         self.durations: deque[float] = deque(maxlen=32)
         self.cond = asyncio.Condition()
@@ -116,35 +123,43 @@ class _Account:
         """Take a slot; ``False`` (no slot taken) if ``cancelled()`` turns true meanwhile."""
         loop = asyncio.get_running_loop()
         async with self.cond:
-            while self.in_flight >= self.cap:
+            while True:
                 if cancelled():
                     return False
+                delay = self.not_before - loop.time()
+                if self.in_flight < self.cap and delay <= 0:
+                    break
+                # back off (after a 429) before taking a slot, or wait for a free one
+                timeout = min(0.5, delay) if delay > 0 else 0.5
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.cond.wait(), timeout=0.5)
+                    await asyncio.wait_for(self.cond.wait(), timeout=timeout)
             self.in_flight += 1
-        delay = self.not_before - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if cancelled():
-            await self.release()
-            return False
         return True
 
     def take(self) -> None:
         """Count a request already running at the service (attached to, not created)."""
         self.in_flight += 1
+        self.started()
 
-    async def release(self) -> None:
+    def started(self) -> None:
+        """The service accepted one of our requests: it runs until we see it finished."""
+        self.running += 1
+        if self.learning and self.running > self.cap:
+            self.cap = self.running
+
+    async def release(self, *, finished: bool = False) -> None:
+        """Free a slot; ``finished=True`` when it held a request that ran (and ended)."""
         async with self.cond:
             self.in_flight = max(0, self.in_flight - 1)
+            if finished:
+                self.running = max(0, self.running - 1)
             self.cond.notify_all()
 
     def rate_limited(self, retry_after: float | None) -> float:
         loop = asyncio.get_running_loop()
         if self.learning:
-            # called while the refused attempt still holds a slot: the others in flight are at
-            # least what the account allows (some may be refused too and lower it further)
-            self.cap = max(1, min(self.cap, self.in_flight - 1))
+            # the service refused while these were running: that is all the account allows
+            self.cap = max(1, min(self.cap, self.running))
         wait = (retry_after if retry_after is not None else 1.0) * (1 + random.random() * 0.25)
         self.not_before = max(self.not_before, loop.time() + wait)
         return wait
@@ -386,6 +401,7 @@ class _JobRun:
                     await asyncio.sleep(min(30.0, 0.5 * 2**attempts) * (0.5 + random.random()))
                     continue
                 logger.info("row %s: the lost create was accepted as %s", order.index, request_id)
+            self.account.started()
             self.job.update(
                 order.index,
                 state=State.SUBMITTED,
@@ -438,7 +454,7 @@ class _JobRun:
                 step = min(self.opts.max_poll_interval, step * self.opts.poll_growth)
         finally:
             if holding_slot and self.account is not None:
-                await self.account.release()
+                await self.account.release(finished=True)
         if self.account is not None:
             self.account.durations.append(loop.time() - start)
         await self._settle(order, request_id, since_finished=True)

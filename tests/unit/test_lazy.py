@@ -339,3 +339,58 @@ def test_fast_construction_equals_xarray_constructor(monkeypatch):
             assert a[name].encoding == b[name].encoding
             assert a[name].rio.crs == b[name].rio.crs
         assert a.rio.transform() == b.rio.transform() == grid.transform
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_selections_read_only_their_window_and_equal_numpy(
+    s3fs_fs, tmp_path, bucket, config, masked
+):
+    """isel/slicing is fused into the read: values equal numpy's, windows shrink the reads."""
+    minx, miny, maxx, maxy = GRID.bbox
+    mask = shapely.to_wkb(box(minx, miny, (minx + maxx) / 2, maxy)) if masked else None
+    plan = make_plan(bucket, mask_wkb=mask)
+    arrays = deliver(s3fs_fs, tmp_path, plan)
+    ds = build_dataset(plan, reader=config, wait_timeout=60, poll_interval=0.1)  # one big chunk
+    full = ds.compute(scheduler="threads")
+    if masked:
+        np.testing.assert_array_equal(np.isnan(full["ndvi"].values[:, 210:]), True)
+    else:
+        np.testing.assert_array_equal(full["ndvi"].values, arrays["ndvi"][0])
+        np.testing.assert_array_equal(full["rgb"].values, arrays["rgb"])
+    selections = [
+        {"y": slice(10, 40), "x": slice(300, 333)},
+        {"y": 7, "x": slice(None, None, 5)},
+        {"y": [3, 1, 250], "x": -1},
+        {"y": slice(299, 100, -3)},
+        {"band": 1, "y": slice(0, 2)},
+        {"band": [2, 0], "x": [0, 419]},
+        {"y": slice(50, 50)},
+    ]
+    for sel in selections:
+        for name in ("ndvi", "rgb"):
+            var_sel = {k: v for k, v in sel.items() if k in ds[name].dims}
+            got = ds[name].isel(var_sel).compute(scheduler="threads")
+            np.testing.assert_array_equal(
+                got.values, full[name].isel(var_sel).values, err_msg=str(sel)
+            )
+
+
+def test_a_small_window_of_a_big_chunk_reads_only_that_window(
+    s3fs_fs, tmp_path, bucket, config, monkeypatch
+):
+    from xasync import lazy
+
+    plan = make_plan(bucket)
+    arrays = deliver(s3fs_fs, tmp_path, plan)
+    ds = build_dataset(plan, reader=config, wait_timeout=60, poll_interval=0.1)  # one chunk
+    windows: list[tuple] = []
+    original = lazy._WindowSource._read
+
+    def spy(self, rows, cols):
+        windows.append((rows, cols))
+        return original(self, rows, cols)
+
+    monkeypatch.setattr(lazy._WindowSource, "_read", spy)
+    small = ds["rgb"].isel(y=slice(100, 164), x=slice(200, 264)).compute(scheduler="threads")
+    np.testing.assert_array_equal(small.values, arrays["rgb"][:, 100:164, 200:264])
+    assert windows == [((100, 164), (200, 264))]
