@@ -178,7 +178,7 @@ def _check_credentials(client: Client) -> None:
 
 def _write_manifest(fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence) -> None:
     rows = [
-        {"position": i, "plan": plan.to_dict(), "body": spec.canonical_body()}
+        {"position": i, "plan": plan.to_dict(), "body": spec.canonical_body(copy=False)}
         for i, (spec, plan) in enumerate(zip(specs, plans))
     ]
     try:

@@ -7,7 +7,7 @@ moment the body is sent.
 
 from __future__ import annotations
 
-import copy
+import copy as copy_module
 import hashlib
 import json
 import logging
@@ -127,17 +127,22 @@ class RequestSpec:
 
         return json.loads(shapely.to_geojson(shapely.from_wkb(self.geometry_wkb)))
 
-    def canonical_body(self) -> dict[str, Any]:
+    def canonical_body(self, *, copy: bool = True) -> dict[str, Any]:
         """The request body without ``output.delivery`` (no credentials, no row URL).
 
-        This is what :attr:`token` hashes.
+        This is what :attr:`token` hashes. It is computed once per spec; with ``copy=False``
+        the shared dict itself is returned (do not modify it).
         """
+        return copy_module.deepcopy(self._canonical) if copy else self._canonical
+
+    @cached_property
+    def _canonical(self) -> dict[str, Any]:
         g = self.grid
         bounds: dict[str, Any] = {"bbox": list(g.bbox), "properties": {"crs": g.crs_url}}
         if self.bounds_mode == "geometry":
             bounds["geometry"] = self.geometry
         body: dict[str, Any] = {
-            "input": {"bounds": bounds, "data": copy.deepcopy(list(self.data))},
+            "input": {"bounds": bounds, "data": copy_module.deepcopy(list(self.data))},
             "output": {
                 "width": g.width,
                 "height": g.height,
@@ -155,7 +160,7 @@ class RequestSpec:
     @cached_property
     def token(self) -> str:
         """sha256 hex of the canonical JSON of the body, the row label and position."""
-        doc = {"body": self.canonical_body(), "label": _json_label(self.label)}
+        doc = {"body": self._canonical, "label": _json_label(self.label)}
         doc["position"] = int(self.position)
         return hashlib.sha256(_canonical(doc).encode()).hexdigest()
 
