@@ -20,6 +20,7 @@ from typing import Any
 from .faults import Faults
 from .runtime import Runtime, Settings
 from .s3 import S3Server
+from .serving import serve, shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,6 @@ class Emulator:
         """Start S3 (unless given) and the API in daemon threads; returns ``self``."""
         if self._server is not None:
             return self
-        from werkzeug.serving import make_server
 
         from .app import create_app
 
@@ -99,19 +99,8 @@ class Emulator:
             {self.client_id: self._client_secret},
             self._s3.endpoint_url,
         )
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server(
-            "127.0.0.1",
-            self._port,
-            create_app(self._runtime, stats=lambda: self.stats),
-            threaded=True,
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            name="xasync-emulator-api",
-            daemon=True,
-        )
-        self._thread.start()
+        app = create_app(self._runtime, stats=lambda: self.stats)
+        self._server, self._thread = serve(app, self._port, "xasync-emulator-api")
         logger.info("Async API emulator listening on %s", self.base_url)
         return self
 
@@ -119,10 +108,7 @@ class Emulator:
         """Stop the API, the workers and (if owned) the S3 server; release the ports."""
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        shutdown(self._server, self._thread)
         if self._runtime is not None:
             self._runtime.shutdown()
         if self._own_s3 and self._s3 is not None:

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from .serving import serve, shutdown
+
 logger = logging.getLogger(__name__)
 
 #: Credentials handed out in ``storage_options``; moto checks no signature, any pair works.
@@ -132,23 +134,11 @@ class S3Server:
             MotoRequestHandler,
             create_backend_app,
         )
-        from werkzeug.serving import make_server
 
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         app = _CountingMiddleware(DomainDispatcherApplication(create_backend_app), self._counter)
-        self._server = make_server(
-            "127.0.0.1",
-            self._port,
-            app,
-            threaded=True,
-            request_handler=MotoRequestHandler,
+        self._server, self._thread = serve(
+            app, self._port, "xasync-emulator-s3", request_handler=MotoRequestHandler
         )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            name="xasync-emulator-s3",
-            daemon=True,
-        )
-        self._thread.start()
         logger.info("S3 server listening on %s", self.endpoint_url)
         return self
 
@@ -156,10 +146,7 @@ class S3Server:
         """Stop serving and release the port."""
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        shutdown(self._server, self._thread)
         self._server = None
         self._thread = None
 
