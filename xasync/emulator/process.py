@@ -3,11 +3,13 @@
 Order of events for a request (spec sections 2, 7, 11):
 
 1. (at create, in ``app.py``) the request copy is written, status ``RUNNING``;
-2. RUNNING for ``processing_seconds`` (+ jitter);
-3. outputs rendered into temporary files, uploaded to ``<url>/<REQUEST_ID>/<identifier>.tif``
-   (or the ``<REQUEST_ID>``/``<OUTPUT>`` template), the request copy updated with the cost;
-   on failure ``error.json`` ``{"message": ...}`` instead;
-4. only then the request is finished (status answers 404), unless ``visibility_delay`` is set:
+2. the evalscript runs at once; outputs are rendered into temporary files (invisible);
+3. RUNNING for ``processing_seconds`` (+ jitter), and for as long as the gate holds it
+   (``Emulator.hold``); meanwhile the request folder holds only the request copy;
+4. outputs uploaded to ``<url>/<REQUEST_ID>/<identifier>.tif`` (or the ``<REQUEST_ID>``/
+   ``<OUTPUT>`` template), the request copy updated with the cost; on failure ``error.json``
+   ``{"message": ...}`` instead;
+5. only then the request is finished (status answers 404), unless ``visibility_delay`` is set:
    then the status turns 404 first and the uploads follow that many seconds later.
 """
 
@@ -27,6 +29,7 @@ import numpy as np
 
 from xasync import _contract as C
 
+from .gate import Gate
 from .jsrun import EvalscriptError, EvalscriptRunner, Setup
 from .scenes import SceneBlock, acquisition_date
 from .state import RecordFinisher
@@ -197,47 +200,65 @@ def write_request_copy(job: Job) -> None:
     _put_json(job, C.REQUEST_COPY_FILE, job.copy)
 
 
-def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event) -> None:
-    """Run one request to the end; never raises (failures go to error.json and the log)."""
+def _process(
+    job: Job, workdir: str, stop: threading.Event
+) -> tuple[str | None, float | None, dict]:
+    """Run the evalscript and render the outputs to ``workdir`` (nothing is delivered yet)."""
+    error, cost, paths = None, None, {}
+    try:
+        runner = EvalscriptRunner(job.script)
+        cost = compute_cost(runner.setup, job.parsed)
+        paths = render(job, runner, workdir, stop)
+        if job.inject_failure:
+            raise ProcessingError("Injected failure (emulator failure_rate)")
+    except (EvalscriptError, ProcessingError) as exc:
+        error = str(exc)
+    except Exception as exc:
+        logger.exception("request %s: unexpected processing error", job.request_id)
+        error = f"Processing failed: {type(exc).__name__}: {exc}"
+    return error, cost, paths
+
+
+def _write_results(job: Job, paths: dict, cost: float | None, error: str | None) -> str | None:
+    """Deliver the outputs (or error.json) and update the request copy; return the error."""
+    try:
+        if error is None:
+            _deliver(job, paths, cost)
+        else:
+            job.copy.update(status="FAILED", error=error)
+            _put_json(job, C.ERROR_FILE, {"message": error})
+            write_request_copy(job)
+    except Exception as exc:
+        logger.warning("request %s: delivery failed: %s", job.request_id, exc)
+        error = f"Delivery to s3://{job.parsed.delivery.bucket} failed: {exc}"
+        try:
+            _put_json(job, C.ERROR_FILE, {"message": error})
+        except Exception as exc2:
+            logger.warning("request %s: cannot write error.json: %s", job.request_id, exc2)
+    return error
+
+
+def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event, gate: Gate) -> None:
+    """Run one request to the end; never raises (failures go to error.json and the log).
+
+    The work is done at once into temporary files; the request then stays RUNNING until its
+    processing time is over and ``gate`` lets it go; only then are the outputs (or error.json)
+    written and the request copy updated, right before the status turns 404.
+    """
     t_start = time.monotonic()
     if stop.is_set() or not finisher.current():
         return
     workdir = tempfile.mkdtemp(prefix="xasync-emu-")
     try:
-        error, cost, paths = None, None, {}
-        try:
-            runner = EvalscriptRunner(job.script)
-            cost = compute_cost(runner.setup, job.parsed)
-            paths = render(job, runner, workdir, stop)
-            if job.inject_failure:
-                raise ProcessingError("Injected failure (emulator failure_rate)")
-        except (EvalscriptError, ProcessingError) as exc:
-            error = str(exc)
-        except Exception as exc:
-            logger.exception("request %s: unexpected processing error", job.request_id)
-            error = f"Processing failed: {type(exc).__name__}: {exc}"
-        if not finisher.current():
+        error, cost, paths = _process(job, workdir, stop)
+        _hold(job, stop)
+        if not gate.wait(job.request_id, stop) or not finisher.current():
             return
         if error is None and job.visibility_delay > 0:
-            _hold(job, stop)
             finisher.finish(ok=True, cost=cost)
             if stop.wait(job.visibility_delay) or not finisher.current():
                 return
-        try:
-            if error is None:
-                _deliver(job, paths, cost)
-            else:
-                job.copy.update(status="FAILED", error=error)
-                _put_json(job, C.ERROR_FILE, {"message": error})
-                write_request_copy(job)
-        except Exception as exc:
-            logger.warning("request %s: delivery failed: %s", job.request_id, exc)
-            error = f"Delivery to s3://{job.parsed.delivery.bucket} failed: {exc}"
-            try:
-                _put_json(job, C.ERROR_FILE, {"message": error})
-            except Exception as exc2:
-                logger.warning("request %s: cannot write error.json: %s", job.request_id, exc2)
-        _hold(job, stop)
+        error = _write_results(job, paths, cost, error)
         finisher.finish(ok=error is None, cost=cost if error is None else None)
         logger.info(
             "request %s finished in %.2f s (%s)",
