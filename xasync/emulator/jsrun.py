@@ -16,6 +16,8 @@ import numpy as np
 
 from xasync import _contract as C
 
+from .jsenv import drain_console, install, version_error
+
 logger = logging.getLogger(__name__)
 
 #: CPU seconds a single call into the engine may take (runaway scripts).
@@ -149,18 +151,25 @@ class EvalscriptRunner:
     Parameters
     ----------
     script
-        The Evalscript V3 source.
+        The Evalscript V3 source (it must start with ``//VERSION=3``).
+    request_id
+        Tags the ``console`` messages of the script in the log.
 
     """
 
-    def __init__(self, script: str) -> None:
+    def __init__(self, script: str, request_id: str | None = None) -> None:
         import quickjs
 
+        problem = version_error(script)
+        if problem is not None:
+            raise EvalscriptError(problem)
         self._quickjs = quickjs
+        self._request_id = request_id
         self._ctx = quickjs.Context()
         self._ctx.set_memory_limit(MEMORY_LIMIT_BYTES)
         self._ctx.set_time_limit(TIME_LIMIT_S)
         try:
+            install(self._ctx)
             self._ctx.eval(_DRIVER)
             self._ctx.eval(script)
         except quickjs.JSException as exc:
@@ -172,6 +181,8 @@ class EvalscriptRunner:
             raw = json.loads(self._ctx.get("__xa_setup")())
         except self._quickjs.JSException as exc:
             raise EvalscriptError(f"Evalscript error in setup(): {exc}") from None
+        finally:
+            self.console_calls = drain_console(self._ctx, self._request_id)
         return _parse_setup(raw)
 
     def evaluate(self, inputs: dict[str, np.ndarray], npix: int) -> dict[str, np.ndarray]:
@@ -209,6 +220,8 @@ class EvalscriptRunner:
             )
         except self._quickjs.JSException as exc:
             raise EvalscriptError(f"Evalscript error in evaluatePixel: {exc}") from None
+        finally:
+            self.console_calls = drain_console(self._ctx, self._request_id)
         flat = np.frombuffer(base64.b64decode(result), dtype="<f8")[: off * npix]
         values = flat.reshape(off, npix)
         return {

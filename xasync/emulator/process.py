@@ -206,7 +206,7 @@ def _process(
     """Run the evalscript and render the outputs to ``workdir`` (nothing is delivered yet)."""
     error, cost, paths = None, None, {}
     try:
-        runner = EvalscriptRunner(job.script)
+        runner = EvalscriptRunner(job.script, job.request_id)
         cost = compute_cost(runner.setup, job.parsed)
         paths = render(job, runner, workdir, stop)
         if job.inject_failure:
