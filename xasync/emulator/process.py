@@ -29,6 +29,7 @@ import numpy as np
 
 from xasync import _contract as C
 
+from .catalog import unknown_bands
 from .gate import Gate
 from .jsrun import EvalscriptError, EvalscriptRunner, Setup
 from .scenes import SceneBlock, acquisition_date
@@ -75,6 +76,22 @@ def object_key(parsed: ParsedRequest, request_id: str, output: str) -> str:
         template = f"{template}/{C.OUTPUT_PLACEHOLDER}"
     key = template.replace(C.REQUEST_ID_PLACEHOLDER, request_id)
     return key.replace(C.OUTPUT_PLACEHOLDER, output).lstrip("/")
+
+
+def check_setup(setup: Setup, parsed: ParsedRequest) -> None:
+    """What the service finds wrong once ``setup()`` ran: bands the collection does not have.
+
+    Checked for a single input collection of :data:`catalog.BANDS` (data fusion: not checked).
+    """
+    if len(parsed.data_types) != 1:
+        return
+    dtype = parsed.data_types[0]
+    unknown = unknown_bands(dtype, [name for name, _ in setup.inputs])
+    if unknown:
+        raise ProcessingError(
+            f"setup().input: band(s) {', '.join(unknown)} not available in collection {dtype} "
+            f"(input.data[0].type)",
+        )
 
 
 def compute_cost(setup: Setup, parsed: ParsedRequest) -> float:
@@ -207,6 +224,7 @@ def _process(
     error, cost, paths = None, None, {}
     try:
         runner = EvalscriptRunner(job.script, job.request_id)
+        check_setup(runner.setup, job.parsed)
         cost = compute_cost(runner.setup, job.parsed)
         paths = render(job, runner, workdir, stop)
         if job.inject_failure:
