@@ -30,6 +30,7 @@ import numpy as np
 from xasync import _contract as C
 
 from .catalog import unknown_bands
+from .cost import CostFactors, cost_factors
 from .gate import Gate
 from .jsrun import EvalscriptError, EvalscriptRunner, Setup
 from .scenes import SceneBlock, acquisition_date
@@ -38,6 +39,8 @@ from .validate import ParsedRequest
 
 logger = logging.getLogger(__name__)
 
+#: Field of the request copy holding the factors of the cost (the emulator's own addition).
+COST_FACTORS_FIELD = "emulatorCostFactors"
 #: Pixels per call into the JS engine.
 BLOCK_PIXELS = 65_536
 TILE = 512
@@ -94,18 +97,17 @@ def check_setup(setup: Setup, parsed: ParsedRequest) -> None:
         )
 
 
-def compute_cost(setup: Setup, parsed: ParsedRequest) -> float:
-    """Processing units per spec section 11 (Async rules: x2/3 from 10000 px, min 10 PU)."""
-    pixels = parsed.width * parsed.height
-    area = max(C.PU_MIN_AREA_FACTOR, pixels / C.PU_AREA_UNIT_PX)
-    names = [name for name, _ in setup.inputs]
-    n_bands = len([n for n in names if n != "dataMask"]) or 1
-    wanted = {ident for ident, _ in parsed.responses}
-    float_out = any(o.sample_type == "FLOAT32" for o in setup.outputs if o.id in wanted)
-    pu = area * (n_bands / 3.0) * (2.0 if float_out else 1.0)
-    if pixels >= C.ASYNC_DISCOUNT_MIN_PIXELS:
-        pu *= C.ASYNC_DISCOUNT_FACTOR
-    return max(C.MIN_COST_PU, pu)
+def compute_cost(setup: Setup, parsed: ParsedRequest) -> CostFactors:
+    """The cost factors of a request (published PU rules, :mod:`.cost`)."""
+    tiff_ids = {ident for ident, ftype in parsed.responses if ftype == "image/tiff"}
+    return cost_factors(
+        parsed.width,
+        parsed.height,
+        [name for name, _ in setup.inputs],
+        float32_tiff=any(o.sample_type == "FLOAT32" for o in setup.outputs if o.id in tiff_ids),
+        samples=1,  # one scene per request (docs/emulator.md)
+        data=parsed.data,
+    )
 
 
 def convert(values: np.ndarray, sample_type: str) -> np.ndarray:
@@ -219,7 +221,7 @@ def write_request_copy(job: Job) -> None:
 
 def _process(
     job: Job, workdir: str, stop: threading.Event
-) -> tuple[str | None, float | None, dict]:
+) -> tuple[str | None, CostFactors | None, dict]:
     """Run the evalscript and render the outputs to ``workdir`` (nothing is delivered yet)."""
     error, cost, paths = None, None, {}
     try:
@@ -237,7 +239,9 @@ def _process(
     return error, cost, paths
 
 
-def _write_results(job: Job, paths: dict, cost: float | None, error: str | None) -> str | None:
+def _write_results(
+    job: Job, paths: dict, cost: CostFactors | None, error: str | None
+) -> str | None:
     """Deliver the outputs (or error.json) and update the request copy; return the error."""
     try:
         if error is None:
@@ -268,7 +272,8 @@ def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event, gate: Gat
         return
     workdir = tempfile.mkdtemp(prefix="xasync-emu-")
     try:
-        error, cost, paths = _process(job, workdir, stop)
+        error, factors, paths = _process(job, workdir, stop)
+        cost = factors.total() if factors is not None else None
         _hold(job, stop)
         if not gate.wait(job.request_id, stop) or not finisher.current():
             return
@@ -276,7 +281,7 @@ def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event, gate: Gat
             finisher.finish(ok=True, cost=cost)
             if stop.wait(job.visibility_delay) or not finisher.current():
                 return
-        error = _write_results(job, paths, cost, error)
+        error = _write_results(job, paths, factors, error)
         finisher.finish(ok=error is None, cost=cost if error is None else None)
         logger.info(
             "request %s finished in %.2f s (%s)",
@@ -295,7 +300,7 @@ def _hold(job: Job, stop: threading.Event) -> None:
         stop.wait(remaining)
 
 
-def _deliver(job: Job, paths: dict[str, str], cost: float | None) -> None:
+def _deliver(job: Job, paths: dict[str, str], factors: CostFactors | None) -> None:
     from boto3.s3.transfer import TransferConfig
 
     config = TransferConfig(multipart_threshold=64 * 1024 * 1024, use_threads=False)
@@ -305,7 +310,10 @@ def _deliver(job: Job, paths: dict[str, str], cost: float | None) -> None:
         ]
         key = object_key(job.parsed, job.request_id, f"{ident}.{ext}")
         job.s3_client.upload_file(path, job.parsed.delivery.bucket, key, Config=config)
-    job.copy.update({"status": "DONE", C.REQUEST_COPY_COST_FIELD: cost})
+    job.copy["status"] = "DONE"
+    if factors is not None:
+        job.copy[C.REQUEST_COPY_COST_FIELD] = factors.total()
+        job.copy[COST_FACTORS_FIELD] = factors.as_dict()
     write_request_copy(job)
 
 
