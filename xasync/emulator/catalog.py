@@ -79,6 +79,7 @@ S1_DEM_INSTANCES = ("MAPZEN", "COPERNICUS", "COPERNICUS_30", "COPERNICUS_90")
 DEM_FILTER_INSTANCES = ("MAPZEN", "COPERNICUS_30", "COPERNICUS_90")
 TIERS_WITH_RT = ("TIER_1", "TIER_1_AND_RT", "ALL_TIERS")
 TIERS_WITHOUT_RT = ("TIER_1", "ALL_TIERS")
+LANDSAT_WITH_RT = frozenset(("landsat-ot-l1", "landsat-etm-l1", "landsat-8-l1c"))
 
 
 def canonical(dtype: str) -> str:
@@ -132,7 +133,7 @@ def _filter_checks(fam: str, dtype: str) -> dict[str, Callable[[str, Any], None]
         for name, allowed in S1_FILTER_ENUMS.items():
             checks[name] = lambda f, v, allowed=allowed: _enum(f, v, allowed)
     if fam == "landsat":
-        tiers = TIERS_WITH_RT if canonical(dtype).endswith(("-l1", "l1c")) else TIERS_WITHOUT_RT
+        tiers = TIERS_WITH_RT if canonical(dtype) in LANDSAT_WITH_RT else TIERS_WITHOUT_RT
         checks["tiers"] = lambda f, v: _enum(f, v, tiers)
     if fam == "hls":
         checks["constellation"] = lambda f, v: _enum(f, v, ("SENTINEL", "LANDSAT"))
