@@ -119,6 +119,19 @@ def read_tif(emu, bucket: str, key: str) -> dict:
         }
 
 
+def s2_scene_dates(t_from, t_to):
+    """The documented Sentinel-2 calendar: 2017-01-01T10:00Z + 5*k days within [t_from, t_to]."""
+    from datetime import datetime, timedelta, timezone
+
+    epoch = datetime(2017, 1, 1, 10, tzinfo=timezone.utc)
+    k = -((epoch - t_from) // timedelta(days=5))  # ceil((t_from - epoch) / 5 days)
+    out = []
+    while epoch + timedelta(days=5 * k) <= t_to:
+        out.append(epoch + timedelta(days=5 * k))
+        k += 1
+    return out
+
+
 _S2 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
 _CANOPY = [0.03, 0.035, 0.07, 0.035, 0.10, 0.28, 0.36, 0.40, 0.42, 0.40, 0.01, 0.19, 0.09]
 _SOIL = [0.08, 0.10, 0.13, 0.17, 0.20, 0.22, 0.24, 0.25, 0.26, 0.26, 0.02, 0.32, 0.28]

@@ -3,10 +3,10 @@ window shifted by one pixel is caught."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 import numpy as np
-from emu_helpers import LEGACY, centres, make_body, read_tif, surface, wait_gone
+from emu_helpers import LEGACY, centres, make_body, read_tif, s2_scene_dates, surface, wait_gone
 
 NDVI_SCRIPT = """//VERSION=3
 function setup() { return {input: ["B04", "B08", "dataMask"], output: {bands: 1, sampleType: "FLOAT32"}}; }
@@ -30,7 +30,11 @@ def test_ndvi_varies_inside_fields_and_between_neighbours(emu, api, out_bucket):
     ndvi = _ndvi(emu, api, out_bucket, bbox, (200, 200))  # 10 m pixels
     xx, yy = centres(bbox, 200, 200)
     lon, lat = Transformer.from_crs(UTM, 4326, always_xy=True).transform(xx, yy)
-    s = surface(lon, lat, datetime(2023, 6, 15, 23, 59, 59))
+    june = (
+        datetime(2023, 6, 1, tzinfo=timezone.utc),
+        datetime(2023, 6, 30, 23, 59, 59, tzinfo=timezone.utc),
+    )
+    s = surface(lon, lat, s2_scene_dates(*june)[-1])
     vegetation = ~s["water"] & ~s["soil"]
     checked = 0
     for field in np.unique(s["field"][vegetation]):

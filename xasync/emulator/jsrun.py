@@ -48,15 +48,22 @@ function __xa_enc(u8) {
   return parts.join('');
 }
 function __xa_setup() { return JSON.stringify(setup()); }
-function __xa_run(inB64, namesJson, npix, outJson, padded, wrap) {
+var __xa_scenes = {}, __xa_inputMetadata = {}, __xa_customData = {};
+var __xa_outputMetadata = {userData: {}};
+function __xa_run(inB64, namesJson, npix, nsc, outJson, padded, multi) {
   const names = JSON.parse(namesJson), outs = JSON.parse(outJson);
   const f = new Float64Array(__xa_dec(inB64).buffer);
   const out = new Float64Array(padded);
   const nb = names.length, single = outs.length === 1;
   for (let p = 0; p < npix; p++) {
-    const s = {};
-    for (let b = 0; b < nb; b++) s[names[b]] = f[b * npix + p];
-    let r = evaluatePixel(wrap ? [s] : s, wrap ? [{}] : {}, {}, {}, {});
+    const samples = new Array(nsc);
+    for (let k = 0; k < nsc; k++) {
+      const s = {};
+      for (let b = 0; b < nb; b++) s[names[b]] = f[(k * nb + b) * npix + p];
+      samples[k] = s;
+    }
+    let r = evaluatePixel(multi ? samples : samples[0], __xa_scenes, __xa_inputMetadata,
+                          __xa_customData, __xa_outputMetadata);
     if (single && Array.isArray(r)) { const o = {}; o[outs[0][0]] = r; r = o; }
     if (r === null || typeof r !== 'object') {
       throw new Error('evaluatePixel must return an object keyed by output id or an array, got ' + r);
@@ -73,6 +80,16 @@ function __xa_run(inB64, namesJson, npix, outJson, padded, wrap) {
   }
   return __xa_enc(new Uint8Array(out.buffer));
 }
+function __xa_call(name, argsJson) {
+  const fn = globalThis[name];
+  if (typeof fn !== 'function') return JSON.stringify({absent: true});
+  const args = JSON.parse(argsJson);
+  const r = fn.apply(null, args);
+  return JSON.stringify({result: r === undefined ? null : r, args: args});
+}
+function __xa_has(name) { return typeof globalThis[name] === 'function'; }
+function __xa_set(name, json) { globalThis[name] = JSON.parse(json); return true; }
+function __xa_get(name) { return JSON.stringify(globalThis[name]); }
 """
 
 
@@ -175,6 +192,8 @@ class EvalscriptRunner:
         except quickjs.JSException as exc:
             raise EvalscriptError(f"Evalscript error: {exc}") from None
         self.setup = self._run_setup()
+        #: The outputs as ``updateOutput`` left them (``setup().output`` until then).
+        self.outputs: tuple[OutputDecl, ...] = self.setup.outputs
 
     def _run_setup(self) -> Setup:
         try:
@@ -185,38 +204,69 @@ class EvalscriptRunner:
             self.console_calls = drain_console(self._ctx, self._request_id)
         return _parse_setup(raw)
 
-    def evaluate(self, inputs: dict[str, np.ndarray], npix: int) -> dict[str, np.ndarray]:
+    def call(self, name: str, *args: Any) -> tuple[bool, Any, list]:
+        """Call global function ``name`` with JSON-able ``args`` if the script defines it.
+
+        Returns
+        -------
+        tuple
+            ``(defined, result, args as the function left them)``.
+        """
+        try:
+            raw = self._ctx.get("__xa_call")(name, json.dumps(list(args)))
+        except self._quickjs.JSException as exc:
+            raise EvalscriptError(f"Evalscript error in {name}(): {exc}") from None
+        finally:
+            self.console_calls = drain_console(self._ctx, self._request_id)
+        doc = json.loads(raw)
+        if doc.get("absent"):
+            return False, None, list(args)
+        return True, doc["result"], doc["args"]
+
+    def set_global(self, name: str, value: Any) -> None:
+        """Set JS global ``name`` to a JSON-able ``value``."""
+        self._ctx.get("__xa_set")(name, json.dumps(value))
+
+    def get_global(self, name: str) -> Any:
+        """The JSON value of JS global ``name``."""
+        raw = self._ctx.get("__xa_get")(name)
+        return None if raw is None else json.loads(raw)
+
+    def evaluate(
+        self, inputs: dict[str, np.ndarray], npix: int, multi: bool | None = None
+    ) -> dict[str, np.ndarray]:
         """Run ``evaluatePixel`` over ``npix`` pixels.
 
         Parameters
         ----------
         inputs
-            Band name -> float64 array of ``npix`` values.
+            Band name -> float64 array of ``npix`` values, or ``(scenes, npix)`` values.
         npix
             Number of pixels of the block.
+        multi
+            Pass an array of samples (one per scene) as ORBIT/TILE mosaicking does; by
+            default from ``setup().mosaicking``.
 
         Returns
         -------
         dict
-            Output id -> float64 array of shape ``(bands, npix)``.
+            Output id -> float64 array of shape ``(bands, npix)`` (outputs of :attr:`outputs`).
 
         """
         names = list(inputs)
-        packed, _ = _pack(np.stack([inputs[n] for n in names]) if names else np.zeros(0))
+        arrays = [np.asarray(inputs[n], dtype=np.float64).reshape(-1, npix) for n in names]
+        nsc = arrays[0].shape[0] if arrays else 1
+        packed, _ = _pack(np.stack(arrays, axis=1) if names else np.zeros(0))
         outs, off = [], 0
-        for decl in self.setup.outputs:
+        for decl in self.outputs:
             outs.append([decl.id, decl.bands, off])
             off += decl.bands
         padded = off * npix + ((-(off * npix)) % 3)
-        wrap = self.setup.mosaicking in ("ORBIT", "TILE")
+        if multi is None:
+            multi = self.setup.mosaicking in ("ORBIT", "TILE")
         try:
             result = self._ctx.get("__xa_run")(
-                packed,
-                json.dumps(names),
-                npix,
-                json.dumps(outs),
-                padded,
-                wrap,
+                packed, json.dumps(names), npix, nsc, json.dumps(outs), padded, bool(multi)
             )
         except self._quickjs.JSException as exc:
             raise EvalscriptError(f"Evalscript error in evaluatePixel: {exc}") from None
@@ -226,5 +276,5 @@ class EvalscriptRunner:
         values = flat.reshape(off, npix)
         return {
             decl.id: values[o : o + decl.bands]
-            for (decl, (_, _, o)) in zip(self.setup.outputs, outs, strict=True)
+            for (decl, (_, _, o)) in zip(self.outputs, outs, strict=True)
         }

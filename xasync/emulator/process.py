@@ -33,8 +33,9 @@ from .catalog import unknown_bands
 from .cost import CostFactors, cost_factors
 from .gate import Gate
 from .jsrun import EvalscriptError, EvalscriptRunner, Setup
-from .scenes import SceneBlock, acquisition_date
+from .scenes import SceneBlock
 from .state import RecordFinisher
+from .temporal import ScenePlan, output_metadata, plan_scenes
 from .validate import ParsedRequest
 
 logger = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def check_setup(setup: Setup, parsed: ParsedRequest) -> None:
         )
 
 
-def compute_cost(setup: Setup, parsed: ParsedRequest) -> CostFactors:
+def compute_cost(setup: Setup, parsed: ParsedRequest, samples: int = 1) -> CostFactors:
     """The cost factors of a request (published PU rules, :mod:`.cost`)."""
     tiff_ids = {ident for ident, ftype in parsed.responses if ftype == "image/tiff"}
     return cost_factors(
@@ -105,7 +106,7 @@ def compute_cost(setup: Setup, parsed: ParsedRequest) -> CostFactors:
         parsed.height,
         [name for name, _ in setup.inputs],
         float32_tiff=any(o.sample_type == "FLOAT32" for o in setup.outputs if o.id in tiff_ids),
-        samples=1,  # one scene per request (docs/emulator.md)
+        samples=samples,  # scenes for ORBIT/TILE, 1 for SIMPLE
         data=parsed.data,
     )
 
@@ -152,15 +153,19 @@ def _profile(
     return profile
 
 
-def render(
-    job: Job, runner: EvalscriptRunner, workdir: str, stop: threading.Event | None = None
-) -> dict[str, str]:
-    """Render every requested raster output to ``workdir``; return identifier -> file path."""
-    import rasterio
+def _block_inputs(
+    block: SceneBlock, setup: Setup, plan: ScenePlan, npix: int
+) -> dict[str, np.ndarray]:
+    """Band -> ``(scenes, npix)`` values of a block (one all-no-data sample if no scene)."""
+    if not plan.scenes and not plan.multi:
+        return {name: np.zeros((1, npix)) for name, _ in setup.inputs}
+    return {
+        name: np.stack([block.band(name, sc.date, units) for sc in plan.scenes]).reshape(-1, npix)
+        for name, units in setup.inputs
+    }
 
-    parsed, setup = job.parsed, runner.setup
-    decls = {o.id: o for o in setup.outputs}
-    paths: dict[str, str] = {}
+
+def _check_responses(parsed: ParsedRequest, decls: dict) -> None:
     for ident, ftype in parsed.responses:
         if ident == C.USERDATA_IDENTIFIER:
             continue
@@ -171,9 +176,24 @@ def render(
             )
         if ftype != "image/tiff":
             raise ProcessingError(f"Output {ident}: the emulator writes only image/tiff")
-    date = acquisition_date(parsed.time_from, parsed.time_to)
+
+
+def render(
+    job: Job,
+    runner: EvalscriptRunner,
+    workdir: str,
+    plan: ScenePlan,
+    stop: threading.Event | None = None,
+) -> dict[str, str]:
+    """Render every requested output to ``workdir``; return identifier -> file path."""
+    import rasterio
+
+    parsed, setup = job.parsed, runner.setup
+    decls = {o.id: o for o in runner.outputs}
+    _check_responses(parsed, decls)
     w, h = parsed.width, parsed.height
-    rows_per_block = max(1, min(h, BLOCK_PIXELS // w))
+    rows_per_block = max(1, min(h, BLOCK_PIXELS // max(1, len(plan.scenes)) // w))
+    paths: dict[str, str] = {}
     dsts = {}
     try:
         for ident, _ in parsed.responses:
@@ -188,8 +208,7 @@ def render(
                 raise ProcessingError("Emulator stopped while processing")
             nrows = min(rows_per_block, h - row0)
             block = SceneBlock(parsed.bbox, w, h, parsed.epsg, row0, nrows, parsed.geometry)
-            inputs = {name: block.band(name, date, units) for name, units in setup.inputs}
-            results = runner.evaluate(inputs, nrows * w)
+            results = runner.evaluate(_block_inputs(block, setup, plan, nrows * w), nrows * w)
             window = rasterio.windows.Window(0, row0, w, nrows)
             for ident, dst in dsts.items():
                 data = convert(results[ident], decls[ident].sample_type)
@@ -197,10 +216,11 @@ def render(
     finally:
         for dst in dsts.values():
             dst.close()
+    user_data = output_metadata(runner, plan)
     if any(ident == C.USERDATA_IDENTIFIER for ident, _ in parsed.responses):
         paths[C.USERDATA_IDENTIFIER] = os.path.join(workdir, "userdata.json")
         with open(paths[C.USERDATA_IDENTIFIER], "w") as fh:
-            json.dump({}, fh)
+            json.dump(user_data, fh)
     return paths
 
 
@@ -227,8 +247,9 @@ def _process(
     try:
         runner = EvalscriptRunner(job.script, job.request_id)
         check_setup(runner.setup, job.parsed)
-        cost = compute_cost(runner.setup, job.parsed)
-        paths = render(job, runner, workdir, stop)
+        plan = plan_scenes(runner, job.parsed)
+        cost = compute_cost(runner.setup, job.parsed, plan.samples)
+        paths = render(job, runner, workdir, plan, stop)
         if job.inject_failure:
             raise ProcessingError("Injected failure (emulator failure_rate)")
     except (EvalscriptError, ProcessingError) as exc:
