@@ -80,16 +80,37 @@ function __xa_run(inB64, namesJson, npix, nsc, outJson, padded, multi) {
   }
   return __xa_enc(new Uint8Array(out.buffer));
 }
-function __xa_call(name, argsJson) {
-  const fn = globalThis[name];
-  if (typeof fn !== 'function') return JSON.stringify({absent: true});
-  const args = JSON.parse(argsJson);
-  const r = fn.apply(null, args);
-  return JSON.stringify({result: r === undefined ? null : r, args: args});
+function __xa_mk_scenes(json, key) {
+  const a = JSON.parse(json);
+  Object.defineProperty(a, key, {value: a, enumerable: false, writable: true, configurable: true});
+  return a;
 }
-function __xa_has(name) { return typeof globalThis[name] === 'function'; }
-function __xa_set(name, json) { globalThis[name] = JSON.parse(json); return true; }
-function __xa_get(name) { return JSON.stringify(globalThis[name]); }
+function __xa_pre(json, key, from, to) {
+  if (typeof preProcessScenes !== 'function') return null;
+  const coll = {from: from ? new Date(from) : undefined, to: to ? new Date(to) : undefined,
+                scenes: __xa_mk_scenes(json, key)};
+  const r = preProcessScenes(coll) || coll;
+  const kept = (r.scenes && r.scenes[key]) || r.scenes || [];
+  return JSON.stringify(Array.from(kept).map(s => key === 'tiles' ? s.date : s.dateFrom));
+}
+function __xa_set_scenes(json, key, metaJson) {
+  __xa_scenes = __xa_mk_scenes(json, key);
+  __xa_inputMetadata = JSON.parse(metaJson);
+  return true;
+}
+function __xa_update_output(outputsJson, json, key) {
+  if (typeof updateOutput !== 'function') return null;
+  const outputs = JSON.parse(outputsJson);
+  updateOutput(outputs, {scenes: __xa_mk_scenes(json, key)});
+  return JSON.stringify(Object.keys(outputs).map(k => [k, outputs[k].bands]));
+}
+function __xa_update_meta() {
+  if (typeof updateOutputMetadata === 'function') {
+    updateOutputMetadata(__xa_scenes, __xa_inputMetadata, __xa_outputMetadata);
+  }
+  const u = __xa_outputMetadata.userData;
+  return JSON.stringify(u === undefined ? {} : u);
+}
 """
 
 
@@ -204,33 +225,15 @@ class EvalscriptRunner:
             self.console_calls = drain_console(self._ctx, self._request_id)
         return _parse_setup(raw)
 
-    def call(self, name: str, *args: Any) -> tuple[bool, Any, list]:
-        """Call global function ``name`` with JSON-able ``args`` if the script defines it.
-
-        Returns
-        -------
-        tuple
-            ``(defined, result, args as the function left them)``.
-        """
+    def invoke(self, name: str, *args: Any) -> Any:
+        """Call driver function ``name`` (``__xa_*``) with plain arguments; JS errors raise."""
         try:
-            raw = self._ctx.get("__xa_call")(name, json.dumps(list(args)))
+            return self._ctx.get(name)(*args)
         except self._quickjs.JSException as exc:
-            raise EvalscriptError(f"Evalscript error in {name}(): {exc}") from None
+            hook = name.removeprefix("__xa_")
+            raise EvalscriptError(f"Evalscript error ({hook}): {exc}") from None
         finally:
             self.console_calls = drain_console(self._ctx, self._request_id)
-        doc = json.loads(raw)
-        if doc.get("absent"):
-            return False, None, list(args)
-        return True, doc["result"], doc["args"]
-
-    def set_global(self, name: str, value: Any) -> None:
-        """Set JS global ``name`` to a JSON-able ``value``."""
-        self._ctx.get("__xa_set")(name, json.dumps(value))
-
-    def get_global(self, name: str) -> Any:
-        """The JSON value of JS global ``name``."""
-        raw = self._ctx.get("__xa_get")(name)
-        return None if raw is None else json.loads(raw)
 
     def evaluate(
         self, inputs: dict[str, np.ndarray], npix: int, multi: bool | None = None

@@ -216,7 +216,7 @@ def render(
     finally:
         for dst in dsts.values():
             dst.close()
-    user_data = output_metadata(runner, plan)
+    user_data = output_metadata(runner)
     if any(ident == C.USERDATA_IDENTIFIER for ident, _ in parsed.responses):
         paths[C.USERDATA_IDENTIFIER] = os.path.join(workdir, "userdata.json")
         with open(paths[C.USERDATA_IDENTIFIER], "w") as fh:

@@ -20,8 +20,9 @@ Only the first ``input.data`` item decides the calendar (data fusion is not mode
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .acquisitions import Scene, scenes_between
@@ -40,7 +41,6 @@ class ScenePlan:
 
     scenes: list[Scene]
     multi: bool
-    scenes_obj: dict = field(default_factory=dict)
 
     @property
     def samples(self) -> int:
@@ -48,61 +48,57 @@ class ScenePlan:
         return max(1, len(self.scenes)) if self.multi else 1
 
 
-def _scenes_obj(scenes: list[Scene], dtype: str, mosaicking: str) -> dict:
+def _scene_list(scenes: list[Scene], dtype: str, mosaicking: str) -> list[dict]:
     tiles = [s.tile(dtype) for s in scenes]
     if mosaicking == "TILE":
-        return {"tiles": tiles}
-    return {
-        "orbits": [
-            {
-                "dateFrom": s.date.strftime("%Y-%m-%dT00:00:00Z"),
-                "dateTo": s.date.strftime("%Y-%m-%dT23:59:59Z"),
-                "tiles": [t],
-            }
-            for s, t in zip(scenes, tiles, strict=True)
-        ]
-    }
+        return tiles
+    return [
+        {
+            "date": t["date"],
+            "dateFrom": s.date.strftime("%Y-%m-%dT00:00:00Z"),
+            "dateTo": s.date.strftime("%Y-%m-%dT23:59:59Z"),
+            "tiles": [t],
+        }
+        for s, t in zip(scenes, tiles, strict=True)
+    ]
 
 
 def _iso(value: Any) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _key(mosaicking: str) -> str:
+    return "tiles" if mosaicking == "TILE" else "orbits"
+
+
 def _pre_process(
     runner: EvalscriptRunner, parsed: ParsedRequest, scenes: list[Scene], mosaicking: str
 ) -> list[Scene]:
-    dtype = parsed.data_types[0]
-    key = "tiles" if mosaicking == "TILE" else "orbits"
-    collections = {
-        "from": _iso(parsed.time_from),
-        "to": _iso(parsed.time_to),
-        "scenes": _scenes_obj(scenes, dtype, mosaicking),
-    }
-    defined, result, _ = runner.call("preProcessScenes", collections)
-    if not defined:
+    listed = json.dumps(_scene_list(scenes, parsed.data_types[0], mosaicking))
+    key = _key(mosaicking)
+    raw = runner.invoke(
+        "__xa_pre", listed, key, _iso(parsed.time_from) or "", _iso(parsed.time_to) or ""
+    )
+    if raw is None:
         return scenes
-    try:
-        kept = result["scenes"][key]
-        stamps = {(k["date"] if key == "tiles" else k["dateFrom"]) for k in kept}
-    except (TypeError, KeyError) as exc:
-        raise EvalscriptError(
-            f"preProcessScenes must return the collections object with scenes.{key}"
-        ) from exc
+    stamps = set(json.loads(raw))
     stamp = (lambda s: s.iso) if key == "tiles" else (lambda s: f"{s.date:%Y-%m-%d}T00:00:00Z")
     return [s for s in scenes if stamp(s) in stamps]
 
 
-def _update_output(runner: EvalscriptRunner, plan: ScenePlan) -> None:
+def _update_output(runner: EvalscriptRunner, listed: str, key: str) -> None:
     outputs = {
         o.id: {"id": o.id, "bands": o.bands, "sampleType": o.sample_type} for o in runner.outputs
     }
-    defined, _, args = runner.call("updateOutput", outputs, {"scenes": plan.scenes_obj})
-    if not defined:
+    raw = runner.invoke("__xa_update_output", json.dumps(outputs), listed, key)
+    if raw is None:
         return
-    new = args[0]
+    new = dict(json.loads(raw))
     decls = []
     for o in runner.outputs:
-        bands = (new.get(o.id) or {}).get("bands", o.bands)
+        bands = new.get(o.id, o.bands)
+        if isinstance(bands, float) and bands.is_integer():
+            bands = int(bands)
         if not isinstance(bands, int) or bands < 1:
             raise EvalscriptError(f"updateOutput set output {o.id!r} to {bands!r} bands")
         decls.append(OutputDecl(o.id, bands, o.sample_type, o.nodata))
@@ -121,17 +117,13 @@ def plan_scenes(runner: EvalscriptRunner, parsed: ParsedRequest) -> ScenePlan:
         chosen = _pre_process(runner, parsed, ordered, mosaicking)
     else:
         chosen = [] if not scenes else [scenes[0] if order == "leastRecent" else scenes[-1]]
-    plan = ScenePlan(chosen, mosaicking in MULTI, _scenes_obj(chosen, dtype, mosaicking))
-    runner.set_global("__xa_scenes", plan.scenes_obj)
-    runner.set_global("__xa_inputMetadata", INPUT_METADATA)
-    _update_output(runner, plan)
-    return plan
+    key = _key(mosaicking)
+    listed = json.dumps(_scene_list(chosen, dtype, mosaicking))
+    runner.invoke("__xa_set_scenes", listed, key, json.dumps(INPUT_METADATA))
+    _update_output(runner, listed, key)
+    return ScenePlan(chosen, mosaicking in MULTI)
 
 
-def output_metadata(runner: EvalscriptRunner, plan: ScenePlan) -> Any:
+def output_metadata(runner: EvalscriptRunner) -> Any:
     """Run ``updateOutputMetadata``; return ``outputMetadata.userData`` (``{}`` by default)."""
-    meta = runner.get_global("__xa_outputMetadata") or {"userData": {}}
-    defined, _, args = runner.call("updateOutputMetadata", plan.scenes_obj, INPUT_METADATA, meta)
-    if defined:
-        meta = args[2]
-    return (meta or {}).get("userData", {})
+    return json.loads(runner.invoke("__xa_update_meta"))
