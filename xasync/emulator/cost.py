@@ -23,8 +23,9 @@ Readings where the pages are silent (documented in ``docs/emulator.md``):
 - The format factor is a property of the request: x2 once when at least one requested TIFF
   response is a FLOAT32 output, whatever the number of outputs (not per output, not summed).
 - The emulator treats every collection as local (the fusion factor = number of collections, and
-  only with 2 or more); it delivers one scene per request, so the samples factor is 1 for
-  SIMPLE and for ORBIT/TILE alike.
+  only with 2 or more).
+- The samples factor of ORBIT/TILE is the number of scenes processed (after
+  ``preProcessScenes``); 1 for SIMPLE.
 - Bands are counted over ``setup().input`` (all collections together for data fusion).
 """
 

@@ -30,8 +30,8 @@ pixel whose centre is at longitude ``lon`` and latitude ``lat`` (degrees, WGS 84
 10. ``dataMask`` is 1 where the pixel centre lies inside or on the request geometry (everywhere
     without one), 0 elsewhere, where every other band is 0.
 
-The acquisition ``date`` is the middle of the first ``input.data[].dataFilter.timeRange``
-(``from + (to - from) / 2``), or :data:`DEFAULT_DATE` when no time range is given.
+The acquisition ``date`` of each scene comes from the calendar of :mod:`.acquisitions` (which
+scenes a request sees: :mod:`.temporal`).
 """
 
 from __future__ import annotations
@@ -52,13 +52,6 @@ OCTAVES = ((60.0, 0.5, 11), (25.0, 0.3, 12), (11.0, 0.2, 13))
 FIELD_ROW_M = 300.0
 FIELD_LEN_M = 400.0
 WATER_SHARE, SOIL_SHARE = 0.08, 0.25
-
-
-def acquisition_date(time_from: datetime | None, time_to: datetime | None) -> datetime:
-    """Middle of the time range, or :data:`DEFAULT_DATE`."""
-    if time_from is None or time_to is None:
-        return DEFAULT_DATE
-    return time_from + (time_to - time_from) / 2
 
 
 _S2 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
