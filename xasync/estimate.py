@@ -35,7 +35,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BudgetExceeded", "check_budget", "estimate", "estimate_specs", "request_costs"]
+__all__ = [
+    "BudgetExceeded",
+    "check_budget",
+    "estimate",
+    "estimate_specs",
+    "request_costs",
+    "row_estimates",
+]
 
 #: Delivery root used when estimating without one (the delivery does not change the cost).
 PLACEHOLDER_DELIVERY = "s3://xasync-estimate/placeholder"
@@ -248,6 +255,23 @@ def estimate_specs(
     return frame
 
 
+def _check_max_pu(max_pu: Any) -> None:
+    if max_pu is not None and (
+        isinstance(max_pu, bool)
+        or not isinstance(max_pu, (int, float))
+        or not math.isfinite(max_pu)
+        or max_pu <= 0
+    ):
+        raise ValidationError(
+            f"max_pu must be a positive number of processing units, got {max_pu!r}"
+        )
+
+
+def _raise_if_over(total: float, max_pu: float | None, requests: int, exact: bool) -> None:
+    if max_pu is not None and total > max_pu:
+        raise BudgetExceeded(total, max_pu, requests, exact=exact)
+
+
 def check_budget(
     specs: Sequence[RequestSpec],
     max_pu: float | None,
@@ -282,22 +306,38 @@ def check_budget(
         ``max_pu`` is not a positive number.
 
     """
-    if max_pu is not None and (
-        isinstance(max_pu, bool)
-        or not isinstance(max_pu, (int, float))
-        or not math.isfinite(max_pu)
-        or max_pu <= 0
-    ):
-        raise ValidationError(
-            f"max_pu must be a positive number of processing units, got {max_pu!r}"
-        )
+    _check_max_pu(max_pu)
     skipped = set(skip)
     costs = request_costs([s for s in specs if s.row_url not in skipped], **keywords)
     total = float(sum(f.pu for f in costs.values()))
-    if max_pu is not None and total > max_pu:
-        raise BudgetExceeded(total, max_pu, len(costs), exact=all(f.exact for f in costs.values()))
+    _raise_if_over(total, max_pu, len(costs), all(f.exact for f in costs.values()))
     logger.info("%d requests estimated at %.2f PU", len(costs), total)
     return total
+
+
+def row_estimates(
+    specs: Sequence[RequestSpec],
+    max_pu: float | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[float]:
+    """Each row's share of its request's estimated PU, after the budget check (for ``process``).
+
+    Raises :class:`BudgetExceeded` like :func:`check_budget`. Without a budget, a cost that
+    cannot be estimated (an evalscript whose ``setup()`` cannot run locally) gives NaN rows
+    instead of an error, so that ``process`` works wherever it worked before.
+    """
+    _check_max_pu(max_pu)
+    try:
+        frame = estimate_specs(specs, storage_options=storage_options)
+    except EvalscriptError as exc:
+        if max_pu is not None:
+            raise EvalscriptError(f"cannot check max_pu: {exc}") from None
+        logger.debug("no cost estimate: %s", exc)
+        return [math.nan] * len(specs)
+    distinct = frame.drop_duplicates("requests")
+    _raise_if_over(frame.attrs["total_pu"], max_pu, len(distinct), bool(distinct["exact"].all()))
+    return [float(v) for v in frame["estimated_pu"]]
 
 
 def estimate(

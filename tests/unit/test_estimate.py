@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 
 import geopandas as gpd
@@ -15,6 +16,7 @@ from xasync.estimate import (
     check_budget,
     estimate,
     estimate_specs,
+    row_estimates,
 )
 from xasync.evalscript import EvalscriptError
 from xasync.request import build_specs
@@ -210,3 +212,35 @@ def test_lower_bound_is_said_in_the_budget_message(no_network):
     specs = build_specs(_fields(4096), ORBIT, time=TIME, resolution=10, delivery="s3://bkt/p")
     with pytest.raises(BudgetExceeded, match="at least 28.44 PU"):
         check_budget(specs, 20)
+
+
+def test_row_estimates_for_process(no_network):
+    specs = build_specs(
+        _fields(4096, 50), NDVI_F32, time=TIME, resolution=10, delivery="s3://bkt/p"
+    )
+    each = 64 * 2 / 3 * 2 * 2 / 3  # 56.8889
+    rows = [specs[0], specs[1], specs[0]]  # the big request shared by two rows
+    assert row_estimates(rows) == pytest.approx([each / 2, 10.0, each / 2])
+    assert row_estimates(rows, 100) == pytest.approx([each / 2, 10.0, each / 2])
+    with pytest.raises(BudgetExceeded, match=r"the 2 requests .* 66.89 PU"):
+        row_estimates(rows, 60)
+    with pytest.raises(ValidationError, match="max_pu"):
+        row_estimates(rows, -1)
+
+
+def test_row_estimates_without_a_runnable_setup(no_network):
+    """process keeps working when setup() cannot run locally; a budget then cannot be checked."""
+    script = "function setup() { return {input: [helper()], output: {bands: 1}}; }"
+    specs = build_specs(
+        _fields(100),
+        script,
+        time=TIME,
+        resolution=10,
+        delivery="s3://bkt/p",
+        outputs={"default": 1},
+    )
+    values = row_estimates(specs)
+    assert len(values) == 1
+    assert math.isnan(values[0])
+    with pytest.raises(EvalscriptError, match="cannot check max_pu"):
+        row_estimates(specs, 100)
