@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from xasync.cost import (
     PUFactors,
@@ -253,3 +255,103 @@ def test_factors_are_frozen_and_explain_the_cost():
     assert f.pu == pytest.approx(10.0)  # 8 x 2/3 = 5.33 -> 10
     with pytest.raises(AttributeError):
         f.area = 1.0  # type: ignore[misc]
+
+
+# -- properties of the rules ---------------------------------------------------------------------
+
+SIDES = st.integers(min_value=1, max_value=10_000)
+BANDS = st.integers(min_value=1, max_value=40)
+STYPES = st.lists(st.sampled_from(["AUTO", "UINT8", "UINT16", "INT16", "FLOAT32"]), min_size=1)
+S1 = st.fixed_dictionaries(
+    {},
+    optional={
+        "orthorectify": st.booleans(),
+        "backCoeff": st.sampled_from(["BETA0", "SIGMA0_ELLIPSOID", "GAMMA0_TERRAIN"]),
+        "speckleFilter": st.sampled_from([{"type": "NONE"}, {"type": "LEE"}]),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(w=SIDES, h=SIDES, bands=BANDS, stypes=STYPES, s1=S1)
+def test_cost_is_at_least_the_minimum_and_the_product_of_its_factors(w, h, bands, stypes, s1):
+    data = [{"type": "sentinel-1-grd", "processing": s1}]
+    f = request_factors(w, h, bands, stypes, data=data)
+    assert f.pu >= 10.0
+    assert f.pu == pytest.approx(max(10.0, f.base * f.async_factor))
+    assert f.base == pytest.approx(
+        f.area * bands / 3 * f.format * f.samples * f.fusion * f.sentinel1
+    )
+    assert f.async_factor == (2 / 3 if w * h >= 10_000 else 1.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(w=SIDES, h=SIDES, dw=st.integers(0, 500), dh=st.integers(0, 500), bands=BANDS, stypes=STYPES)
+def test_more_pixels_never_cost_less_except_across_the_async_threshold(w, h, dw, dh, bands, stypes):
+    """Monotone in the area on each side of 10,000 px (crossing it applies the 2/3 factor)."""
+    w2, h2 = min(w + dw, 10_000), min(h + dh, 10_000)
+    small = request_pu(w, h, bands, stypes)
+    big = request_pu(w2, h2, bands, stypes)
+    if (w * h >= 10_000) == (w2 * h2 >= 10_000):
+        assert big >= small
+    else:  # crossing the threshold: never cheaper than 2/3 of the smaller request's base
+        assert big >= min(small, 10.0) and big >= small * 2 / 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(w=SIDES, h=SIDES, bands=BANDS, more=st.integers(1, 20), stypes=STYPES)
+def test_more_bands_never_cost_less(w, h, bands, more, stypes):
+    assert request_pu(w, h, bands + more, stypes) >= request_pu(w, h, bands, stypes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(w=SIDES, h=SIDES, bands=BANDS, stypes=STYPES)
+def test_data_mask_is_free_when_other_bands_are_present(w, h, bands, stypes):
+    names = [f"B{i:02d}" for i in range(bands)]
+    assert request_pu(w, h, [*names, "dataMask"], stypes) == request_pu(w, h, names, stypes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(w=SIDES, h=SIDES, bands=BANDS, stypes=STYPES)
+def test_a_float32_output_never_costs_less_and_at_most_doubles(w, h, bands, stypes):
+    plain = request_pu(w, h, bands, stypes)
+    with_float = request_pu(w, h, bands, [*stypes, "FLOAT32"])
+    assert plain <= with_float <= 2 * plain
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    w=SIDES,
+    h=SIDES,
+    scenes=st.integers(1, 50),
+    extra=st.integers(1, 50),
+    mosaicking=st.sampled_from(["ORBIT", "TILE"]),
+)
+def test_more_scenes_never_cost_less(w, h, scenes, extra, mosaicking):
+    kw = {"mosaicking": mosaicking}
+    assert request_pu(w, h, 3, scenes=scenes + extra, **kw) >= request_pu(
+        w, h, 3, scenes=scenes, **kw
+    )
+    assert request_pu(w, h, 3, scenes=scenes, mosaicking="SIMPLE") == request_pu(w, h, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 6), remote=st.integers(0, 6), w=SIDES, h=SIDES)
+def test_fusion_never_cheaper_with_more_or_remote_collections(n, remote, w, h):
+    items = [{"type": "sentinel-2-l2a"}] * n
+    more = [*items, {"type": "sentinel-1-grd"}]
+    assert request_pu(w, h, 3, data=more, remote=remote) >= request_pu(
+        w, h, 3, data=items, remote=remote
+    )
+    assert request_pu(w, h, 3, data=items, remote=remote + 1) >= request_pu(
+        w, h, 3, data=items, remote=remote
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(s1=S1, w=SIDES, h=SIDES)
+def test_s1_options_never_lower_the_cost_and_rtc_replaces_ortho(s1, w, h):
+    data = [{"type": "sentinel-1-grd", "processing": s1}]
+    assert request_pu(w, h, 2, data=data) >= request_pu(w, h, 2, data=[{"type": "sentinel-1-grd"}])
+    f = sentinel1_factor(s1)
+    assert f in {1.0, 2.0, 2.5, 4.0, 5.0}
