@@ -244,3 +244,14 @@ def test_row_estimates_without_a_runnable_setup(no_network):
     assert math.isnan(values[0])
     with pytest.raises(EvalscriptError, match="cannot check max_pu"):
         row_estimates(specs, 100)
+
+
+def test_evalscript_reference_is_read_from_its_bucket(s3_server, bucket, s3fs_fs):
+    """An s3:// evalscript is read (once) from the user's bucket to learn its input bands."""
+    url = f"s3://{bucket}/scripts/ndvi-{id(s3fs_fs)}.js"
+    s3fs_fs.pipe(url, NDVI_F32.encode())
+    gdf = _fields(2048, 64)
+    by_ref = estimate(gdf, url, time=TIME, resolution=10, storage_options=s3_server.storage_options)
+    inline = estimate(gdf, NDVI_F32, time=TIME, resolution=10)
+    assert by_ref["estimated_pu"].tolist() == pytest.approx(inline["estimated_pu"].tolist())
+    assert by_ref["estimated_pu"].iloc[0] == pytest.approx(16 * 2 / 3 * 2 * 2 / 3)  # 14.2222
