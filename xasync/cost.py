@@ -43,6 +43,9 @@ Rules, and the readings this module makes where the sources are silent (marked *
 - **Async**: a minimum of 10 PU per request and x2/3 for requests of at least 10,000 px. The
   sources do not say in which order, nor whether "px" is ``width * height``; the reading here
   (*inferred*, spec section 11) is ``max(10, base * (2/3 if width * height >= 10000 else 1))``.
+  The 2/3 factor is stated by the CDSE and Planet pages; the older Sentinel Hub Async page
+  states only the minimum. Where it is not applied, a request above 10 PU costs 1.5 times the
+  estimate.
 
 Not modelled: the 0.03 PU per MB surcharge for delivery to a bucket in another region of the
 same system (it depends on the compressed size of the outputs), and the announced evalscript
