@@ -255,3 +255,22 @@ def test_evalscript_reference_is_read_from_its_bucket(s3_server, bucket, s3fs_fs
     inline = estimate(gdf, NDVI_F32, time=TIME, resolution=10)
     assert by_ref["estimated_pu"].tolist() == pytest.approx(inline["estimated_pu"].tolist())
     assert by_ref["estimated_pu"].iloc[0] == pytest.approx(16 * 2 / 3 * 2 * 2 / 3)  # 14.2222
+
+
+def test_estimate_takes_every_keyword_of_process():
+    """gdf.xasync.estimate(...) can be called with the very arguments given to process."""
+    import inspect
+
+    from xasync.accessor import XasyncAccessor
+
+    process_params = list(inspect.signature(XasyncAccessor.process).parameters)[1:]  # no self
+    estimate_params = list(inspect.signature(estimate).parameters)[1:]  # no gdf
+    missing = [p for p in process_params if p not in estimate_params]
+    assert not missing, f"estimate() lacks {missing}"
+    # positional order too, so that positional calls mean the same thing
+    positional = [
+        p.name
+        for p in inspect.signature(XasyncAccessor.process).parameters.values()
+        if p.kind is p.POSITIONAL_OR_KEYWORD
+    ][1:]
+    assert estimate_params[: len(positional)] == positional
