@@ -99,9 +99,17 @@ class BudgetExceeded(ValidationError):
         )
 
 
-@functools.lru_cache(maxsize=32)
 def _setup_inputs(evalscript: str) -> tuple[tuple[str, ...], str]:
     """``(input band names, mosaicking)`` of a script, from its ``setup()`` run in QuickJS."""
+    found = _run_setup_inputs(evalscript)
+    if isinstance(found, str):
+        raise EvalscriptError(f"{found}; {_INPUT_HINT}")
+    return found
+
+
+@functools.lru_cache(maxsize=32)
+def _run_setup_inputs(evalscript: str) -> tuple[tuple[str, ...], str] | str:
+    """The result of :func:`_setup_inputs`, or why it failed (failures are cached too)."""
     import quickjs
 
     ctx = quickjs.Context()
@@ -113,16 +121,13 @@ def _setup_inputs(evalscript: str) -> tuple[tuple[str, ...], str]:
         raw = json.loads(ctx.eval(_INPUTS_JS))
     except (quickjs.JSException, MemoryError, RuntimeError, quickjs.StackOverflow) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise EvalscriptError(
-            f"could not run the evalscript's setup() to learn its input bands ({first}); "
-            + _INPUT_HINT,
-        ) from None
+        return f"could not run the evalscript's setup() to learn its input bands ({first})"
     try:
         names = input_band_names(raw["input"])
     except ValueError as exc:
-        raise EvalscriptError(f"{exc}; {_INPUT_HINT}") from None
+        return str(exc)
     if not names:
-        raise EvalscriptError("the evalscript's setup() declares no input bands; " + _INPUT_HINT)
+        return "the evalscript's setup() declares no input bands"
     return names, str(raw["mosaicking"] or "SIMPLE").upper()
 
 
