@@ -32,10 +32,12 @@ Rules, and the readings this module makes where the sources are silent (marked *
   of scenes for ``ORBIT``/``TILE`` (which only a catalog search can tell; when it is not given,
   1 is used and the estimate is a lower bound, see :attr:`PUFactors.exact`).
 - **Data fusion** (only with more than one data item): ``local + 2 x remote`` collections,
-  "remote" meaning served from another deployment than the endpoint the request is sent to.
-  *Assumption*: the estimate counts every collection as local (one deployment serving them
-  all, as the emulator does); pass ``remote=`` when you know better (e.g. Landsat fused with
-  Sentinel-2 on ``services.sentinel-hub.com`` has one remote collection).
+  "remote" meaning hosted at another endpoint than the one the request is sent to. Only the
+  Process API endpoint fuses collections hosted elsewhere (the "Data Fusion" pages,
+  https://docs.sentinel-hub.com/api/latest/data/data-fusion/ and
+  https://documentation.dataspace.copernicus.eu/APIs/SentinelHub/Data/DataFusion.html), so an
+  Async request's collections are all local and the factor is their number; ``remote=`` is
+  kept for completeness.
 - **Sentinel-1**: orthorectification x2; radiometric terrain correction
   (``backCoeff: GAMMA0_TERRAIN``) x2.5 *instead of* the orthorectification factor; speckle
   filtering (``speckleFilter.type`` other than ``NONE``) x2. With several Sentinel-1 items the
