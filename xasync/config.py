@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from xasync._contract import API_PATH_LEGACY, API_PATHS
 from xasync.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 logger = logging.getLogger(__name__)
 
