@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from dataclasses import dataclass, field
 
 import pytest
@@ -84,7 +83,7 @@ def s3fs_fs(s3_server):
 def bucket(s3_server):
     import boto3
 
-    name = f"test-{uuid.uuid4().hex[:12]}"
+    name = xasync_plugin.new_bucket_name("test")
     boto3.client(
         "s3",
         endpoint_url=s3_server.endpoint_url,
