@@ -63,11 +63,17 @@ def start_emulator(**options: Any) -> Emulator:
     Quiets werkzeug's per-request log lines and gives botocore a region when none is set (the
     emulator's S3 server accepts any), so that nothing on the machine needs configuring.
     """
-    from xasync.emulator import Emulator
-
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    return Emulator(**options).start()
+    try:
+        from xasync.emulator import Emulator
+
+        return Emulator(**options).start()
+    except ImportError as exc:
+        raise pytest.UsageError(
+            f"xasync's test fixtures need the emulator's extra: pip install 'xasync[emulator]' "
+            f"({exc})"
+        ) from None
 
 
 def reset_emulator(emu: Emulator) -> None:
