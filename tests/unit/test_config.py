@@ -328,3 +328,16 @@ def test_storage_options_are_real_s3fs_arguments(s3_server, bucket):
     fs.pipe(f"{bucket}/probe.txt", b"ok")
     assert fs.cat(f"{bucket}/probe.txt") == b"ok"
     s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_an_emulator_client_can_play_cdse(emu):
+    """``Client.from_emulator(emu, deployment="cdse")``: the emulator's URLs, CDSE's refusals."""
+    from xasync import Client
+
+    with Client.from_emulator(emu, deployment="cdse") as client:
+        assert client.config.base_url == emu.base_url
+        assert client.config.deployment == "cdse"
+        with pytest.raises(ValidationError, match="iamRoleARN"):
+            client.config.check_delivery("s3://b/p", iam_role_arn="arn:aws:iam::1:role/r")
+    with Client.from_emulator(emu) as plain:
+        assert plain.config.deployment is None
