@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import pickle
 import socket
 import time
 import uuid
@@ -13,19 +14,20 @@ import httpx
 import pytest
 
 from xasync._contract import API_PATH_LEGACY, API_PATH_PLANET
-from xasync.api import Api, AsyncApi, parse_status, retryable
+from xasync.api import Api, AsyncApi, parse_create, parse_status, retryable
 from xasync.config import Config
 from xasync.emulator import Faults
 from xasync.errors import (
     ApiError,
     AuthError,
     BadRequest,
+    ConfigError,
     Forbidden,
     RateLimited,
     ServerError,
     TransportError,
 )
-from xasync.http_errors import error_from_response
+from xasync.http_errors import error_from_response, transport_error
 
 SCRIPT = (
     "//VERSION=3\n"
@@ -296,3 +298,40 @@ def test_retry_policy_never_retries_an_ambiguous_create():
         assert retryable(error, create=False)
     assert not retryable(BadRequest("no", status_code=400), create=False)
     assert not retryable(AuthError("wrong secret"), create=False, sent=False)
+
+
+# -- every error this layer raises pickles with its fields (dask ships them between processes) -----
+def raised_errors() -> list[Exception]:
+    wrapped = {"error": {"status": 400, "message": "bad width", "code": "COMMON_BAD_PAYLOAD"}}
+    errors: list[Exception] = [
+        error_from_response(response(status, wrapped), request_id="rid-1")
+        for status in (400, 401, 403, 404, 418, 500, 503)
+    ]
+    errors.append(error_from_response(response(429, {}, headers={"Retry-After": "1500"})))
+    with pytest.raises(ApiError) as info:
+        parse_create(response(200, {"no": "id"}))
+    errors.append(info.value)
+    refused = httpx.ConnectError("refused", request=httpx.Request("GET", "http://127.0.0.1:1/x"))
+    errors.append(transport_error(refused, "GET", "http://127.0.0.1:1/x"))
+    errors.append(transport_error(refused, "POST", "http://127.0.0.1:1/t", sent=True))
+    errors.append(AuthError("could not obtain an OAuth2 token: HTTP 401: invalid_client"))
+    errors.append(ConfigError("OAuth2 client credentials are missing"))
+    return errors
+
+
+@pytest.mark.parametrize("error", raised_errors(), ids=lambda e: type(e).__name__)
+def test_every_raised_error_pickles_with_its_fields(error):
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)
+    for name in (
+        "status_code",
+        "message",
+        "code",
+        "request_id",
+        "errors",
+        "retry_after",
+        "maybe_sent",
+    ):
+        assert getattr(copy, name, None) == getattr(error, name, None)
