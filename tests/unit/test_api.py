@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
+import os
 import pickle
 import socket
 import time
@@ -347,4 +349,49 @@ def test_status_polls_are_not_logged_at_info(emu, caplog):
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("xasync")]
     assert any(m.startswith("POST /api/v1/async/process -> 200") for m in messages)
     assert not any(m.startswith("GET ") for m in messages)
+    assert emu.stats["status_calls"] == 3
+
+
+# -- the blocking facade runs the async implementation on its own loop ---------------------------
+def test_blocking_api_works_inside_a_running_event_loop(emu):
+    """A notebook cell runs inside an event loop: asyncio.run would refuse, the facade does not."""
+    with Api(config_for(emu)) as api:
+
+        async def cell() -> bool:
+            return api.status(str(uuid.uuid4()))
+
+        assert asyncio.run(cell()) is False
+        assert api._async.auth is api.auth  # one implementation, one token cache
+
+        async def on_its_own_loop() -> bool:
+            return api.status(str(uuid.uuid4()))
+
+        future = asyncio.run_coroutine_threadsafe(on_its_own_loop(), api._loop.loop)
+        with pytest.raises(RuntimeError, match="use AsyncApi"):
+            future.result(timeout=30)
+    assert emu.stats["status_calls"] == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        api.status("x")
+
+
+def _status_in_child(api: Api, queue) -> None:
+    try:
+        queue.put(("ok", api.status(str(uuid.uuid4()))))
+    except BaseException as exc:  # reported to the parent
+        queue.put(("error", repr(exc)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork start method not available")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_blocking_api_keeps_working_in_a_forked_child(emu):
+    ctx = multiprocessing.get_context("fork")
+    with Api(config_for(emu)) as api:
+        assert api.status(str(uuid.uuid4())) is False  # the facade loop runs in the parent
+        queue = ctx.Queue()
+        child = ctx.Process(target=_status_in_child, args=(api, queue))
+        child.start()
+        outcome = queue.get(timeout=60)
+        child.join(60)
+        assert outcome == ("ok", False)
+        assert api.status(str(uuid.uuid4())) is False  # the parent's loop is untouched
     assert emu.stats["status_calls"] == 3
