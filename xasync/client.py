@@ -64,7 +64,7 @@ class Client:
         config: Config | None = None,
         profile: str | None = None,
     ) -> None:
-        given = {
+        given: dict[str, Any] = {
             "base_url": base_url,
             "token_url": token_url,
             "client_id": client_id,

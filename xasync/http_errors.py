@@ -8,7 +8,6 @@ of error statuses to :mod:`xasync.errors` types, the service's ``RestErrorWrappe
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +15,6 @@ import httpx
 
 from xasync._contract import RETRY_AFTER_UNIT_SECONDS
 from xasync.errors import ApiError, RateLimited, TransportError, error_class_for_status
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["error_from_response", "json_body", "retry_after_seconds", "transport_error"]
 
