@@ -30,9 +30,8 @@ so that a later session can re-attach to earlier results (``xasync.open_delivery
       ]
     }
 
-The process-local registry (:func:`mark_delivered`, :func:`lookup`) lets the submitter in this
-process record outcomes so that local computes skip S3 polling. It lives in module globals and is
-never pickled: on a dask worker it is simply empty and the worker asks S3.
+What this process knows about requests (outcomes recorded by its submitter) lives in
+:mod:`xasync.ledger`, not here: this module only reads and writes S3.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ import datetime as _dt
 import json
 import logging
 import posixpath
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -55,9 +53,6 @@ __all__ = [
     "MANIFEST_DIR",
     "MANIFEST_VERSION",
     "RowDelivery",
-    "clear_registry",
-    "lookup",
-    "mark_delivered",
     "probe_row",
     "probe_rows",
     "read_manifests",
@@ -439,52 +434,52 @@ def read_manifests(fs: Any, delivery_root: str) -> list[dict[str, Any]]:
     return out
 
 
-# --------------------------------------------------------------------------- registry
+# --------------------------------------------------------------------------- labels
 
-_REGISTRY: dict[str, RowDelivery] = {}
-_REGISTRY_COND = threading.Condition()
+_LABEL_TYPE = "$xasync_label"
 
 
-def mark_delivered(row_url: str, delivery: RowDelivery) -> None:
-    """Record what this process knows of the row at ``row_url``.
+def encode_label(value: Any) -> Any:
+    """A row label as JSON that :func:`decode_label` turns back into the same value and type.
 
-    The submitter records ``pending`` when it starts following a row and the final outcome when
-    it has one; the lazy await tasks of this process then wait on it instead of polling S3.
-    Keys are row URLs, which include the delivery root: the same request sent to two
-    deliveries is two rows.
+    Strings, integers, floats, booleans and None are stored as they are; numpy scalars as their
+    Python value; ``pd.Timestamp``/``datetime``/``date`` and tuples (MultiIndex labels, nested)
+    as small typed objects; anything else as its string (typed ``"str"``, so it stays a string).
     """
-    with _REGISTRY_COND:
-        _REGISTRY[row_url] = delivery
-        _REGISTRY_COND.notify_all()
+    import pandas as pd
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    item = getattr(value, "item", None)
+    if not isinstance(value, (pd.Timestamp, _dt.datetime, _dt.date)) and callable(item):
+        try:
+            return encode_label(item())
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, pd.Timestamp):
+        return {_LABEL_TYPE: "timestamp", "value": value.isoformat()}
+    if isinstance(value, _dt.datetime):
+        return {_LABEL_TYPE: "datetime", "value": value.isoformat()}
+    if isinstance(value, _dt.date):
+        return {_LABEL_TYPE: "date", "value": value.isoformat()}
+    if isinstance(value, tuple):
+        return {_LABEL_TYPE: "tuple", "items": [encode_label(v) for v in value]}
+    return {_LABEL_TYPE: "str", "value": str(value)}
 
 
-def lookup(row_url: str) -> RowDelivery | None:
-    """The outcome recorded in this process for ``row_url``, or None."""
-    with _REGISTRY_COND:
-        return _REGISTRY.get(row_url)
+def decode_label(doc: Any) -> Any:
+    """Inverse of :func:`encode_label`."""
+    import pandas as pd
 
-
-def wait_for(row_url: str, timeout: float) -> RowDelivery | None:
-    """Block until the entry of ``row_url`` is final or gone, or ``timeout`` seconds."""
-
-    def settled() -> bool:
-        entry = _REGISTRY.get(row_url)
-        return entry is None or entry.is_final
-
-    with _REGISTRY_COND:
-        _REGISTRY_COND.wait_for(settled, timeout)
-        return _REGISTRY.get(row_url)
-
-
-def forget(row_url: str) -> None:
-    """Drop what is recorded for ``row_url`` (readers fall back to S3)."""
-    with _REGISTRY_COND:
-        _REGISTRY.pop(row_url, None)
-        _REGISTRY_COND.notify_all()
-
-
-def clear_registry() -> None:
-    """Forget every recorded outcome (tests, long sessions)."""
-    with _REGISTRY_COND:
-        _REGISTRY.clear()
-        _REGISTRY_COND.notify_all()
+    if not isinstance(doc, dict) or _LABEL_TYPE not in doc:
+        return doc
+    kind = doc[_LABEL_TYPE]
+    if kind == "timestamp":
+        return pd.Timestamp(doc["value"])
+    if kind == "datetime":
+        return _dt.datetime.fromisoformat(doc["value"])
+    if kind == "date":
+        return _dt.date.fromisoformat(doc["value"])
+    if kind == "tuple":
+        return tuple(decode_label(v) for v in doc["items"])
+    return str(doc.get("value"))
