@@ -107,7 +107,7 @@ def process(
     get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
-    logger.info("submitting %d requests under %s", len(specs), root)
+    logger.debug("%d rows handed to the submitter under %s", len(specs), root)
     return Results.deferred(
         len(plans),
         lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
@@ -178,7 +178,12 @@ def _check_credentials(client: Client) -> None:
 
 def _write_manifest(fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence) -> None:
     rows = [
-        {"position": i, "plan": plan.to_dict(), "body": spec.canonical_body(copy=False)}
+        {
+            "position": i,
+            "plan": plan.to_dict(),
+            "label": delivery.encode_label(plan.label),
+            "body": spec.canonical_body(copy=False),
+        }
         for i, (spec, plan) in enumerate(zip(specs, plans))
     ]
     try:
