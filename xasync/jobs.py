@@ -88,6 +88,7 @@ class Job:
         self._fatal: BaseException | None = None
         self._cancelled = threading.Event()
         self._local: dict[str, str] = {}  # url -> error of a failure that concerns only this job
+        self._undecided: set[str] = set()  # urls the submitter has not looked at yet
         shares = Counter(r.row_url for r in self._rows)
         self._share = {url: n for url, n in shares.items()}
 
@@ -108,6 +109,21 @@ class Job:
     def rows(self) -> list[RowStatus]:
         """The rows' current states (same as :meth:`snapshot`)."""
         return self.snapshot()
+
+    def expect_submission(self) -> None:
+        """Show every row ``queued`` until the submitter decided about its request.
+
+        (Without it, an outcome left in the ledger by an earlier call, e.g. a failure that
+        bought nothing, would show before this call's submitter decides to buy it.)
+        """
+        with self.ledger.cond:
+            self._undecided = set(self.urls)
+
+    def decided(self, url: str) -> None:
+        """The submitter looked at ``url``: its ledger entry now speaks for this job."""
+        with self.ledger.cond:
+            self._undecided.discard(url)
+            self.ledger.cond.notify_all()
 
     def row(self, index: int) -> RowStatus:
         """The current state of row ``index`` (cheaper than a whole snapshot)."""
@@ -137,7 +153,7 @@ class Job:
         base = RowStatus(row.token, row.row_url, row.label)
         if local is not None and (entry is None or not entry.is_final):
             return RowStatus(row.token, row.row_url, row.label, State.FAILED, error=local)
-        if entry is None:
+        if entry is None or row.row_url in self._undecided:
             return base
         charged = self._charged(entry)
         cost = None

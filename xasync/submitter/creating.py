@@ -9,6 +9,7 @@ another process holds the claim (:mod:`~xasync.submitter.claim`), its request is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +66,25 @@ async def create(
     """
     if known is None:
         known = tuple(await _request_ids(run, url, identifiers))
-    seen, generation = set(known), len(known)
+    generation = len(known)
+    state = {"claimed": False}
+    created = await _create(run, url, identifiers, body, set(known), state)
+    if state["claimed"] and created.error is not None:
+        # nothing was bought: let the next buyer claim at once instead of after the timeout
+        with contextlib.suppress(TransportError):
+            await asyncio.to_thread(claim.release, run.fs, url, generation)
+    return created
+
+
+async def _create(
+    run: JobRun,
+    url: str,
+    identifiers: tuple[str, ...],
+    body: Callable[[], dict[str, Any]],
+    seen: set[str],
+    state: dict[str, bool],
+) -> Created:
+    generation = len(seen)
     attempts = rate_limited = 0
     claimed = False
     while True:
@@ -79,7 +98,7 @@ async def create(
                 if found is not None:
                     return Created(found, by_us=False)
                 continue
-            claimed = True
+            claimed, state["claimed"] = True, got == claim.WON
             if run.job.is_cancelled():  # told to stop while claiming
                 await run.account.release()
                 return Created(error=run.not_bought_message())

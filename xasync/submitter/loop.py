@@ -96,6 +96,7 @@ class Submitter:
         """
         loop = self._ensure_loop()
         opts = options or SubmitOptions()
+        job.expect_submission()
         asyncio.run_coroutine_threadsafe(
             self._run_job(job, list(orders), client, fs, opts, probe), loop
         )

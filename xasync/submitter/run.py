@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["JobRun"]
+__all__ = ["OWNER", "JobRun"]
+
+#: This process's name in claims (in-process exclusivity comes from the ledger).
+OWNER = f"{uuid.uuid4().hex}-{os.getpid()}"
 
 
 class JobRun:
@@ -52,7 +56,7 @@ class JobRun:
             self.groups.setdefault(order.row_url, []).append(order)
         self.account = submitter.account(client) if client is not None else None
         self.api = submitter.api(client) if client is not None else None
-        self.owner = uuid.uuid4().hex
+        self.owner = OWNER
         keys = sum(len(g[0].identifiers) + 2 for g in self.groups.values())
         self.confirmer = Confirmer(fs, opts, listing_pages=max(1, -(-keys // 1000)))
         self.stopped: TransportError | None = None
@@ -135,13 +139,20 @@ class JobRun:
         )
 
     async def _act(self, url: str, order: Order, action: Action) -> None:
+        try:
+            await self._do(url, order, action)
+        finally:
+            self.job.decided(url)
+
+    async def _do(self, url: str, order: Order, action: Action) -> None:
         kind = action.kind
         if kind is Kind.KEEP:
             return
-        if kind is Kind.ATTACH:
-            await self._attach(url)
-            return
-        if not self.ledger.follow(url, self.job.id, restart=action.restart):
+        following = kind is not Kind.ATTACH and self.ledger.follow(
+            url, self.job.id, restart=action.restart
+        )
+        self.job.decided(url)
+        if not following:
             await self._attach(url)
             return
         if kind is Kind.REUSE:
