@@ -29,6 +29,7 @@ STATUS_COLUMNS = [
     "submitted",
     "finished",
     "cost_pu",
+    "estimated_pu",
     "requests",
     "error",
     "reused",
@@ -63,9 +64,12 @@ class Results(Sequence):
         *,
         delivery: str,
         build: Callable[[int], xr.Dataset] | None = None,
+        estimated_pu: Sequence[float] | None = None,
     ) -> None:
         if len(datasets) != len(index) or len(job) != len(index):
             raise ValueError("datasets, index and job must have one entry per row")
+        if estimated_pu is not None and len(estimated_pu) != len(index):
+            raise ValueError("estimated_pu must have one entry per row")
         if build is None and any(ds is None for ds in datasets):
             raise ValueError("datasets left to build need a build function")
         self._datasets: list[xr.Dataset | None] = list(datasets)
@@ -73,14 +77,28 @@ class Results(Sequence):
         self._lock = threading.Lock()
         self._index = index
         self._job = job
+        self._estimated = None if estimated_pu is None else [float(v) for v in estimated_pu]
         self.delivery = delivery
 
     @classmethod
     def deferred(
-        cls, n: int, build: Callable[[int], xr.Dataset], index: pd.Index, job: Job, *, delivery: str
+        cls,
+        n: int,
+        build: Callable[[int], xr.Dataset],
+        index: pd.Index,
+        job: Job,
+        *,
+        delivery: str,
+        estimated_pu: Sequence[float] | None = None,
     ) -> Results:
-        """Results whose Datasets are built on first access (``build(i)``), then kept."""
-        return cls([None] * n, index, job, delivery=delivery, build=build)
+        """Results whose Datasets are built on first access (``build(i)``), then kept.
+
+        ``estimated_pu`` (one value per row, e.g. the column of :func:`xasync.estimate`) is shown
+        beside ``cost_pu`` in :meth:`status`.
+        """
+        return cls(
+            [None] * n, index, job, delivery=delivery, build=build, estimated_pu=estimated_pu
+        )
 
     # -- sequence ------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -189,6 +207,7 @@ class Results(Sequence):
             same for rows that share one; ``error``; ``reused`` (delivered before this call).
         """
         rows = self._job.snapshot()
+        estimated = self._estimated or [float("nan")] * len(rows)
         frame = pd.DataFrame(
             [
                 {
@@ -197,11 +216,12 @@ class Results(Sequence):
                     "submitted": r.submitted,
                     "finished": r.finished,
                     "cost_pu": r.cost_pu,
+                    "estimated_pu": estimate,
                     "requests": r.row_url,
                     "error": r.error,
                     "reused": r.reused,
                 }
-                for r in rows
+                for r, estimate in zip(rows, estimated)
             ],
             columns=STATUS_COLUMNS,
             index=self._index,

@@ -145,3 +145,18 @@ def test_failed_rows_carry_their_error_and_cost_nothing_when_nothing_was_bought(
     assert status.loc["b", "state"] == "running" and np.isnan(status.loc["b", "cost_pu"])
     assert results.cost == 0.0 and not results.done
     assert "failed 1" in repr(results) and "running 1" in repr(results)
+
+
+def test_estimates_show_beside_the_charge():
+    shared = "s3://b/p/" + "a" * 24
+    index = pd.Index(["n1", "n2"])
+    ledger = Ledger()
+    job = Job([RowStatus("t0", shared, "n1"), RowStatus("t1", shared, "n2")], ledger=ledger)
+    results = Results.deferred(2, tile, index, job, delivery="s3://b/p", estimated_pu=[5.0, 5.0])
+    ledger.record(shared, Entry(shared, Stage.DONE, request_id="r", cost=10.0, bought_by=job.id))
+    status = results.status()
+    assert list(status["estimated_pu"]) == [5.0, 5.0]
+    assert status["estimated_pu"].sum() == status["cost_pu"].sum() == 10.0
+    assert make(index)[0].status()["estimated_pu"].isna().all()  # none given
+    with pytest.raises(ValueError, match="one entry per row"):
+        Results.deferred(2, tile, index, job, delivery="s3://b/p", estimated_pu=[1.0])
