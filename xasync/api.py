@@ -219,8 +219,11 @@ class AsyncApi:
                 )
             except httpx.TransportError as exc:
                 raise transport_error(exc, method, url) from None
-            level = logging.INFO if method == "POST" else logging.DEBUG
-            logger.log(level, "%s %s -> %s", method, httpx.URL(url).path, response.status_code)
+            code = response.status_code
+            level = (
+                logging.INFO if code >= 400 and (method, code) != ("GET", 404) else logging.DEBUG
+            )
+            logger.log(level, "%s %s -> %s", method, httpx.URL(url).path, code)
             logger.debug("%s took %.3f s", url, time.monotonic() - started)
             if response.status_code == 401 and not repeat:
                 logger.info("HTTP 401: refreshing the OAuth2 token and repeating the call once")
