@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from xasync.errors import AuthError, ConfigError, RateLimited, ServerError
+from xasync.errors import AuthError, ConfigError, RateLimited, ServerError, TransportError
 from xasync.http_errors import error_from_response, json_body, transport_error
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,8 @@ class ClientCredentialsAuth:
             try:
                 response = await http.post(self.token_url, data=self._form())
             except httpx.TransportError as exc:
-                raise transport_error(exc, "POST", self.token_url, sent=False) from None
+                error = transport_error(exc, "POST", self.token_url, sent=False)
+                raise TransportError(f"token endpoint: {error}", maybe_sent=False) from None
             return self._store(response, started)
 
     def _loop_lock(self) -> asyncio.Lock:

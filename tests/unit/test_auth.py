@@ -234,6 +234,7 @@ def test_unreachable_token_endpoint_is_a_transport_error(emu):
             api.create({"never": "sent"})
     assert not isinstance(info.value, AuthError)
     assert info.value.maybe_sent is False
+    assert str(info.value).startswith("token endpoint: POST ")
     assert emu.stats["create_calls"] == 0
 
 
