@@ -87,7 +87,6 @@ class Job:
         self.charge_reused = charge_reused
         self._fatal: BaseException | None = None
         self._cancelled = threading.Event()
-        self._local: dict[str, str] = {}  # url -> error of a failure that concerns only this job
         self._undecided: set[str] = set()  # urls the submitter has not looked at yet
         shares = Counter(r.row_url for r in self._rows)
         self._share = {url: n for url, n in shares.items()}
@@ -130,30 +129,19 @@ class Job:
         row = self._rows[index]
         with self.ledger.cond:
             entry = self.ledger.get(row.row_url)
-            local = self._local.get(row.row_url)
-        return self._status(row, entry, local)
-
-    def fail_locally(self, url: str, message: str) -> None:
-        """Mark ``url`` failed for this job only (nothing bought, e.g. cancelled)."""
-        with self.ledger.cond:
-            self._local[url] = message
-            self.ledger.cond.notify_all()
+        return self._status(row, entry)
 
     def snapshot(self) -> list[RowStatus]:
         """A consistent copy of every row's status."""
         with self.ledger.cond:
             entries = self.ledger.entries(self.urls)
-            local = dict(self._local)
-        return [
-            self._status(row, entry, local.get(row.row_url))
-            for row, entry in zip(self._rows, entries)
-        ]
+        return [self._status(row, entry) for row, entry in zip(self._rows, entries)]
 
-    def _status(self, row: _Row, entry: Entry | None, local: str | None) -> RowStatus:
+    def _status(self, row: _Row, entry: Entry | None) -> RowStatus:
         base = RowStatus(row.token, row.row_url, row.label)
-        if local is not None and (entry is None or not entry.is_final):
-            return RowStatus(row.token, row.row_url, row.label, State.FAILED, error=local)
         if entry is None or row.row_url in self._undecided:
+            return base
+        if entry.local_to not in (None, self.id):  # another call stopped: not ours
             return base
         charged = self._charged(entry)
         cost = None

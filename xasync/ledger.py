@@ -78,6 +78,9 @@ class Entry:
         When it was created / seen final.
     creates : int
         Creates sent for it by this process.
+    local_to : int or None
+        For a failure that bought nothing because one job stopped (cancelled, outage): that
+        job. Other jobs see the request as not started and may buy it.
 
     """
 
@@ -92,6 +95,7 @@ class Entry:
     submitted: datetime | None = None
     finished: datetime | None = None
     creates: int = 0
+    local_to: int | None = None
 
     @property
     def is_final(self) -> bool:

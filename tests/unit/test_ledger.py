@@ -92,13 +92,15 @@ def test_a_request_bought_by_another_job_costs_this_one_nothing():
     assert reattached.snapshot()[0].cost_pu == 10.0  # what the delivered request was charged
 
 
-def test_local_failures_concern_one_job_only():
+def test_a_failure_local_to_one_job_leaves_the_request_free_for_others():
     ledger = Ledger()
     a, b = Job(_rows("u"), ledger=ledger), Job(_rows("u"), ledger=ledger)
-    a.fail_locally("u", "cancelled before it was submitted")
+    ledger.follow("u", a.id)
+    ledger.update("u", stage=Stage.FAILED, error="cancelled", local_to=a.id)
     assert a.snapshot()[0].state is State.FAILED
     assert b.snapshot()[0].state is State.QUEUED
     assert a.wait(5) and not b.wait(0.01)
+    assert ledger.follow("u", b.id)  # nothing was bought: b may buy it
 
 
 def test_abort_wakes_waiters():

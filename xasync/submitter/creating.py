@@ -93,14 +93,14 @@ async def _create(
         if not claimed:
             got, age = await asyncio.to_thread(claim.take, run.fs, url, generation, run.owner)
             if got == claim.HELD:
-                await run.account.release()
+                run.account.release()
                 found = await _wait_for_other(run, url, identifiers, seen, generation, age)
                 if found is not None:
                     return Created(found, by_us=False)
                 continue
             claimed, state["claimed"] = True, got == claim.WON
             if run.job.is_cancelled():  # told to stop while claiming
-                await run.account.release()
+                run.account.release()
                 return Created(error=run.not_bought_message())
         run.mark_claimed(url)
         try:
@@ -108,18 +108,18 @@ async def _create(
         except RateLimited as exc:
             wait = run.account.rate_limited(exc.retry_after, rate_limited)
             rate_limited += 1
-            await run.account.release()
+            run.account.release()
             logger.debug("%s: 429, retrying in %.2f s", url, wait)
             await asyncio.sleep(wait)
             continue
         except (BadRequest, Unauthorized, Forbidden, AuthError) as exc:
-            await run.account.release()
+            run.account.release()
             return Created(error=str(exc))
         except (ServerError, TransportError, ApiError) as exc:
             attempts += 1
             rid = await _lost_answer(run, url, identifiers, seen, exc)
             if rid is None:
-                await run.account.release()
+                run.account.release()
                 if attempts >= run.opts.max_create_attempts:
                     return Created(error=f"could not create the request: {exc}")
                 await asyncio.sleep(_BACKOFF.delay(attempts - 1))

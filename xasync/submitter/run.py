@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import uuid
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from xasync import delivery
@@ -63,6 +64,7 @@ class JobRun:
         self.tasks: dict[str, asyncio.Task] = {}
         self.creating: set[str] = set()
         self.seen_ids: dict[str, tuple[str, ...]] = {}
+        self.tally: Counter = Counter()
 
     # -- the job -----------------------------------------------------------------------------
     async def run(self, probe_first: bool) -> None:
@@ -81,11 +83,26 @@ class JobRun:
             for url in self.groups:
                 task = asyncio.create_task(self._request(url, seen.get(url)))
                 self.tasks[url] = task
+            await asyncio.sleep(0)  # every task decides before its first await
+            self._log_decisions()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         finally:
             confirm_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await confirm_task
+
+    def _log_decisions(self) -> None:
+        tally = self.tally
+        if tally.get(Kind.CREATE):
+            logger.info(
+                "submitting %d requests (%d reused, %d running, %d followed by another call)",
+                tally[Kind.CREATE],
+                tally.get(Kind.REUSE, 0) + tally.get(Kind.KEEP, 0),
+                tally.get(Kind.FOLLOW, 0) + tally.get(Kind.WATCH, 0),
+                tally.get(Kind.ATTACH, 0),
+            )
+        else:
+            logger.debug("nothing to submit: %s", dict(tally))
 
     def outage(self, exc: TransportError) -> None:
         """API and S3 out of reach: stop buying, end every unfinished row, tell the user."""
@@ -96,13 +113,12 @@ class JobRun:
         self.job.cancel()  # nothing is created after this point
         for url in self.groups:
             entry = self.ledger.get(url)
-            if entry is not None and entry.is_final:
-                continue
+            if entry is not None and (entry.is_final or entry.follower not in (None, self.job.id)):
+                continue  # final, or another call's to follow
             if entry is not None and entry.request_id:
                 self.ledger.update(url, stage=Stage.FAILED, error=f"lost contact: {exc}")
             else:
-                self.job.fail_locally(url, self.not_bought_message())
-                self.ledger.abandon(url, self.job.id)
+                self.fail_not_bought(url, self.not_bought_message())
             task = self.tasks.get(url)
             if task is not None and url not in self.creating and task is not asyncio.current_task():
                 task.cancel()
@@ -129,7 +145,7 @@ class JobRun:
             self._fail(url, str(exc))
 
     def _decide(self, url: str, seen: delivery.RowDelivery | None) -> Action:
-        return decide(
+        action = decide(
             seen,
             self.ledger.get(url),
             me=self.job.id,
@@ -137,6 +153,8 @@ class JobRun:
             can_poll=self.client is not None,
             rebuy_failed=self.opts.resubmit_failed,
         )
+        self.tally[action.kind] += 1
+        return action
 
     async def _act(self, url: str, order: Order, action: Action) -> None:
         try:
@@ -178,8 +196,7 @@ class JobRun:
             self.creating.discard(url)
         if created.error is not None:
             if self.job.is_cancelled():
-                self.job.fail_locally(url, created.error)
-                self.ledger.abandon(url, self.job.id)
+                self.fail_not_bought(url, created.error)
             else:
                 self._fail(url, created.error)
             return
@@ -205,7 +222,7 @@ class JobRun:
         try:
             await poll_until_finished(self, url, order.identifiers, request_id, loop.time())
         finally:
-            await self.account.release(finished=True)
+            self.account.release(finished=True)
         await self._settle(url, order, request_id, grace=self.opts.visibility_grace)
 
     async def _attach(self, url: str) -> None:
@@ -263,6 +280,11 @@ class JobRun:
         )
         if stage is Stage.FAILED:
             logger.info("%s failed: %s", url, row.error)
+
+    def fail_not_bought(self, url: str, message: str) -> None:
+        """This job stopped before buying ``url``: failed for it, free for other calls."""
+        logger.debug("%s: %s", url, message)
+        self.ledger.update(url, stage=Stage.FAILED, error=message, local_to=self.job.id)
 
     def _fail(self, url: str, message: str) -> None:
         logger.info("%s failed: %s", url, message)

@@ -79,6 +79,7 @@ class Account:
         self.running = 0
         self.not_before = 0.0
         self.cond = asyncio.Condition()
+        self._wakers: set[asyncio.Task] = set()
         self.clock = PollClock()
         self.backoff = Backoff(base=0.5, cap=30.0)
 
@@ -110,12 +111,21 @@ class Account:
         if self.learning and self.running > self.cap:
             self.cap = self.running
 
-    async def release(self, *, finished: bool = False) -> None:
-        """Free a slot; ``finished=True`` when it held a request that ran (and ended)."""
+    def release(self, *, finished: bool = False) -> None:
+        """Free a slot; ``finished=True`` when it held a request that ran (and ended).
+
+        Synchronous: waiters are woken by a separate task, so the caller's own outcome (e.g. an
+        outage that stops the job) is recorded before anyone can take the slot.
+        """
+        self.in_flight = max(0, self.in_flight - 1)
+        if finished:
+            self.running = max(0, self.running - 1)
+        task = asyncio.get_running_loop().create_task(self._wake())
+        self._wakers.add(task)
+        task.add_done_callback(self._wakers.discard)
+
+    async def _wake(self) -> None:
         async with self.cond:
-            self.in_flight = max(0, self.in_flight - 1)
-            if finished:
-                self.running = max(0, self.running - 1)
             self.cond.notify_all()
 
     def rate_limited(self, retry_after: float | None, attempt: int = 0) -> float:
