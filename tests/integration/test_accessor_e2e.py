@@ -390,3 +390,27 @@ def test_building_1000_rows_touches_no_network_beyond_the_submission(setup):
     assert (status["state"] == "failed").all()
     assert status["error"].str.contains("cancelled").all()
     assert emu.stats["creates"] == before["creates"]  # nothing bought, before or after the cancel
+
+
+def test_info_log_says_what_is_bought_and_never_logs_polls(setup, caplog):
+    """Issue 16 (10): status polls are DEBUG; "submitting N" only counts rows really created."""
+    emu, client, root = setup
+    emu.configure(concurrency_limit=2, processing_seconds=0.4)
+    gdf = fields_4326(3)
+    kwargs = dict(
+        time=TIME,
+        resolution=0.0002,
+        delivery=f"{root}/logs",
+        storage_options=emu.storage_options,
+        client=client,
+    )
+    with caplog.at_level("INFO", logger="xasync"):
+        gdf.xasync.process(NDVI, **kwargs).wait(timeout=60, progress=False)
+    info = [r.getMessage() for r in caplog.records if r.levelname == "INFO"]
+    assert emu.stats["status_calls"] >= 1  # there were polls ...
+    assert not [m for m in info if m.startswith("GET ")], info  # ... none of them at INFO
+    assert [m for m in info if m.startswith("submitting 3 requests")], info
+    caplog.clear()
+    with caplog.at_level("INFO", logger="xasync"):
+        gdf.xasync.process(NDVI, **kwargs).wait(timeout=60, progress=False)  # all reused
+    assert not [r for r in caplog.records if "submitting" in r.getMessage()]
