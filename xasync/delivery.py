@@ -53,6 +53,8 @@ __all__ = [
     "MANIFEST_DIR",
     "MANIFEST_VERSION",
     "RowDelivery",
+    "decode_label",
+    "encode_label",
     "probe_row",
     "probe_rows",
     "read_manifests",
@@ -343,6 +345,8 @@ def probe_row(
 from xasync.manifests import (  # noqa: E402
     MANIFEST_DIR,
     MANIFEST_VERSION,
+    decode_label,
+    encode_label,
     read_manifests,
     write_manifest,
 )
