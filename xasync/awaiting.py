@@ -90,7 +90,11 @@ def await_delivery(
             and (known.stage.value == "failed" or known.outputs)
         ):
             state = _delivery.RowDelivery(
-                known.stage.value, (), known.request_id, dict(known.outputs), known.error
+                "failed" if known.stage.value == "failed" else "done",
+                (),
+                known.request_id,
+                dict(known.outputs),
+                known.error,
             )
         else:
             fs = fs or filesystem_for(row_url, reader)

@@ -68,9 +68,11 @@ def test_the_same_call_twice_in_a_row_buys_once(setup):
     stats = emu.stats
     assert stats["creates"] == 6, stats["creates_by_prefix"]
     assert (first.status()["state"] == "done").all() and (second.status()["state"] == "done").all()
-    # what was charged, once: the second call attached to the first call's requests
-    assert first.cost == pytest.approx(first.status()["cost_pu"].sum()) and first.cost > 0
-    assert second.cost == 0.0 and second.status()["reused"].all()
+    # what was charged, once: one call bought, the other attached to its requests (which one
+    # decides first depends on which S3 listing answers first)
+    payer, rider = (first, second) if first.cost > 0 else (second, first)
+    assert payer.cost == pytest.approx(payer.status()["cost_pu"].sum()) and payer.cost > 0
+    assert rider.cost == 0.0 and rider.status()["reused"].all()
     assert list(first.status()["request_id"]) == list(second.status()["request_id"])
     assert float(second[5]["ndvi"].mean().compute()) == float(first[5]["ndvi"].mean().compute())
 
@@ -144,11 +146,8 @@ def test_a_claim_left_by_someone_else_is_followed_not_bought_again(setup):
     emu, client, root = setup
     gdf = fields(1)
     delivery = f"{root}/claimed"
-    url = (
-        _process(gdf, client, emu, f"{root}/probe-only")
-        .job.urls[0]
-        .replace(f"{root}/probe-only", delivery)
-    )
+    probe_only = _process(gdf, client, emu, f"{root}/probe-only").wait(60, progress=False)
+    url = probe_only.job.urls[0].replace(f"{root}/probe-only", delivery)
     fs = s3fs.S3FileSystem(**emu.storage_options)
     fs.pipe_file(claim_path(url, 0), b'{"owner": "someone-else"}')
     before = emu.stats["creates"]
@@ -177,6 +176,6 @@ def test_a_claim_left_by_someone_else_is_followed_not_bought_again(setup):
     finally:
         other.close()
     results.wait(timeout=120, progress=False)
-    assert emu.stats["creates"] - before == 2  # the probe-only call's request, and the other's
+    assert emu.stats["creates"] - before == 1  # the other's request only
     assert results.status()["state"].tolist() == ["done"]
     assert results.cost == 0.0  # bought by someone else

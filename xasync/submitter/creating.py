@@ -88,44 +88,44 @@ async def _create(
     attempts = rate_limited = 0
     claimed = False
     while True:
-        if not await run.account.acquire(run.job.is_cancelled):
+        if not await run.slots.acquire(run.job.is_cancelled):
             return Created(error=run.not_bought_message())
         if not claimed:
             got, age = await asyncio.to_thread(claim.take, run.fs, url, generation, run.owner)
             if got == claim.HELD:
-                run.account.release()
+                run.slots.release()
                 found = await _wait_for_other(run, url, identifiers, seen, generation, age)
                 if found is not None:
                     return Created(found, by_us=False)
                 continue
             claimed, state["claimed"] = True, got == claim.WON
             if run.job.is_cancelled():  # told to stop while claiming
-                run.account.release()
+                run.slots.release()
                 return Created(error=run.not_bought_message())
         run.mark_claimed(url)
         try:
-            rid = await run.api.create(body())
+            rid = await run.service.create(body())
         except RateLimited as exc:
-            wait = run.account.rate_limited(exc.retry_after, rate_limited)
+            wait = run.slots.rate_limited(exc.retry_after, rate_limited)
             rate_limited += 1
-            run.account.release()
+            run.slots.release()
             logger.debug("%s: 429, retrying in %.2f s", url, wait)
             await asyncio.sleep(wait)
             continue
         except (BadRequest, Unauthorized, Forbidden, AuthError) as exc:
-            run.account.release()
+            run.slots.release()
             return Created(error=str(exc))
         except (ServerError, TransportError, ApiError) as exc:
             attempts += 1
             rid = await _lost_answer(run, url, identifiers, seen, exc)
             if rid is None:
-                run.account.release()
+                run.slots.release()
                 if attempts >= run.opts.max_create_attempts:
                     return Created(error=f"could not create the request: {exc}")
                 await asyncio.sleep(_BACKOFF.delay(attempts - 1))
                 continue
             logger.info("%s: the lost create was accepted as %s", url, rid)
-        run.account.started()
+        run.slots.started()
         return Created(rid)
 
 

@@ -90,11 +90,16 @@ def decide(
         return Action(Kind.ATTACH, known.request_id)
     restart = known is not None and known.is_final
     if seen is None:
-        if restart:
+        if known is not None and restart:
             return Action(Kind.KEEP, known.request_id)
         return Action(Kind.CREATE if can_create else Kind.WATCH)
     if seen.state == "done" or (seen.state == "failed" and not (rebuy_failed and can_create)):
-        if restart and known.request_id == seen.request_id and known.stage.value == seen.state:
+        if (
+            known is not None
+            and restart
+            and known.request_id == seen.request_id
+            and known.stage.value == seen.state
+        ):
             return Action(Kind.KEEP, known.request_id)
         return Action(Kind.REUSE, seen.request_id, seen, restart=restart)
     if seen.state == "pending" and seen.request_id:

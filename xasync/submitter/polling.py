@@ -34,7 +34,7 @@ async def poll_until_finished(
     """Ask the status of ``request_id`` until it is over (``accepted``: loop time of the create
     answer). Returns when it ended; the caller confirms the outcome in S3."""
     loop = asyncio.get_running_loop()
-    clock = run.account.clock
+    clock = run.slots.clock
     due = accepted + clock.first_delay(run.opts)
     first, step, failures = True, 0.0, 0
     last_running: float | None = None
@@ -42,7 +42,7 @@ async def poll_until_finished(
         await asyncio.sleep(max(0.0, due - loop.time()))
         asked = loop.time() - accepted
         try:
-            running = await run.api.status(request_id)
+            running = await run.service.status(request_id)
         except XasyncError as exc:
             running, failures = await _ask_s3(run, url, identifiers, request_id, exc, failures)
             due = loop.time() + (_BACKOFF.delay(failures) if running else 0.0)

@@ -26,6 +26,7 @@ from xasync.submitter.decision import Action, Kind, decide
 from xasync.submitter.options import Order, SubmitOptions
 from xasync.submitter.polling import poll_until_finished
 from xasync.submitter.s3 import Confirmer, probe_until_answer
+from xasync.submitter.slots import Account
 
 if TYPE_CHECKING:
     from xasync.submitter.loop import Submitter
@@ -65,6 +66,18 @@ class JobRun:
         self.creating: set[str] = set()
         self.seen_ids: dict[str, tuple[str, ...]] = {}
         self.tally: Counter = Counter()
+
+    @property
+    def slots(self) -> Account:
+        """The account's slots (only for jobs with a client)."""
+        assert self.account is not None, "no client: nothing is created or polled"
+        return self.account
+
+    @property
+    def service(self) -> Any:
+        """The AsyncApi (only for jobs with a client)."""
+        assert self.api is not None, "no client: nothing is created or polled"
+        return self.api
 
     # -- the job -----------------------------------------------------------------------------
     async def run(self, probe_first: bool) -> None:
@@ -174,6 +187,7 @@ class JobRun:
             await self._attach(url)
             return
         if kind is Kind.REUSE:
+            assert action.seen is not None
             self._record(url, action.seen, bought=False)
         elif kind is Kind.FAIL:
             self._fail(url, action.message or "failed")
@@ -181,6 +195,7 @@ class JobRun:
             await self._create(url, order)
         elif kind is Kind.FOLLOW:
             logger.info("%s: attaching to running request %s", url, action.request_id)
+            assert action.request_id is not None
             self.mark_running(url, action.request_id)
             await self._follow(url, order, action.request_id, created=False)
         else:  # WATCH
@@ -191,6 +206,7 @@ class JobRun:
         self.creating.add(url)
         try:
             known = self.seen_ids.get(url)
+            assert order.body is not None
             created = await create(self, url, order.identifiers, order.body, known)
         finally:
             self.creating.discard(url)
@@ -204,6 +220,7 @@ class JobRun:
             self.mark_running(url, created.request_id)
             await self._settle(url, order, created.request_id, grace=None)
             return
+        assert created.request_id is not None
         entry = self.ledger.get(url)
         self.ledger.update(
             url,
@@ -218,11 +235,11 @@ class JobRun:
     async def _follow(self, url: str, order: Order, request_id: str, *, created: bool) -> None:
         loop = asyncio.get_running_loop()
         if not created:
-            self.account.take()
+            self.slots.take()
         try:
             await poll_until_finished(self, url, order.identifiers, request_id, loop.time())
         finally:
-            self.account.release(finished=True)
+            self.slots.release(finished=True)
         await self._settle(url, order, request_id, grace=self.opts.visibility_grace)
 
     async def _attach(self, url: str) -> None:
