@@ -7,11 +7,11 @@ Graph of one row (stackstac's two-layer model)::
        ├── <identifier>-<tok> (0, 0, 1)
        └── ...
 
-The await task first asks the process-local registry (:func:`xasync.delivery.lookup`, filled by
-the submitter of this process), else polls S3 with :func:`xasync.delivery.probe_row` with a
-growing interval, up to ``wait_timeout`` (then :class:`~xasync.errors.DeliveryTimeout`). An
-``error.json`` raises :class:`~xasync.errors.ProcessingError` with the service's message, and
-only the chunks of that row fail. Building the Dataset touches no network: coordinates, CRS,
+The await task is :func:`xasync.awaiting.await_delivery`: it asks the ledger of this process
+(filled by its submitter), else polls S3, up to ``wait_timeout`` (then
+:class:`~xasync.errors.DeliveryTimeout`). An ``error.json`` raises
+:class:`~xasync.errors.ProcessingError` with the service's message, and only the chunks of that
+row fail. Building the Dataset touches no network: coordinates, CRS,
 bands and dtypes all come from the :class:`~xasync.plan.ReadPlan`.
 
 Keys are ``dask.base.tokenize`` of the plan, the reader config (a digest, so no option value
@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,10 +35,10 @@ from dask.array.core import getter
 from dask.highlevelgraph import HighLevelGraph
 from rasterio.windows import Window
 
-from xasync import delivery as _delivery
-from xasync.errors import DeliveryTimeout, ProcessingError, ValidationError
+from xasync.awaiting import await_delivery
+from xasync.errors import ValidationError
 from xasync.plan import OutputPlan, ReadPlan
-from xasync.reader import ReaderConfig, filesystem_for, read_window
+from xasync.reader import ReaderConfig, read_window
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +51,6 @@ DEFAULT_WAIT_TIMEOUT = 24 * 3600.0
 #: Default first polling interval (seconds); it grows by 1.5x up to MAX_POLL_INTERVAL.
 DEFAULT_POLL_INTERVAL = 2.0
 MAX_POLL_INTERVAL = 60.0
-#: Consecutive failed S3 probes (network errors) after which the await task gives up.
-MAX_PROBE_FAILURES = 5
 
 
 def normalize_chunks(chunks: Any) -> tuple[int, int]:
@@ -98,86 +95,6 @@ def _out_dtype(output: OutputPlan, masked: bool) -> np.dtype:
 
 
 # --------------------------------------------------------------------------- tasks
-
-try:  # s3fs lets botocore's connection errors through untranslated
-    from botocore.exceptions import BotoCoreError as _BotoCoreError
-
-    _TRANSIENT: tuple[type[BaseException], ...] = (OSError, _BotoCoreError)
-except ImportError:  # pragma: no cover - botocore comes with s3fs
-    _TRANSIENT = (OSError,)
-
-
-def _await_delivery(
-    token: str,
-    row_url: str,
-    identifiers: tuple[str, ...],
-    extension: str,
-    label: Any,
-    reader: ReaderConfig,
-    wait_timeout: float,
-    poll_interval: float,
-) -> dict[str, str]:
-    """Task: block until the row is delivered; return ``{identifier: url}``.
-
-    In the process whose submitter follows the row, the outcome comes from the registry without
-    any S3 call (waiting on it); anywhere else (a cluster worker, a re-attached session) S3 is
-    polled with a growing interval.
-    """
-    deadline = time.monotonic() + wait_timeout
-    interval = poll_interval
-    fs = None
-    polls = failures = 0
-    while True:
-        known = _delivery.lookup(row_url)
-        if known is not None and not known.is_final:
-            # followed by this process's submitter: wait for its word
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DeliveryTimeout(
-                    f"row {label!r}: not delivered under {row_url} within {wait_timeout:g} s"
-                )
-            _delivery.wait_for(row_url, min(remaining, 5.0))
-            continue
-        if known is not None:
-            state = known
-        else:
-            if fs is None:
-                fs = filesystem_for(row_url, reader)
-            try:
-                state = _delivery.probe_row(
-                    fs, row_url, identifiers, read_cost=False, extension=extension
-                )
-                failures = 0
-            except (PermissionError, FileNotFoundError):
-                raise
-            except _TRANSIENT as exc:  # a transient S3 hiccup must not fail the row at once
-                failures += 1
-                if failures >= MAX_PROBE_FAILURES:
-                    raise
-                logger.warning("probing %s failed (%s); retrying", row_url, type(exc).__name__)
-                state = _delivery.RowDelivery("pending")
-            polls += 1
-        if state.state == "done":
-            missing = [i for i in identifiers if i not in state.outputs]
-            if not missing:
-                logger.debug("row %s delivered (%s) after %d polls", token, state.request_id, polls)
-                return dict(state.outputs)
-            _delivery.forget(row_url)  # registry entry without our outputs: ask S3
-            continue
-        elif state.state == "failed":
-            raise ProcessingError(
-                state.error or "the request failed without a message",
-                request_id=state.request_id,
-                row=label,
-            )
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DeliveryTimeout(
-                f"row {label!r}: nothing delivered under {row_url} within {wait_timeout:g} s "
-                f"({polls} polls, last state {state.state!r})",
-            )
-        time.sleep(min(interval, remaining))
-        interval = min(interval * 1.5, MAX_POLL_INTERVAL)
 
 
 def _read_masked(
@@ -418,7 +335,7 @@ def build_dataset(
     await_key = f"await-delivery-{tok}"
     await_layer = {
         await_key: (
-            _await_delivery,
+            await_delivery,
             plan.token,
             plan.row_url,
             identifiers,

@@ -86,7 +86,7 @@ def process(
     fs = delivery_filesystem(storage_options)
     plans = [spec.read_plan() for spec in specs]
     call_token = tokenize("xasync-call", [spec.token for spec in specs])
-    _write_manifest(fs, root, call_token, specs, plans)
+    _write_manifest(fs, root, call_token, specs, plans, list(gdf.index))
 
     job = Job.from_rows(
         RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)
@@ -107,7 +107,7 @@ def process(
     get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
-    logger.info("submitting %d requests under %s", len(specs), root)
+    logger.debug("%d rows handed to the submitter under %s", len(specs), root)
     return Results.deferred(
         len(plans),
         lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
@@ -176,10 +176,17 @@ def _check_credentials(client: Client) -> None:
             raise AuthError(f"could not obtain a token: {exc}") from None
 
 
-def _write_manifest(fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence) -> None:
+def _write_manifest(
+    fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence, labels: Sequence
+) -> None:
     rows = [
-        {"position": i, "plan": plan.to_dict(), "body": spec.canonical_body(copy=False)}
-        for i, (spec, plan) in enumerate(zip(specs, plans))
+        {
+            "position": i,
+            "plan": plan.to_dict(),
+            "label": delivery.encode_label(label),
+            "body": spec.canonical_body(copy=False),
+        }
+        for i, (spec, plan, label) in enumerate(zip(specs, plans, labels))
     ]
     try:
         delivery.write_manifest(fs, root, call_token, rows)

@@ -323,7 +323,8 @@ def test_flaky_token_endpoint_with_short_tokens(emu):
         f"\nflaky token: token_calls={stats['token_calls']} 5xx={stats['server_errors']} dropped={stats['dropped']}"
     )
     assert (status["state"] == "done").all(), status[["state", "error"]]
-    assert stats["token_calls"] >= 3
+    # 12 rows at K=3 run >= 4 x 0.5 s at the emulator, past the 2 s token: one refresh at least
+    assert stats["token_calls"] >= 2
     assert_no_duplicate_creates(stats, 12)
 
 

@@ -15,12 +15,12 @@ import rasterio
 import shapely
 from shapely.geometry import box
 
-from xasync import delivery
 from xasync import reader as rd
 from xasync._contract import ERROR_FILE, REQUEST_COPY_FILE
 from xasync.errors import DeliveryTimeout, ProcessingError, ValidationError
 from xasync.grid import PixelGrid
 from xasync.lazy import build_dataset, normalize_chunks
+from xasync.ledger import LEDGER, Entry, Stage
 from xasync.plan import OutputPlan, ReadPlan
 from xasync.reader import ReaderConfig
 
@@ -30,10 +30,10 @@ OUTPUTS = (OutputPlan("rgb", 3, "uint16", nodata=0.0), OutputPlan("ndvi", 1, "fl
 
 @pytest.fixture(autouse=True)
 def _clean():
-    delivery.clear_registry()
+    LEDGER.clear()
     rd.clear_cache()
     yield
-    delivery.clear_registry()
+    LEDGER.clear()
     rd.clear_cache()
 
 
@@ -191,9 +191,7 @@ def test_registry_outcome_skips_s3_listing(s3fs_fs, tmp_path, bucket, config):
     plan = make_plan(bucket)
     arrays = deliver(s3fs_fs, tmp_path, plan, request_id="REQ-7")
     outputs = {o.identifier: f"{plan.row_url}/REQ-7/{o.identifier}.tif" for o in plan.outputs}
-    delivery.mark_delivered(
-        plan.row_url, delivery.RowDelivery("done", ("REQ-7",), "REQ-7", outputs)
-    )
+    LEDGER.record(plan.row_url, Entry(plan.row_url, Stage.DONE, "REQ-7", outputs=outputs))
     fs = rd.filesystem_for(plan.row_url, config)  # the instance tasks use in this thread
     calls = []
     fs.s3.meta.events.register("before-call.s3", lambda event_name, **_: calls.append(event_name))
@@ -202,9 +200,7 @@ def test_registry_outcome_skips_s3_listing(s3fs_fs, tmp_path, bucket, config):
     assert not [c for c in calls if c.endswith("ListObjectsV2")]
     # A failure recorded in-process raises without S3 either.
     failed = make_plan(bucket)
-    delivery.mark_delivered(
-        failed.row_url, delivery.RowDelivery("failed", ("R",), "R", error="boom")
-    )
+    LEDGER.record(failed.row_url, Entry(failed.row_url, Stage.FAILED, "R", error="boom"))
     with pytest.raises(ProcessingError, match="boom"):
         build_dataset(failed, reader=config, wait_timeout=5).compute(scheduler="sync")
 
@@ -285,34 +281,6 @@ def test_multiband_outputs_with_different_band_counts(bucket, config):
     assert ds["rgb"].dims == ("rgb_band", "y", "x")
     assert ds["bands"].dims == ("bands_band", "y", "x")
     assert list(ds["bands_band"].values) == [1, 2, 3, 4]
-
-
-def test_unreachable_s3_is_retried_then_raised(bucket, monkeypatch, caplog):
-    import botocore.exceptions
-
-    from xasync import lazy
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there any more
-    reader = ReaderConfig(
-        storage_options={
-            "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"},
-            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
-            "anon": True,
-        }
-    )
-    monkeypatch.setattr(lazy, "MAX_PROBE_FAILURES", 2)
-    ds = build_dataset(make_plan(bucket), reader=reader, wait_timeout=60, poll_interval=0.05)
-    start = time.monotonic()
-    with (
-        caplog.at_level("WARNING", logger="xasync.lazy"),
-        pytest.raises(botocore.exceptions.EndpointConnectionError),
-    ):
-        ds["ndvi"].compute(scheduler="sync")
-    assert time.monotonic() - start < 30
-    assert [r.getMessage().endswith("retrying") for r in caplog.records] == [True]
 
 
 def test_fast_construction_equals_xarray_constructor(monkeypatch):
