@@ -1,7 +1,7 @@
 """The ``.xasync`` accessor on GeoDataFrames (registered by ``import xasync``).
 
 Thin by design: it checks that it sits on a GeoDataFrame and delegates to
-:func:`xasync.process.process`.
+:func:`xasync.processing.process`.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class XasyncAccessor:
             Wrong Sentinel Hub credentials, before any request is sent.
 
         """
-        from xasync.process import process
+        from xasync.processing import process
 
         if delivery is None:
             raise ValidationError("delivery='s3://bucket/prefix' is required")

@@ -230,7 +230,7 @@ def delivery_status(delivery: str, storage_options: dict[str, Any] | None = None
     from xasync import delivery as _delivery
     from xasync.errors import ValidationError
     from xasync.plan import ReadPlan
-    from xasync.process import _delivery_root, delivery_filesystem
+    from xasync.processing import _delivery_root, delivery_filesystem
 
     root = _delivery_root(delivery)
     fs = delivery_filesystem(storage_options)

@@ -17,8 +17,13 @@ from typing import Any
 import numpy as np
 
 from xasync._contract import COLLECTION_TYPES, CUSTOM_COLLECTION_PREFIXES
-from xasync.errors import ValidationError
-from xasync.grid import GridError
+from xasync.errors import (
+    CollectionError,
+    CrsError,
+    DeliveryUrlError,
+    GridError,
+    TimeRangeError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,34 +34,6 @@ _BUCKET_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])((?:/[^/<>{}
 #: Resolutions beyond these look like the wrong unit (metres on degrees, or the other way round).
 MAX_DEGREE_RESOLUTION = 1.0
 MIN_PROJECTED_RESOLUTION = 0.01
-
-
-class GeometryError(ValidationError):
-    """The GeoDataFrame or one of its geometries cannot be requested (empty, invalid, not areal)."""
-
-
-class CrsError(ValidationError):
-    """The CRS is missing, unknown, or has no EPSG code the service accepts."""
-
-
-class TimeRangeError(ValidationError):
-    """The time range is unparsable or reversed."""
-
-
-class DeliveryUrlError(ValidationError):
-    """The delivery location is not ``s3://bucket/prefix`` (or its extras are unknown)."""
-
-
-class CollectionError(ValidationError):
-    """An input data collection type is unknown or malformed."""
-
-
-class ResponseError(ValidationError):
-    """A requested response is not an output of the evalscript."""
-
-
-class OptionError(ValidationError):
-    """Inconsistent or unknown options (e.g. both size and resolution)."""
 
 
 def _to_utc(value: Any, *, end: bool, what: str) -> dt.datetime:

@@ -192,16 +192,18 @@ def test_bbox_mode_sends_no_geometry_and_mask_goes_to_read_plan():
     assert build(fields(1))[0].read_plan().mask_wkb is None
 
 
-def test_tokens_deterministic_and_distinct_per_row():
+def test_tokens_deterministic_and_shared_by_rows_with_the_same_request():
     a, b = build(), build()
     assert [s.token for s in a] == [s.token for s in b]
     assert [s.row_url for s in a] == [s.row_url for s in b]
     assert a[0].row_url == f"s3://bkt/runs/a/{a[0].token[:24]}"
-    # Same geometry twice: different rows get different tokens through label/position.
+    assert len({s.token for s in a}) == 3
+    # Same geometry twice: one request, whatever the rows' labels and positions.
     twin = _gdf([box(14, 46, 14.01, 46.01)] * 2)
     t = build(twin)
     assert t[0].canonical_body() == t[1].canonical_body()
-    assert t[0].token != t[1].token
+    assert t[0].token == t[1].token
+    assert (t[0].label, t[1].label) == (0, 1)
     # Anything that changes the request changes the token; credentials do not.
     c = build(time=("2023-06-01", "2023-06-29"))
     assert c[0].token != a[0].token
@@ -350,15 +352,16 @@ def test_evalscript_reference_is_read_once_and_sent_by_url(s3_server, s3fs_fs, b
     assert s.canonical_body()["evalscriptReference"] == {"s3": {"url": url}}
 
 
-def test_outputs_override_skips_the_script():
+def test_outputs_override_wins_but_a_reference_must_be_readable(s3_server, s3fs_fs, bucket):
+    kw = {"time": TIME, "resolution": 10, "crs": "utm", "delivery": "s3://bkt/p"}
+    override = {"default": {"bands": 4, "sampleType": "INT16"}}
+    # the script is part of the request's identity: it is read even when outputs= covers all
+    with pytest.raises(EvalscriptError, match="could not read"):
+        build_specs(fields(1), "s3://nowhere/script.js", outputs=override, **kw)
+    url = f"s3://{bucket}/scripts/es.js"
+    s3fs_fs.pipe(url, b"//VERSION=3 not evaluable locally")
     (s,) = build_specs(
-        fields(1),
-        "s3://nowhere/script.js",
-        time=TIME,
-        resolution=10,
-        crs="utm",
-        delivery="s3://bkt/p",
-        outputs={"default": {"bands": 4, "sampleType": "INT16"}},
+        fields(1), url, outputs=override, storage_options=s3_server.storage_options, **kw
     )
     assert s.read_plan().outputs[0].dtype == "int16"
     assert s.responses == ("default",)
