@@ -423,3 +423,22 @@ def test_data_item_time_range_wins_over_time_argument():
                 }
             ],
         )
+
+
+@pytest.mark.parametrize(
+    "geom",
+    [
+        # a ring written across 180 degrees: as plain lon/lat it is 359.8 degrees wide
+        Polygon([(179.9, -17.0), (-179.9, -17.0), (-179.9, -16.9), (179.9, -16.9)]),
+        # the same area split at the antimeridian
+        MultiPolygon([box(179.9, -17.0, 180.0, -16.9), box(-180.0, -17.0, -179.9, -16.9)]),
+    ],
+    ids=["ring-across-180", "split-at-180"],
+)
+def test_utm_on_the_antimeridian_picks_the_zone_of_the_field(geom):
+    (s,) = build(_gdf([geom]))
+    assert s.grid.epsg in (32760, 32701)  # zone 60S or 1S, never 31S
+    t = s.grid.transform
+    assert t.a > 0 and t.e < 0  # north up
+    # about 0.2 x 0.1 degrees at 17 S: ~21 km x 11 km, not a band around the globe
+    assert 2000 <= s.grid.width <= 2200 and 1050 <= s.grid.height <= 1200
