@@ -21,7 +21,6 @@ appears in a key), the chunks and the wait settings.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Mapping
@@ -33,11 +32,12 @@ import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from affine import Affine
 from dask.array.core import getter
+from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from rasterio.windows import Window
 
 from xasync import delivery as _delivery
-from xasync.errors import DeliveryTimeout, ProcessingError, ValidationError
+from xasync.errors import DeliveryTimeout, OptionError, ProcessingError, ValidationError
 from xasync.plan import OutputPlan, ReadPlan
 from xasync.reader import ReaderConfig, filesystem_for, read_window
 
@@ -56,36 +56,57 @@ MAX_POLL_INTERVAL = 60.0
 MAX_PROBE_FAILURES = 5
 
 
-def normalize_chunks(chunks: Any) -> tuple[int, int]:
-    """``None | int | (y, x) | {"y": .., "x": ..}`` -> ``(y, x)`` chunk sides in pixels.
+#: GeoTIFF tile side of delivered files (the service's and the emulator's): "auto" chunks are
+#: multiples of it.
+TIFF_TILE = 512
 
-    ``-1`` (or None inside a tuple/dict) means the default side; values must be positive ints.
+
+def normalize_chunks(
+    chunks: Any, shape: tuple[int, int], dtype: Any = "float32"
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Dask chunk sizes ``(y_chunks, x_chunks)`` of a ``shape = (height, width)`` grid.
+
+    ``chunks`` takes the dask idioms: ``None`` (the default, 2048 px a side), an int, ``-1``
+    (the whole axis), ``"auto"`` (dask's size limit, in multiples of the 512 px GeoTIFF tile),
+    ``(y, x)`` with each side any of these (``None`` there meaning the whole axis, as in dask)
+    or explicit block sizes, or ``{"y": .., "x": ..}`` (a missing side gets 2048; ``"band"`` is
+    ignored: all bands are one chunk). Resolved by :func:`dask.array.core.normalize_chunks`.
+
+    Raises
+    ------
+    OptionError
+        Anything dask cannot read as chunks of that shape (e.g. ``"lots"``, ``0``, ``2.5``).
     """
-
-    def side(v: Any) -> int:
-        if v is None or v == -1:
-            return DEFAULT_CHUNK
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValidationError(f"chunk sizes must be positive integers, got {v!r}")
-        return int(v)
+    from dask.array.core import normalize_chunks as dask_normalize
 
     if chunks is None:
-        return DEFAULT_CHUNK, DEFAULT_CHUNK
-    if isinstance(chunks, Mapping):
+        chunks = (DEFAULT_CHUNK, DEFAULT_CHUNK)
+    elif isinstance(chunks, Mapping):
         unknown = set(chunks) - {"y", "x", "band"}
         if unknown:
-            raise ValidationError(f"unknown chunk dims {sorted(unknown)}; use 'y' and 'x'")
-        return side(chunks.get("y")), side(chunks.get("x"))
-    if isinstance(chunks, (tuple, list)):
-        if len(chunks) != 2:
-            raise ValidationError(f"chunks tuple must be (y, x), got {chunks!r}")
-        return side(chunks[0]), side(chunks[1])
-    return side(chunks), side(chunks)
-
-
-def _split(total: int, step: int) -> tuple[int, ...]:
-    full, rest = divmod(total, step)
-    return (step,) * full + ((rest,) if rest else ())
+            raise OptionError(f"unknown chunk dims {sorted(unknown)}; use 'y' and 'x'")
+        chunks = (chunks.get("y", DEFAULT_CHUNK), chunks.get("x", DEFAULT_CHUNK))
+    elif not isinstance(chunks, (tuple, list)):
+        chunks = (chunks, chunks)
+    if len(chunks) != 2 or any(
+        isinstance(c, (bool, float)) or (isinstance(c, (int, np.integer)) and c < -1)
+        for c in chunks
+    ):
+        raise OptionError(f"chunks must be one side or (y, x) in whole pixels, got {chunks!r}")
+    try:
+        out = dask_normalize(
+            tuple(chunks),
+            shape=tuple(shape),
+            dtype=np.dtype(dtype),
+            previous_chunks=(TIFF_TILE, TIFF_TILE),
+        )
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        raise OptionError(
+            f"chunks {chunks!r} do not fit a {shape[0]}x{shape[1]} px grid: {exc}"
+        ) from None
+    if any(c <= 0 for axis in out for c in axis) and all(shape):
+        raise OptionError(f"chunks must be positive, got {chunks!r}")
+    return out[0], out[1]
 
 
 def _out_dtype(output: OutputPlan, masked: bool) -> np.dtype:
@@ -319,26 +340,21 @@ def _open_source(
 
 
 def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
-    """Deterministic graph-key token of a row: a digest of everything that shapes its tasks.
+    """Deterministic graph-key token of a row: ``dask.base.tokenize`` of all that shapes its tasks.
 
-    Cheaper than ``dask.base.tokenize(plan.to_dict(), ...)`` (the request token already hashes
-    the body) while covering every field of the plan.
+    The reader config tokenizes as a digest, so no option value reaches a key.
     """
-    mask = hashlib.sha256(plan.mask_wkb).hexdigest() if plan.mask_wkb is not None else None
-    text = repr(
-        (
-            plan.token,
-            plan.row_url,
-            plan.grid,
-            plan.outputs,
-            plan.label,
-            plan.time_range,
-            mask,
-            reader.__dask_tokenize__(),
-            parts,
-        )
+    return tokenize(
+        plan.token,
+        plan.row_url,
+        plan.grid,
+        plan.outputs,
+        plan.label,
+        plan.time_range,
+        plan.mask_wkb,
+        reader,
+        parts,
     )
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _band_dims(outputs: tuple[OutputPlan, ...]) -> dict[str, str]:
@@ -386,8 +402,9 @@ def build_dataset(
         Grid, outputs, delivery URL, label, time range and optional mask geometry of the row.
     reader : ReaderConfig
         How the chunk tasks reach S3 (travels in the graph; see its notes on secrets).
-    chunks : int, (y, x), {"y": .., "x": ..} or None
-        Chunk sides in pixels; default 2048 x 2048, all bands in one chunk.
+    chunks : int, "auto", -1, (y, x), {"y": .., "x": ..} or None
+        Dask chunks of ``y``/``x`` (see :func:`normalize_chunks`); default 2048 x 2048, all
+        bands in one chunk.
     wait_timeout : float, optional
         Seconds the await task waits for the delivery before
         :class:`~xasync.errors.DeliveryTimeout`; default :data:`DEFAULT_WAIT_TIMEOUT`.
@@ -408,13 +425,13 @@ def build_dataset(
     """
     timeout = DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout)
     _validate(plan, timeout, float(poll_interval))
-    cy, cx = normalize_chunks(chunks)
     grid = plan.grid
     masked = plan.mask_wkb is not None
-    ychunks, xchunks = _split(grid.height, cy), _split(grid.width, cx)
+    widest = max((_out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
+    ychunks, xchunks = normalize_chunks(chunks, grid.shape, widest)
     identifiers = tuple(o.identifier for o in plan.outputs)
     extension = plan.outputs[0].extension
-    tok = _graph_token(plan, reader, (cy, cx), timeout, float(poll_interval))
+    tok = _graph_token(plan, reader, (ychunks, xchunks), timeout, float(poll_interval))
     await_key = f"await-delivery-{tok}"
     await_layer = {
         await_key: (

@@ -18,7 +18,7 @@ from dask.base import tokenize
 from xasync import delivery
 from xasync.errors import AuthError, DeliveryAccessError, ValidationError, XasyncError
 from xasync.jobs import Job, RowStatus
-from xasync.lazy import build_dataset
+from xasync.lazy import build_dataset, normalize_chunks
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
@@ -75,6 +75,8 @@ def process(
         mask=mask,
         storage_options=dict(storage_options) if storage_options else None,
     )
+    for shape in {spec.grid.shape for spec in specs}:
+        normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
     s3_extras = delivery_credentials(storage_options, iam_role_arn)
     client = client if client is not None else Client.from_env()
     _check_credentials(client)

@@ -6,11 +6,20 @@ from __future__ import annotations
 import re
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pytest
 from shapely.geometry import LineString, Point, Polygon, box
 
 import xasync
-from xasync.errors import AuthError, ValidationError, XasyncError
+from xasync.errors import (
+    AuthError,
+    LabelError,
+    OptionError,
+    TimeRangeError,
+    ValidationError,
+    XasyncError,
+)
 
 from ._helpers import NDVI, RES, TIME, fields, fresh_root
 
@@ -91,6 +100,14 @@ CASES = [
     ("unknown-crs", {"crs": "EPSG:999999"}, ValidationError, r"999999"),
     ("unknown-response", {"responses": ["nope"]}, ValidationError, r"nope"),
     ("unknown-bounds-mode", {"bounds": "circle"}, ValidationError, r"circle"),
+    # #16 finding 5: chunks are checked before paying
+    ("chunks-lots", {"chunks": "lots"}, OptionError, r"lots"),
+    ("chunks-zero", {"chunks": 0}, OptionError, r"chunks"),
+    ("chunks-float", {"chunks": (512, 2.5)}, OptionError, r"chunks"),
+    # #16 finding 3: a zero-length range would find no scene and still be charged
+    ("zero-length-time", {"time": pd.Timestamp("2024-06-15T10:00")}, TimeRangeError, r"zero"),
+    # #16 finding 9: a NaN label cannot name a row
+    ("nan-label", {"gdf": fields(2).set_axis([0.0, np.nan])}, LabelError, r"missing label"),
 ]
 
 

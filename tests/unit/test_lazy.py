@@ -18,7 +18,7 @@ from shapely.geometry import box
 from xasync import delivery
 from xasync import reader as rd
 from xasync._contract import ERROR_FILE, REQUEST_COPY_FILE
-from xasync.errors import DeliveryTimeout, ProcessingError, ValidationError
+from xasync.errors import DeliveryTimeout, OptionError, ProcessingError, ValidationError
 from xasync.grid import PixelGrid
 from xasync.lazy import build_dataset, normalize_chunks
 from xasync.plan import OutputPlan, ReadPlan
@@ -261,14 +261,21 @@ def test_keys_are_deterministic_and_named(bucket, config, s3_server):
 
 
 def test_chunk_specs_and_validation(bucket, config):
-    assert normalize_chunks(None) == (2048, 2048)
-    assert normalize_chunks(512) == (512, 512)
-    assert normalize_chunks((256, 1024)) == (256, 1024)
-    assert normalize_chunks({"y": 100}) == (100, 2048)
-    assert normalize_chunks({"x": -1, "y": 10}) == (10, 2048)
-    for bad in (0, -5, 1.5, (1, 2, 3), {"z": 4}, "big", True):
-        with pytest.raises(ValidationError):
-            normalize_chunks(bad)
+    shape = (5000, 3000)
+    assert normalize_chunks(None, shape) == ((2048, 2048, 904), (2048, 952))
+    assert normalize_chunks(1000, shape) == ((1000,) * 5, (1000,) * 3)
+    assert normalize_chunks((2500, 1500), shape) == ((2500, 2500), (1500, 1500))
+    assert normalize_chunks({"y": 2500}, shape) == ((2500, 2500), (2048, 952))
+    assert normalize_chunks({"x": -1, "y": 2500, "band": 1}, shape) == ((2500, 2500), (3000,))
+    assert normalize_chunks(-1, shape) == ((5000,), (3000,))
+    assert normalize_chunks((None, 1000), shape) == ((5000,), (1000,) * 3)
+    assert normalize_chunks(((4000, 1000), (3000,)), shape) == ((4000, 1000), (3000,))
+    auto_y, auto_x = normalize_chunks("auto", (20000, 20000), "float32")
+    assert all(c % 512 == 0 for c in auto_y[:-1] + auto_x[:-1])  # multiples of the tile
+    assert len(auto_y) > 1 and normalize_chunks("auto", shape) == ((5000,), (3000,))
+    for bad in (0, -5, 1.5, (1, 2, 3), {"z": 4}, "big", "lots", True, ((1, 2), (3000,))):
+        with pytest.raises(OptionError):
+            normalize_chunks(bad, shape)
     plan = make_plan(bucket)
     with pytest.raises(ValidationError):
         build_dataset(plan, reader=config, wait_timeout=0)
