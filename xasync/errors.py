@@ -82,11 +82,7 @@ class EvalscriptError(ValidationError):
 
 # -- credentials and HTTP -----------------------------------------------------------------------
 class AuthError(XasyncError):
-    """The OAuth2 token could not be obtained (bad credentials, token endpoint down)."""
-
-
-class TokenEndpointUnavailable(AuthError):
-    """The token endpoint answered 429 or 5xx: a passing fault, worth retrying later."""
+    """The OAuth2 token could not be obtained: the credentials were refused."""
 
 
 class TransportError(XasyncError):

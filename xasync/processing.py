@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dask.base import tokenize
 
 from xasync import delivery
-from xasync.errors import AuthError, DeliveryAccessError, ValidationError, XasyncError
+from xasync.errors import DeliveryAccessError, ValidationError
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset, normalize_chunks
 from xasync.reader import ReaderConfig
@@ -165,15 +165,14 @@ def delivery_filesystem(storage_options: Mapping[str, Any] | None) -> Any:
 
 
 def _check_credentials(client: Client) -> None:
-    """Fetch a token now, so that wrong credentials fail before anything is submitted."""
+    """Fetch a token now, so that wrong credentials fail before anything is submitted.
+
+    The client raises the documented types itself (docs/guide/errors.md): ``ConfigError``
+    (missing credentials), ``AuthError`` (refused), ``TransportError`` (unreachable).
+    """
     check = getattr(client, "check_credentials", None)
     if check is not None:
-        try:
-            check()
-        except AuthError:
-            raise
-        except XasyncError as exc:
-            raise AuthError(f"could not obtain a token: {exc}") from None
+        check()
 
 
 def _write_manifest(fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence) -> None:

@@ -46,7 +46,7 @@ def test_the_family_is_complete():
     assert {
         "GeometryError", "CrsError", "TimeRangeError", "DeliveryUrlError", "CollectionError",
         "ResponseError", "OptionError", "GridError", "EvalscriptError", "DeliveryAccessError",
-        "TokenEndpointUnavailable", "LabelError", "OutputMismatchError",
+        "LabelError", "OutputMismatchError",
     } <= names  # fmt: skip
     for name in names:
         assert getattr(xasync, name) is getattr(errors, name)
