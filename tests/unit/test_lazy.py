@@ -23,6 +23,7 @@ from xasync.grid import PixelGrid
 from xasync.lazy import build_dataset, normalize_chunks
 from xasync.plan import OutputPlan, ReadPlan
 from xasync.reader import ReaderConfig
+from xasync.windows import WindowSource
 
 GRID = PixelGrid(32633, (500_000.0, 4_997_000.0, 504_200.0, 5_000_000.0), 420, 300)
 OUTPUTS = (OutputPlan("rgb", 3, "uint16", nodata=0.0), OutputPlan("ndvi", 1, "float32"))
@@ -385,19 +386,18 @@ def test_selections_read_only_their_window_and_equal_numpy(
 def test_a_small_window_of_a_big_chunk_reads_only_that_window(
     s3fs_fs, tmp_path, bucket, config, monkeypatch
 ):
-    from xasync import lazy
 
     plan = make_plan(bucket)
     arrays = deliver(s3fs_fs, tmp_path, plan)
     ds = build_dataset(plan, reader=config, wait_timeout=60, poll_interval=0.1)  # one chunk
     windows: list[tuple] = []
-    original = lazy._WindowSource._read
+    original = WindowSource._read
 
     def spy(self, rows, cols):
         windows.append((rows, cols))
         return original(self, rows, cols)
 
-    monkeypatch.setattr(lazy._WindowSource, "_read", spy)
+    monkeypatch.setattr(WindowSource, "_read", spy)
     small = ds["rgb"].isel(y=slice(100, 164), x=slice(200, 264)).compute(scheduler="threads")
     np.testing.assert_array_equal(small.values, arrays["rgb"][:, 100:164, 200:264])
     assert windows == [((100, 164), (200, 264))]
