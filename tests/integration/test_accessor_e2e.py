@@ -63,7 +63,7 @@ def setup(emu):
 
 def delivered_path(results, i: int, identifier: str) -> str:
     row = results.status().iloc[i]
-    plan_url = results[i].attrs["row_url"]
+    plan_url = results[i].encoding["xasync"]["row_url"]
     return f"{plan_url}/{row['request_id']}/{identifier}.tif"
 
 
