@@ -26,27 +26,22 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from affine import Affine
-from dask.array.core import getter
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 from xasync import delivery as _delivery
-from xasync.errors import DeliveryTimeout, OptionError, ProcessingError, ValidationError
-from xasync.plan import OutputPlan, ReadPlan
-from xasync.reader import DeclaredOutput, ReaderConfig, filesystem_for
-from xasync.windows import open_source
+from xasync.errors import DeliveryTimeout, ProcessingError, ValidationError
+from xasync.plan import ReadPlan
+from xasync.reader import ReaderConfig, filesystem_for
+from xasync.rowgraph import DEFAULT_CHUNK, RowLayers, band_dims, normalize_chunks, out_dtype
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_WAIT_TIMEOUT", "build_dataset", "normalize_chunks"]
 
-#: Default chunk side in pixels: a multiple of the common 256/512 px GeoTIFF tile sizes.
-DEFAULT_CHUNK = 2048
 #: Default cap on waiting for one delivery, in seconds.
 DEFAULT_WAIT_TIMEOUT = 24 * 3600.0
 #: Default first polling interval (seconds); it grows by 1.5x up to MAX_POLL_INTERVAL.
@@ -54,68 +49,6 @@ DEFAULT_POLL_INTERVAL = 2.0
 MAX_POLL_INTERVAL = 60.0
 #: Consecutive failed S3 probes (network errors) after which the await task gives up.
 MAX_PROBE_FAILURES = 5
-
-
-#: GeoTIFF tile side of delivered files (the service's and the emulator's): "auto" chunks are
-#: multiples of it.
-TIFF_TILE = 512
-
-
-def normalize_chunks(
-    chunks: Any, shape: tuple[int, int], dtype: Any = "float32"
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Dask chunk sizes ``(y_chunks, x_chunks)`` of a ``shape = (height, width)`` grid.
-
-    ``chunks`` takes the dask idioms: ``None`` (the default, 2048 px a side), an int, ``-1``
-    (the whole axis), ``"auto"`` (dask's size limit, in multiples of the 512 px GeoTIFF tile),
-    ``(y, x)`` with each side any of these (``None`` there meaning the whole axis, as in dask)
-    or explicit block sizes, or ``{"y": .., "x": ..}`` (a missing side gets 2048; ``"band"`` is
-    ignored: all bands are one chunk). Resolved by :func:`dask.array.core.normalize_chunks`.
-
-    Raises
-    ------
-    OptionError
-        Anything dask cannot read as chunks of that shape (e.g. ``"lots"``, ``0``, ``2.5``).
-    """
-    from dask.array.core import normalize_chunks as dask_normalize
-
-    if chunks is None:
-        chunks = (DEFAULT_CHUNK, DEFAULT_CHUNK)
-    elif isinstance(chunks, Mapping):
-        unknown = set(chunks) - {"y", "x", "band"}
-        if unknown:
-            raise OptionError(f"unknown chunk dims {sorted(unknown)}; use 'y' and 'x'")
-        chunks = (chunks.get("y", DEFAULT_CHUNK), chunks.get("x", DEFAULT_CHUNK))
-    elif not isinstance(chunks, (tuple, list)):
-        chunks = (chunks, chunks)
-    if len(chunks) != 2 or any(
-        isinstance(c, (bool, float)) or (isinstance(c, (int, np.integer)) and c < -1)
-        for c in chunks
-    ):
-        raise OptionError(f"chunks must be one side or (y, x) in whole pixels, got {chunks!r}")
-    try:
-        out = dask_normalize(
-            tuple(chunks),
-            shape=tuple(shape),
-            dtype=np.dtype(dtype),
-            previous_chunks=(TIFF_TILE, TIFF_TILE),
-        )
-    except (ValueError, TypeError, ZeroDivisionError) as exc:
-        raise OptionError(
-            f"chunks {chunks!r} do not fit a {shape[0]}x{shape[1]} px grid: {exc}"
-        ) from None
-    if any(c <= 0 for axis in out for c in axis) and all(shape):
-        raise OptionError(f"chunks must be positive, got {chunks!r}")
-    return out[0], out[1]
-
-
-def _out_dtype(output: OutputPlan, masked: bool) -> np.dtype:
-    dtype = np.dtype(output.dtype)
-    if not masked:
-        return dtype
-    if dtype.kind == "f":
-        return dtype
-    return np.dtype("float32") if dtype.itemsize <= 2 else np.dtype("float64")
 
 
 # --------------------------------------------------------------------------- tasks
@@ -222,14 +155,6 @@ def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
     )
 
 
-def _band_dims(outputs: tuple[OutputPlan, ...]) -> dict[str, str]:
-    """Band dim name per multi-band output: ``band`` unless band counts differ."""
-    multi = [o for o in outputs if o.bands > 1]
-    if len({o.bands for o in multi}) <= 1:
-        return {o.identifier: "band" for o in multi}
-    return {o.identifier: f"{o.identifier}_band" for o in multi}
-
-
 def _validate(plan: ReadPlan, wait_timeout: float, poll_interval: float) -> None:
     if not isinstance(plan, ReadPlan):
         raise ValidationError(f"build_dataset needs a ReadPlan, got {type(plan).__name__}")
@@ -278,6 +203,12 @@ def build_dataset(
     attrs : mapping, optional
         Extra Dataset attributes (must not hold secrets).
 
+    Notes
+    -----
+    ``ds.attrs`` holds only what neighbouring rows of one call share (``time_from``,
+    ``time_to``), so ``xr.combine_by_coords`` of neighbouring rows works; the row's own
+    ``token``, ``row_url`` and ``label`` are in ``ds.encoding["xasync"]``.
+
     Returns
     -------
     xarray.Dataset
@@ -292,7 +223,7 @@ def build_dataset(
     _validate(plan, timeout, float(poll_interval))
     grid = plan.grid
     masked = plan.mask_wkb is not None
-    widest = max((_out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
+    widest = max((out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
     ychunks, xchunks = normalize_chunks(chunks, grid.shape, widest)
     identifiers = tuple(o.identifier for o in plan.outputs)
     extension = plan.outputs[0].extension
@@ -311,76 +242,26 @@ def build_dataset(
             float(poll_interval),
         ),
     }
-    transform = tuple(grid.transform)[:6] if masked else None
-    yoffs = np.cumsum((0, *ychunks[:-1]))
-    xoffs = np.cumsum((0, *xchunks[:-1]))
-    band_dims = _band_dims(plan.outputs)
-
+    rows = RowLayers(plan, reader, await_key, await_layer, ychunks, xchunks)
     coords: dict[str, Any] = {"y": grid.y_coords(), "x": grid.x_coords()}
+    dims_of = band_dims(plan.outputs)
     data_vars = {}
     for output in plan.outputs:
-        dtype = _out_dtype(output, masked)
-        squeeze = output.bands == 1
-        name = f"{output.identifier}-{tok}"
-        source_key = f"{output.identifier}-source-{tok}"
-        source_layer = {
-            source_key: (
-                open_source,
-                await_key,
-                output.identifier,
-                reader,
-                dtype.str,
-                grid.shape,
-                output.bands,
-                squeeze,
-                plan.mask_wkb,
-                transform,
-                output.nodata,
-                DeclaredOutput(output.identifier, output.bands, np.dtype(output.dtype).name),
-            )
-        }
-        layer: dict[Any, Any] = {}
-        for iy, (yo, h) in enumerate(zip(yoffs, ychunks, strict=True)):
-            for ix, (xo, w) in enumerate(zip(xoffs, xchunks, strict=True)):
-                window = (slice(int(yo), int(yo + h)), slice(int(xo), int(xo + w)))
-                if squeeze:
-                    layer[(name, iy, ix)] = (getter, source_key, window)
-                else:
-                    layer[(name, 0, iy, ix)] = (
-                        getter,
-                        source_key,
-                        (slice(0, output.bands), *window),
-                    )
-        hlg = HighLevelGraph(
-            {await_key: await_layer, source_key: source_layer, name: layer},
-            {await_key: set(), source_key: {await_key}, name: {source_key}},
-        )
-        if squeeze:
-            arr_chunks: tuple = (ychunks, xchunks)
-            dims: tuple[str, ...] = ("y", "x")
-        else:
-            arr_chunks = ((output.bands,), ychunks, xchunks)
-            dims = (band_dims[output.identifier], "y", "x")
-            coords[dims[0]] = np.arange(1, output.bands + 1)
-        arr = da.Array(hlg, name, arr_chunks, meta=np.empty((0,) * len(arr_chunks), dtype))
-        var_attrs = {}
-        if masked:
-            var_attrs["_FillValue"] = np.nan  # rioxarray's write_nodata(nan, encoded=False)
-        elif output.nodata is not None:
-            var_attrs["_FillValue"] = dtype.type(output.nodata)
-        data_vars[output.identifier] = xr.Variable(
-            dims, arr, attrs=var_attrs, encoding={"grid_mapping": "spatial_ref"}
-        )
-
+        dim = dims_of.get(output.identifier)
+        if dim is not None:
+            coords[dim] = np.arange(1, output.bands + 1)
+        data_vars[output.identifier] = rows.variable(output, tok, dim)
     ds = _assemble(data_vars, coords, grid)
-    base = {"token": plan.token, "row_url": plan.row_url}
-    if plan.label is not None:
-        base["label"] = _attr_value(plan.label)
     if plan.time_range:
-        base["time_from"], base["time_to"] = (str(t) for t in plan.time_range)
-    ds.attrs.update(base)
+        ds.attrs["time_from"], ds.attrs["time_to"] = (str(t) for t in plan.time_range)
     if attrs:
         ds.attrs.update(attrs)
+    # Row identifiers differ between rows: in attrs they would make xr.combine_by_coords of
+    # neighbouring rows fail on conflicting values, so they live in the encoding.
+    row = {"token": plan.token, "row_url": plan.row_url}
+    if plan.label is not None:
+        row["label"] = _attr_value(plan.label)
+    ds.encoding["xasync"] = row
     return ds
 
 

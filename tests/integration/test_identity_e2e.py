@@ -90,7 +90,7 @@ def test_duplicated_geometry_in_one_frame_is_one_request(run):
     )
     results = call(twin)
     assert emu.stats["creates"] == 1
-    assert results[0].attrs["row_url"] == results[1].attrs["row_url"]
+    assert results[0].encoding["xasync"]["row_url"] == results[1].encoding["xasync"]["row_url"]
     a, b = means(results)
     assert a == b and np.isfinite(a)
 

@@ -104,10 +104,8 @@ def test_built_before_delivery_then_computed_from_s3(s3fs_fs, tmp_path, bucket, 
     assert "spatial_ref" in ds.coords
     assert ds.rio.transform() == GRID.transform
     assert ds["rgb"].data.chunks == ((3,), (128, 128, 44), (128, 128, 128, 36))
-    assert ds.attrs["token"] == plan.token
-    assert ds.attrs["row_url"] == plan.row_url
-    assert ds.attrs["label"] == "row-0"
-    assert (ds.attrs["time_from"], ds.attrs["time_to"]) == plan.time_range
+    assert ds.encoding["xasync"] == {"token": plan.token, "row_url": plan.row_url, "label": "row-0"}
+    assert ds.attrs == {"time_from": plan.time_range[0], "time_to": plan.time_range[1]}
 
     # The request copy lands first; outputs follow while the await task is polling.
     s3fs_fs.pipe_file(f"{plan.row_url}/REQ-1/{REQUEST_COPY_FILE}", b"{}")
@@ -224,7 +222,7 @@ def test_building_1000_datasets_touches_no_network(bucket, config, monkeypatch):
     datasets = [build_dataset(p, reader=config) for p in plans]
     elapsed = time.perf_counter() - start
     assert connects == []
-    assert len({ds.attrs["token"] for ds in datasets}) == 1000
+    assert len({ds.encoding["xasync"]["token"] for ds in datasets}) == 1000
     rate = 1000 / elapsed
     print(f"build_dataset: {rate:.0f} rows/s")
     assert rate > 50, rate
@@ -401,3 +399,31 @@ def test_a_small_window_of_a_big_chunk_reads_only_that_window(
     small = ds["rgb"].isel(y=slice(100, 164), x=slice(200, 264)).compute(scheduler="threads")
     np.testing.assert_array_equal(small.values, arrays["rgb"][:, 100:164, 200:264])
     assert windows == [((100, 164), (200, 264))]
+
+
+def test_neighbouring_rows_combine_by_coords(bucket, config, s3fs_fs, tmp_path):
+    """#16 finding 10: no conflicting attrs or coords between neighbouring rows."""
+    import xarray as xr
+
+    west = PixelGrid(32633, (500_000.0, 4_999_000.0, 501_000.0, 5_000_000.0), 100, 100)
+    east = PixelGrid(32633, (501_000.0, 4_999_000.0, 502_000.0, 5_000_000.0), 100, 100)
+    south = PixelGrid(32633, (500_000.0, 4_998_000.0, 501_000.0, 4_999_000.0), 100, 100)
+    outs = (OutputPlan("ndvi", 1, "float32"),)
+    time_range = ("2024-06-01T00:00:00Z", "2024-06-30T23:59:59Z")
+    datasets = [
+        build_dataset(
+            ReadPlan(
+                f"t{i}", f"s3://{bucket}/p/t{i}", g, outs, label=f"r{i}", time_range=time_range
+            ),
+            reader=config,
+        )
+        for i, g in enumerate((east, south, west))
+    ]
+    both = xr.combine_by_coords(datasets[::2])
+    assert both.sizes == {"y": 100, "x": 200}
+    assert both.rio.transform() == west.transform
+    assert both.attrs["time_from"] == time_range[0]
+    column = xr.combine_by_coords(datasets[1:])  # south and west: one above the other
+    assert column.sizes == {"y": 200, "x": 100}
+    assert column.rio.transform() == west.transform and column.rio.crs.to_epsg() == 32633
+    assert (np.diff(column.y) < 0).all()
