@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from dask.base import tokenize
 
 from xasync import delivery
-from xasync.errors import DeliveryAccessError, ValidationError
+from xasync.errors import DeliveryAccessError, OptionError, ValidationError
+from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset, normalize_chunks
 from xasync.reader import ReaderConfig
@@ -41,10 +42,10 @@ def process(
     resolution: float | tuple[float, float] | None = None,
     size: tuple[int, int] | None = None,
     crs: Any = None,
-    delivery: str,
+    delivery: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
     client: Client | None = None,
-    chunks: int | tuple[int, int] | Mapping[str, int] | None = None,
+    chunks: int | str | tuple[Any, Any] | Mapping[str, Any] | None = None,
     mask: bool = False,
     outputs: Mapping[str, Any] | None = None,
     responses: Sequence[str] | None = None,
@@ -53,12 +54,83 @@ def process(
     resubmit_failed: bool = False,
     options: SubmitOptions | None = None,
 ) -> Results:
-    """Submit one Async request per row and return lazy Datasets at once.
+    """Submit one Async API request per distinct geometry; return lazy Datasets at once.
 
-    See :meth:`xasync.accessor.XasyncAccessor.process` for the parameters.
+    The one definition of the parameters: ``gdf.xasync.process(evalscript, **kw)`` is
+    ``xasync.process(gdf, evalscript, **kw)``. All parameters but ``gdf`` and ``evalscript``
+    are keyword-only.
+
+    Parameters
+    ----------
+    gdf : geopandas.GeoDataFrame
+        Polygon/MultiPolygon rows with a CRS; every row label must be set (not NaN).
+    evalscript : str
+        The evalscript text, or ``"s3://..."`` to send it as an ``evalscriptReference`` (read
+        once per call with ``storage_options``: its content is part of the request identity).
+    data : str or list of dict
+        A collection type (``"sentinel-2-l2a"``...) or the full ``input.data`` list.
+    time : str, date, datetime, Timestamp, datetime64, Period, DatetimeIndex or (start, end)
+        The time range; see the rules below.
+    resolution : float or (float, float)
+        Pixel size in CRS units. Exactly one of ``resolution`` and ``size``.
+    size : (int, int)
+        ``(width, height)`` in pixels.
+    crs : optional
+        Request CRS: default the GeoDataFrame's, ``"utm"`` for each geometry's UTM zone (right
+        across the antimeridian too), or anything pyproj accepts.
+    delivery : str
+        ``"s3://bucket/prefix"`` (required); each request is delivered under its own
+        deterministic prefix below it, so re-running the same call buys nothing again.
+    storage_options : dict, optional
+        s3fs options used to probe and read the delivery. Their ``key``/``secret`` are also
+        sent as the delivery credentials the service writes with. When given, they travel
+        in the dask graph to the workers that read; otherwise workers use their own
+        AWS environment.
+    client : xasync.Client, optional
+        Endpoint and credentials; default :meth:`xasync.Client.from_env`.
+    chunks : int, "auto", -1, (y, x), dict or None
+        Dask chunks of ``y``/``x`` in pixels, with dask's idioms (``-1``: whole axis;
+        ``"auto"``: dask's size limit in multiples of the 512 px GeoTIFF tile); default 2048.
+        Checked before paying.
+    mask : bool
+        Pixels outside the geometry become NaN (floats), so statistics cover the field only.
+    outputs : dict, optional
+        ``{identifier: {"bands": n, "sampleType": "FLOAT32"}}`` when the evalscript's
+        ``setup()`` cannot be evaluated locally. Checked against the delivered files when
+        read (:class:`~xasync.errors.OutputMismatchError`).
+    responses : list of str, optional
+        Which outputs to request (default: every output of ``setup()``).
+    bounds : {"geometry", "bbox"}
+        Send each geometry (pixels outside are 0) or only its bounding box.
+    iam_role_arn : str, optional
+        A role the service assumes to write to the bucket instead of keys.
+    resubmit_failed : bool
+        Buy new requests for rows whose earlier delivery failed.
+    options : xasync.SubmitOptions, optional
+        Polling and retry tuning.
+
+    Returns
+    -------
+    xasync.Results
+        Lazy Datasets aligned with the rows, and their requests' states.
+
+    Raises
+    ------
+    xasync.ValidationError
+        Bad input (a typed subclass naming the problem), before any request is sent.
+    xasync.ConfigError, xasync.AuthError, xasync.TransportError
+        Missing or refused Sentinel Hub credentials, or an unreachable service, before any
+        request is sent.
+
+    Notes
+    -----
+    A request is identified by what is bought: rows with the same request (same geometry,
+    grid, time, data and script) share it, and row labels or order play no part.
     """
     from xasync.client import Client  # deferred: keeps ``import xasync`` light
 
+    if delivery is None:
+        raise OptionError("delivery='s3://bucket/prefix' is required")
     root = _delivery_root(delivery)
     specs = build_specs(
         gdf,
@@ -115,6 +187,9 @@ def process(
         job,
         delivery=root,
     )
+
+
+process.__doc__ = (process.__doc__ or "") + TIME_RULES
 
 
 # -- helpers ------------------------------------------------------------------------------------
