@@ -140,17 +140,20 @@ def _await_delivery(
 def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
     """Deterministic graph-key token of a row: ``dask.base.tokenize`` of all that shapes its tasks.
 
-    The reader config tokenizes as a digest, so no option value reaches a key.
+    The plan's fields are given as plain tuples (dask tokenizes those faster than dataclasses);
+    the reader config tokenizes as a digest, so no option value reaches a key.
     """
+    g = plan.grid
+    outputs = tuple((o.identifier, o.bands, o.dtype, o.nodata, o.extension) for o in plan.outputs)
     return tokenize(
         plan.token,
         plan.row_url,
-        plan.grid,
-        plan.outputs,
-        plan.label,
+        (g.epsg, tuple(g.bbox), g.width, g.height),
+        outputs,
+        repr(plan.label),
         plan.time_range,
         plan.mask_wkb,
-        reader,
+        reader.__dask_tokenize__(),
         parts,
     )
 

@@ -7,6 +7,7 @@ fetched (see :mod:`xasync.windows`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,12 +64,17 @@ def normalize_chunks(
     ):
         raise OptionError(f"chunks must be one side or (y, x) in whole pixels, got {chunks!r}")
     try:
-        out = dask_normalize(
-            tuple(chunks),
-            shape=tuple(shape),
-            dtype=np.dtype(dtype),
-            previous_chunks=(TIFF_TILE, TIFF_TILE),
-        )
+        try:
+            hash(tuple(chunks))
+        except TypeError:  # e.g. explicit block sizes given as lists
+            out = dask_normalize(
+                tuple(chunks),
+                shape=tuple(shape),
+                dtype=np.dtype(dtype),
+                previous_chunks=(TIFF_TILE, TIFF_TILE),
+            )
+        else:
+            out = _cached_normalize(tuple(chunks), tuple(shape), np.dtype(dtype).str)
     except (ValueError, TypeError, ZeroDivisionError) as exc:
         raise OptionError(
             f"chunks {chunks!r} do not fit a {shape[0]}x{shape[1]} px grid: {exc}"
@@ -76,6 +82,16 @@ def normalize_chunks(
     if any(c <= 0 for axis in out for c in axis) and all(shape):
         raise OptionError(f"chunks must be positive, got {chunks!r}")
     return out[0], out[1]
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_normalize(chunks: tuple, shape: tuple[int, int], dtype: str) -> tuple:
+    """dask's normalize_chunks, cached: the rows of one call share a few shapes."""
+    from dask.array.core import normalize_chunks as dask_normalize
+
+    return dask_normalize(
+        chunks, shape=shape, dtype=np.dtype(dtype), previous_chunks=(TIFF_TILE, TIFF_TILE)
+    )
 
 
 def out_dtype(output: OutputPlan, masked: bool) -> np.dtype:
