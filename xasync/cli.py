@@ -44,7 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo_parser(sub)
+    _add_status_parser(sub)
+    sub.add_parser(
+        "emulator",
+        help="run the local Async API emulator in the foreground",
+        add_help=False,
+        description="See `xasync emulator --help`.",
+    )
+    return p
 
+
+def _add_demo_parser(sub: Any) -> None:
     d = sub.add_parser(
         "demo",
         help="NDVI of ~20 fields on the embedded emulator",
@@ -86,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
 
+
+def _add_status_parser(sub: Any) -> None:
     s = sub.add_parser(
         "status",
         help="table of what was delivered under an s3:// prefix",
@@ -99,14 +112,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("delivery", help="the s3://bucket/prefix given to process()")
     s.add_argument("--endpoint-url", default=None, help="S3 endpoint (e.g. the emulator's)")
     s.add_argument("--anon", action="store_true", help="anonymous S3 access")
-
-    sub.add_parser(
-        "emulator",
-        help="run the local Async API emulator in the foreground",
-        add_help=False,
-        description="See `xasync emulator --help`.",
-    )
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,12 +16,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xasync._contract import DEFAULT_OUTPUT_ID, DEFAULT_SAMPLE_TYPE, SAMPLE_TYPE_DTYPES
-from xasync.errors import EvalscriptError
+from xasync._contract import (
+    DEFAULT_OUTPUT_ID,
+    DEFAULT_SAMPLE_TYPE,
+    SAMPLE_TYPE_DTYPES,
+    USERDATA_IDENTIFIER,
+)
+from xasync.errors import EvalscriptError, ResponseError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvalscriptError", "OutputSpec", "load_evalscript", "parse_outputs", "script_digest"]
+__all__ = [
+    "EvalscriptError",
+    "OutputSpec",
+    "load_evalscript",
+    "parse_outputs",
+    "script_and_outputs",
+    "script_digest",
+]
 
 #: Seconds and bytes a ``setup()`` may use before it is stopped.
 SETUP_TIME_LIMIT_S = 2.0
@@ -272,3 +284,41 @@ def load_evalscript(url: str, storage_options: dict[str, Any] | None = None) -> 
 def script_digest(text: str) -> str:
     """sha256 hex of a script's text: the part of a request's identity a reference stands for."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def script_and_outputs(
+    evalscript: Any,
+    outputs: Any,
+    responses: Any,
+    storage_options: dict[str, Any] | None,
+) -> tuple[str | None, str | None, tuple[OutputSpec, ...], tuple[str, ...]]:
+    """``(reference URL, its content digest, outputs, requested ids)`` of a call.
+
+    A reference (``s3://...``) is read once with ``storage_options``; its content digest is
+    part of the request identity. ``outputs`` overrides win over ``setup()``.
+    """
+    if not isinstance(evalscript, str) or not evalscript.strip():
+        raise EvalscriptError("evalscript must be the script source or an s3:// URL of one")
+    ref = evalscript.strip() if evalscript.strip().startswith("s3://") else None
+    source = load_evalscript(ref, storage_options) if ref else evalscript
+    wanted = tuple(responses) if responses is not None else None
+    if wanted is not None and (not wanted or len(set(wanted)) != len(wanted)):
+        raise ResponseError(f"responses must be distinct output ids, got {list(wanted)}")
+    if outputs and (wanted is None or all(r in outputs for r in wanted)):
+        outs = parse_outputs(None, outputs, responses=wanted)
+    else:
+        outs = parse_outputs(source, outputs, responses=wanted)
+    ids = [o.id for o in outs]
+    if wanted is None:
+        wanted = tuple(ids)
+    missing = [r for r in wanted if r not in ids]
+    if missing:
+        extra = (
+            " ('userdata' responses are not supported yet)"
+            if USERDATA_IDENTIFIER in missing
+            else ""
+        )
+        raise ResponseError(
+            f"responses {missing} are not outputs of the evalscript, whose outputs are {ids}{extra}",
+        )
+    return ref, script_digest(source) if ref else None, outs, wanted

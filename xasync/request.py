@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from xasync._contract import USERDATA_IDENTIFIER
 from xasync.errors import (
     CollectionError,
     CrsError,
@@ -30,7 +29,7 @@ from xasync.errors import (
     ResponseError,
     TimeRangeError,
 )
-from xasync.evalscript import OutputSpec, load_evalscript, parse_outputs, script_digest
+from xasync.evalscript import OutputSpec, script_and_outputs
 from xasync.geometry import (
     check_geometries,
     check_labels,
@@ -319,7 +318,7 @@ def build_specs(
     _check_frame(gdf, resolution, size, bounds)
     root = check_delivery(delivery)
     items, time_range = data_items(data, time)
-    ref, digest, outs, wanted = _script_and_outputs(evalscript, outputs, responses, storage_options)
+    ref, digest, outs, wanted = script_and_outputs(evalscript, outputs, responses, storage_options)
     gs = gdf.geometry if isinstance(gdf, gpd.GeoDataFrame) else gdf
     labels = check_labels(gdf.index)
     geoms = np.asarray(gs.array, dtype=object)
@@ -375,37 +374,3 @@ def _check_frame(gdf: Any, resolution: Any, size: Any, bounds: Any) -> None:
         check_resolution(resolution)  # positive, finite, one number or a pair
     if bounds not in BOUNDS_MODES:
         raise OptionError(f"bounds must be one of {BOUNDS_MODES}, got {bounds!r}")
-
-
-def _script_and_outputs(
-    evalscript: Any,
-    outputs: Any,
-    responses: Any,
-    storage_options: dict[str, Any] | None,
-) -> tuple[str | None, str | None, tuple[OutputSpec, ...], tuple[str, ...]]:
-    """``(reference URL, its content digest, outputs, requested ids)``; a reference is read once."""
-    if not isinstance(evalscript, str) or not evalscript.strip():
-        raise EvalscriptError("evalscript must be the script source or an s3:// URL of one")
-    ref = evalscript.strip() if evalscript.strip().startswith("s3://") else None
-    source = load_evalscript(ref, storage_options) if ref else evalscript
-    wanted = tuple(responses) if responses is not None else None
-    if wanted is not None and (not wanted or len(set(wanted)) != len(wanted)):
-        raise ResponseError(f"responses must be distinct output ids, got {list(wanted)}")
-    if outputs and (wanted is None or all(r in outputs for r in wanted)):
-        outs = parse_outputs(None, outputs, responses=wanted)
-    else:
-        outs = parse_outputs(source, outputs, responses=wanted)
-    ids = [o.id for o in outs]
-    if wanted is None:
-        wanted = tuple(ids)
-    missing = [r for r in wanted if r not in ids]
-    if missing:
-        extra = (
-            " ('userdata' responses are not supported yet)"
-            if USERDATA_IDENTIFIER in missing
-            else ""
-        )
-        raise ResponseError(
-            f"responses {missing} are not outputs of the evalscript, whose outputs are {ids}{extra}",
-        )
-    return ref, script_digest(source) if ref else None, outs, wanted

@@ -234,6 +234,6 @@ def build_case(case: dict[str, Any], **overrides: Any) -> list[RequestSpec]:
     if "script_source" in case and "storage_options" not in kw:
         from unittest import mock
 
-        with mock.patch("xasync.request.load_evalscript", return_value=case["script_source"]):
+        with mock.patch("xasync.evalscript.load_evalscript", return_value=case["script_source"]):
             return build_specs(case["gdf"], case.get("evalscript", RGB), **kw)
     return build_specs(case["gdf"], case.get("evalscript", RGB), **kw)
