@@ -179,7 +179,12 @@ def process(
     get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
-    logger.info("submitting %d requests under %s", len(specs), root)
+    logger.info(
+        "%d rows, %d distinct requests under %s (those S3 already holds are reused)",
+        len(specs),
+        len({spec.token for spec in specs}),
+        root,
+    )
     return Results.deferred(
         len(plans),
         lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
