@@ -160,23 +160,7 @@ def process(
     )
     _write_manifest(fs, root, call_token, specs, plans)
 
-    job = Job.from_rows(
-        RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)
-    )
-    orders = [
-        Order(
-            index=i,
-            token=spec.token,
-            row_url=spec.row_url,
-            identifiers=tuple(o.identifier for o in plan.outputs),
-            body=functools.partial(spec.body, s3_extras),
-        )
-        for i, (spec, plan) in enumerate(zip(specs, plans))
-    ]
-    opts = options or SubmitOptions()
-    if resubmit_failed:
-        opts = SubmitOptions(**{**opts.__dict__, "resubmit_failed": True})
-    get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
+    job = _submit(specs, plans, s3_extras, client, fs, options, resubmit_failed)
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
     logger.info(
@@ -198,6 +182,36 @@ process.__doc__ = (process.__doc__ or "") + TIME_RULES
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _submit(
+    specs: Sequence[Any],
+    plans: Sequence[Any],
+    s3_extras: dict[str, Any],
+    client: Client,
+    fs: Any,
+    options: SubmitOptions | None,
+    resubmit_failed: bool,
+) -> Job:
+    """Hand the rows to the background submitter; return their :class:`~xasync.jobs.Job`."""
+    job = Job.from_rows(
+        RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)
+    )
+    orders = [
+        Order(
+            index=i,
+            token=spec.token,
+            row_url=spec.row_url,
+            identifiers=tuple(o.identifier for o in plan.outputs),
+            body=functools.partial(spec.body, s3_extras),
+        )
+        for i, (spec, plan) in enumerate(zip(specs, plans))
+    ]
+    opts = options or SubmitOptions()
+    if resubmit_failed:
+        opts = SubmitOptions(**{**opts.__dict__, "resubmit_failed": True})
+    get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
+    return job
+
+
 def _delivery_root(url: str) -> str:
     if not isinstance(url, str) or not url.startswith("s3://") or len(url) <= len("s3://"):
         raise ValidationError(f"delivery must be an 's3://bucket/prefix' URL, got {url!r}")
