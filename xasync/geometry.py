@@ -18,9 +18,10 @@ __all__ = [
     "ROUNDING_PX",
     "check_geometries",
     "check_labels",
-    "lonlat_centroid",
+    "grid_of",
+    "lonlat_centroids",
     "project",
-    "round_and_grid",
+    "round_geometries",
     "round_decimals",
     "target_epsgs",
 ]
@@ -67,8 +68,8 @@ def check_geometries(geoms: np.ndarray, labels: list[Any]) -> None:
 def target_epsgs(gs: Any, crs: Any) -> np.ndarray:
     """The request CRS of each row: one code, or each row's UTM zone for ``crs="utm"``."""
     if isinstance(crs, str) and crs.lower() == "utm":
-        lonlat = np.asarray(gs.to_crs(4326).array, dtype=object)
-        return np.array([utm_epsg(*lonlat_centroid(g)) for g in lonlat])
+        lon, lat = lonlat_centroids(np.asarray(gs.to_crs(4326).array, dtype=object))
+        return np.array([utm_epsg(x, y) for x, y in zip(lon, lat, strict=True)])
     target = epsg_of(
         gs.crs if crs is None else crs,
         "the GeoDataFrame's CRS" if crs is None else "crs",
@@ -76,8 +77,12 @@ def target_epsgs(gs: Any, crs: Any) -> np.ndarray:
     return np.full(len(gs), target)
 
 
-def lonlat_centroid(geom: Any) -> tuple[float, float]:
-    """``(lon, lat)`` of a lon/lat geometry's centroid, right across the antimeridian.
+def _shift_west(c: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.where(c[:, 0] < 0, c[:, 0] + 360.0, c[:, 0]), c[:, 1]])
+
+
+def lonlat_centroids(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(lon, lat)`` of lon/lat geometries' centroids, right across the antimeridian.
 
     A shape whose longitudes span more than 180 degrees is taken to cross the antimeridian
     (a field is never half the globe wide): its negative longitudes are shifted by +360 to a
@@ -86,14 +91,14 @@ def lonlat_centroid(geom: Any) -> tuple[float, float]:
     """
     import shapely
 
-    minx, _, maxx, _ = geom.bounds
-    if maxx - minx > 180.0:
-        geom = shapely.transform(
-            geom,
-            lambda c: np.column_stack([np.where(c[:, 0] < 0, c[:, 0] + 360.0, c[:, 0]), c[:, 1]]),
-        )
-    c = geom.centroid
-    return ((c.x + 180.0) % 360.0) - 180.0, c.y
+    geoms = np.array(geoms, dtype=object)
+    bounds = shapely.bounds(geoms)
+    wide = (bounds[:, 2] - bounds[:, 0]) > 180.0
+    if wide.any():
+        geoms[wide] = shapely.transform(geoms[wide], _shift_west)
+    centroids = shapely.centroid(geoms)
+    lon = shapely.get_x(centroids)
+    return ((lon + 180.0) % 360.0) - 180.0, shapely.get_y(centroids)
 
 
 def project(gs: Any, epsgs: np.ndarray, resolution: Any, labels: list[Any]) -> np.ndarray:
@@ -129,22 +134,37 @@ def round_decimals(pixel_size: float) -> int:
     return int(math.ceil(-math.log10(step) - 1e-6))
 
 
-def round_and_grid(geom: Any, epsg: int, resolution: Any, size: Any) -> tuple[bytes, PixelGrid]:
-    """The rounded geometry (WKB) and the grid of its bounds."""
+def round_geometries(geoms: np.ndarray, resolution: Any, size: Any) -> np.ndarray:
+    """Geometries with coordinates rounded to :func:`round_decimals` of their pixel size.
+
+    The pixel size is the resolution's smaller side, or for ``size=(w, h)`` the smaller of
+    ``extent / size`` per row (rows whose size is invalid are left for the grid check).
+    """
     import shapely
 
     if resolution is not None:
-        pixel = min(check_resolution(resolution))
-    else:
-        minx, miny, maxx, maxy = geom.bounds
-        grid = PixelGrid.from_size((minx, miny, maxx, maxy), epsg, size)
-        pixel = min(grid.resolution)
-    decimals = round_decimals(pixel)
-    geom = shapely.transform(geom, lambda c: np.round(c, decimals))
-    box = geom.bounds
-    grid = (
-        PixelGrid.from_resolution(box, epsg, resolution)
-        if resolution is not None
-        else PixelGrid.from_size(box, epsg, size)
-    )
-    return shapely.to_wkb(geom), grid
+        return shapely.transform(geoms, _rounder(round_decimals(min(check_resolution(resolution)))))
+    b = shapely.bounds(geoms)
+    try:
+        w, h = float(size[0]), float(size[1])
+        pixel = np.minimum((b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h)
+    except (TypeError, ValueError, IndexError, ZeroDivisionError):
+        return geoms  # PixelGrid.from_size names the problem
+    out = np.array(geoms, dtype=object)
+    ok = np.isfinite(pixel) & (pixel > 0)
+    decimals = np.array([round_decimals(p) if k else -1 for p, k in zip(pixel, ok, strict=True)])
+    for d in np.unique(decimals[ok]):
+        sel = decimals == d
+        out[sel] = shapely.transform(out[sel], _rounder(int(d)))
+    return out
+
+
+def _rounder(decimals: int) -> Any:
+    return lambda c: np.round(c, decimals)
+
+
+def grid_of(box: Any, epsg: int, resolution: Any, size: Any) -> PixelGrid:
+    """The grid of a (rounded) geometry's bounds."""
+    if resolution is not None:
+        return PixelGrid.from_resolution(box, epsg, resolution)
+    return PixelGrid.from_size(box, epsg, size)

@@ -33,8 +33,9 @@ from xasync.evalscript import OutputSpec, script_and_outputs
 from xasync.geometry import (
     check_geometries,
     check_labels,
+    grid_of,
     project,
-    round_and_grid,
+    round_geometries,
     target_epsgs,
 )
 from xasync.grid import PixelGrid, check_resolution
@@ -314,6 +315,7 @@ def build_specs(
 
     """
     import geopandas as gpd
+    import shapely
 
     _check_frame(gdf, resolution, size, bounds)
     root = check_delivery(delivery)
@@ -326,10 +328,11 @@ def build_specs(
     epsgs = target_epsgs(gs, crs)
     projected = project(gs, epsgs, resolution, labels)
     specs = []
-    for i, geom in enumerate(projected):
-        epsg = int(epsgs[i])
+    rounded = round_geometries(projected, resolution, size)
+    boxes, wkbs = shapely.bounds(rounded), shapely.to_wkb(rounded)
+    for i, geom in enumerate(wkbs):
         try:
-            geom, grid = round_and_grid(geom, epsg, resolution, size)
+            grid = grid_of(boxes[i], int(epsgs[i]), resolution, size)
         except GridError as exc:
             raise type(exc)(f"row {labels[i]!r}: {exc}") from None
         specs.append(
