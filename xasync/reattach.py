@@ -21,7 +21,7 @@ from xasync.errors import ValidationError
 from xasync.jobs import Job
 from xasync.lazy import build_dataset
 from xasync.plan import ReadPlan
-from xasync.process import _delivery_root, delivery_filesystem
+from xasync.processing import _delivery_root, delivery_filesystem
 from xasync.reader import ReaderConfig
 from xasync.results import Results
 from xasync.submitter import Order, SubmitOptions, get_submitter

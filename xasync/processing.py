@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from dask.base import tokenize
 
 from xasync import delivery
-from xasync.errors import AuthError, ValidationError, XasyncError
+from xasync.errors import DeliveryAccessError, OptionError, ValidationError
+from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
-from xasync.lazy import build_dataset
+from xasync.lazy import build_dataset, normalize_chunks
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class DeliveryAccessError(ValidationError):
-    """The delivery bucket cannot be written with the given credentials (checked before paying)."""
-
-
 def process(
     gdf: gpd.GeoDataFrame,
     evalscript: str,
@@ -45,10 +42,10 @@ def process(
     resolution: float | tuple[float, float] | None = None,
     size: tuple[int, int] | None = None,
     crs: Any = None,
-    delivery: str,
+    delivery: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
     client: Client | None = None,
-    chunks: int | tuple[int, int] | Mapping[str, int] | None = None,
+    chunks: int | str | tuple[Any, Any] | Mapping[str, Any] | None = None,
     mask: bool = False,
     outputs: Mapping[str, Any] | None = None,
     responses: Sequence[str] | None = None,
@@ -57,12 +54,83 @@ def process(
     resubmit_failed: bool = False,
     options: SubmitOptions | None = None,
 ) -> Results:
-    """Submit one Async request per row and return lazy Datasets at once.
+    """Submit one Async API request per distinct geometry; return lazy Datasets at once.
 
-    See :meth:`xasync.accessor.XasyncAccessor.process` for the parameters.
+    The one definition of the parameters: ``gdf.xasync.process(evalscript, **kw)`` is
+    ``xasync.process(gdf, evalscript, **kw)``. All parameters but ``gdf`` and ``evalscript``
+    are keyword-only.
+
+    Parameters
+    ----------
+    gdf : geopandas.GeoDataFrame
+        Polygon/MultiPolygon rows with a CRS; every row label must be set (not NaN).
+    evalscript : str
+        The evalscript text, or ``"s3://..."`` to send it as an ``evalscriptReference`` (read
+        once per call with ``storage_options``: its content is part of the request identity).
+    data : str or list of dict
+        A collection type (``"sentinel-2-l2a"``...) or the full ``input.data`` list.
+    time : str, date, datetime, Timestamp, datetime64, Period, DatetimeIndex or (start, end)
+        The time range; see the rules below.
+    resolution : float or (float, float)
+        Pixel size in CRS units. Exactly one of ``resolution`` and ``size``.
+    size : (int, int)
+        ``(width, height)`` in pixels.
+    crs : optional
+        Request CRS: default the GeoDataFrame's, ``"utm"`` for each geometry's UTM zone (right
+        across the antimeridian too), or anything pyproj accepts.
+    delivery : str
+        ``"s3://bucket/prefix"`` (required); each request is delivered under its own
+        deterministic prefix below it, so re-running the same call buys nothing again.
+    storage_options : dict, optional
+        s3fs options used to probe and read the delivery. Their ``key``/``secret`` are also
+        sent as the delivery credentials the service writes with. When given, they travel
+        in the dask graph to the workers that read; otherwise workers use their own
+        AWS environment.
+    client : xasync.Client, optional
+        Endpoint and credentials; default :meth:`xasync.Client.from_env`.
+    chunks : int, "auto", -1, (y, x), dict or None
+        Dask chunks of ``y``/``x`` in pixels, with dask's idioms (``-1``: whole axis;
+        ``"auto"``: dask's size limit in multiples of the 512 px GeoTIFF tile); default 2048.
+        Checked before paying.
+    mask : bool
+        Pixels outside the geometry become NaN (floats), so statistics cover the field only.
+    outputs : dict, optional
+        ``{identifier: {"bands": n, "sampleType": "FLOAT32"}}`` when the evalscript's
+        ``setup()`` cannot be evaluated locally. Checked against the delivered files when
+        read (:class:`~xasync.errors.OutputMismatchError`).
+    responses : list of str, optional
+        Which outputs to request (default: every output of ``setup()``).
+    bounds : {"geometry", "bbox"}
+        Send each geometry (pixels outside are 0) or only its bounding box.
+    iam_role_arn : str, optional
+        A role the service assumes to write to the bucket instead of keys.
+    resubmit_failed : bool
+        Buy new requests for rows whose earlier delivery failed.
+    options : xasync.SubmitOptions, optional
+        Polling and retry tuning.
+
+    Returns
+    -------
+    xasync.Results
+        Lazy Datasets aligned with the rows, and their requests' states.
+
+    Raises
+    ------
+    xasync.ValidationError
+        Bad input (a typed subclass naming the problem), before any request is sent.
+    xasync.ConfigError, xasync.AuthError, xasync.TransportError
+        Missing or refused Sentinel Hub credentials, or an unreachable service, before any
+        request is sent.
+
+    Notes
+    -----
+    A request is identified by what is bought: rows with the same request (same geometry,
+    grid, time, data and script) share it, and row labels or order play no part.
     """
     from xasync.client import Client  # deferred: keeps ``import xasync`` light
 
+    if delivery is None:
+        raise OptionError("delivery='s3://bucket/prefix' is required")
     root = _delivery_root(delivery)
     specs = build_specs(
         gdf,
@@ -79,15 +147,51 @@ def process(
         mask=mask,
         storage_options=dict(storage_options) if storage_options else None,
     )
+    for shape in {spec.grid.shape for spec in specs}:
+        normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
     s3_extras = delivery_credentials(storage_options, iam_role_arn)
     client = client if client is not None else Client.from_env()
     _check_credentials(client)
 
     fs = delivery_filesystem(storage_options)
     plans = [spec.read_plan() for spec in specs]
-    call_token = tokenize("xasync-call", [spec.token for spec in specs])
+    call_token = tokenize(
+        "xasync-call", [(spec.token, plan.label) for spec, plan in zip(specs, plans)]
+    )
     _write_manifest(fs, root, call_token, specs, plans, list(gdf.index))
 
+    job = _submit(specs, plans, s3_extras, client, fs, options, resubmit_failed)
+
+    reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
+    logger.debug(
+        "%d rows, %d distinct requests handed to the submitter under %s",
+        len(specs),
+        len({spec.token for spec in specs}),
+        root,
+    )
+    return Results.deferred(
+        len(plans),
+        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
+        gdf.index,
+        job,
+        delivery=root,
+    )
+
+
+process.__doc__ = (process.__doc__ or "") + TIME_RULES
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _submit(
+    specs: Sequence[Any],
+    plans: Sequence[Any],
+    s3_extras: dict[str, Any],
+    client: Client,
+    fs: Any,
+    options: SubmitOptions | None,
+    resubmit_failed: bool,
+) -> Job:
+    """Hand the rows to the background submitter; return their :class:`~xasync.jobs.Job`."""
     job = Job.from_rows(
         RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)
     )
@@ -105,19 +209,9 @@ def process(
     if resubmit_failed:
         opts = SubmitOptions(**{**opts.__dict__, "resubmit_failed": True})
     get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
-
-    reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
-    logger.debug("%d rows handed to the submitter under %s", len(specs), root)
-    return Results.deferred(
-        len(plans),
-        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
-        gdf.index,
-        job,
-        delivery=root,
-    )
+    return job
 
 
-# -- helpers ------------------------------------------------------------------------------------
 def _delivery_root(url: str) -> str:
     if not isinstance(url, str) or not url.startswith("s3://") or len(url) <= len("s3://"):
         raise ValidationError(f"delivery must be an 's3://bucket/prefix' URL, got {url!r}")
@@ -165,15 +259,14 @@ def delivery_filesystem(storage_options: Mapping[str, Any] | None) -> Any:
 
 
 def _check_credentials(client: Client) -> None:
-    """Fetch a token now, so that wrong credentials fail before anything is submitted."""
+    """Fetch a token now, so that wrong credentials fail before anything is submitted.
+
+    The client raises the documented types itself (docs/guide/errors.md): ``ConfigError``
+    (missing credentials), ``AuthError`` (refused), ``TransportError`` (unreachable).
+    """
     check = getattr(client, "check_credentials", None)
     if check is not None:
-        try:
-            check()
-        except AuthError:
-            raise
-        except XasyncError as exc:
-            raise AuthError(f"could not obtain a token: {exc}") from None
+        check()
 
 
 def _write_manifest(
