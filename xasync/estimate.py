@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from xasync.cost import PUFactors, input_band_names, request_factors
-from xasync.errors import ValidationError
+from xasync.errors import BudgetExceeded, ValidationError
 from xasync.evalscript import (
     _PRELUDE,  # the globals setup() may use, shared with the output parser
     SETUP_MEMORY_LIMIT_BYTES,
@@ -70,33 +70,6 @@ _INPUTS_JS = """
 """
 
 _INPUT_HINT = "pass input_bands=<number of input bands> to estimate without running setup()"
-
-
-# moves to errors.py at merge
-class BudgetExceeded(ValidationError):
-    """The requests a call would buy are estimated above ``max_pu`` (nothing was paid).
-
-    Attributes
-    ----------
-    estimate_pu : float
-        The estimated cost of the requests that would be bought.
-    max_pu : float
-        The budget.
-    requests : int
-        How many distinct requests the estimate covers.
-
-    """
-
-    def __init__(self, estimate_pu: float, max_pu: float, requests: int, *, exact: bool = True):
-        self.estimate_pu = float(estimate_pu)
-        self.max_pu = float(max_pu)
-        self.requests = int(requests)
-        bound = "" if exact else "at least "
-        super().__init__(
-            f"the {requests} requests of this call are estimated at {bound}{estimate_pu:.2f} PU, "
-            f"above the budget max_pu={max_pu:g}; nothing was submitted. See "
-            "gdf.xasync.estimate(...) for the cost of each row.",
-        )
 
 
 def _setup_inputs(evalscript: str) -> tuple[tuple[str, ...], str]:
@@ -348,6 +321,7 @@ def row_estimates(
 def estimate(
     gdf: gpd.GeoDataFrame,
     evalscript: str,
+    *,
     data: str | Sequence[Mapping[str, Any]] = "sentinel-2-l2a",
     time: Any = None,
     resolution: float | tuple[float, float] | None = None,
@@ -358,7 +332,6 @@ def estimate(
     client: Any = None,
     chunks: Any = None,
     mask: bool = False,
-    *,
     outputs: Mapping[str, Any] | None = None,
     responses: Sequence[str] | None = None,
     bounds: str = "geometry",

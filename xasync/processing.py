@@ -17,6 +17,7 @@ from dask.base import tokenize
 
 from xasync import delivery
 from xasync.errors import DeliveryAccessError, OptionError, ValidationError
+from xasync.estimate import row_estimates
 from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset, normalize_chunks
@@ -53,6 +54,7 @@ def process(
     iam_role_arn: str | None = None,
     resubmit_failed: bool = False,
     options: SubmitOptions | None = None,
+    max_pu: float | None = None,
 ) -> Results:
     """Submit one Async API request per distinct geometry; return lazy Datasets at once.
 
@@ -108,6 +110,10 @@ def process(
         Buy new requests for rows whose earlier delivery failed.
     options : xasync.SubmitOptions, optional
         Polling and retry tuning.
+    max_pu : float, optional
+        A budget in processing units: :class:`~xasync.errors.BudgetExceeded` is raised before
+        anything is paid for when the call's requests are estimated above it (every request
+        of the call counts, also those S3 may already hold). See ``gdf.xasync.estimate``.
 
     Returns
     -------
@@ -149,8 +155,10 @@ def process(
     )
     for shape in {spec.grid.shape for spec in specs}:
         normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
+    estimated = row_estimates(specs, max_pu, storage_options=storage_options)
     s3_extras = delivery_credentials(storage_options, iam_role_arn)
     client = client if client is not None else Client.from_env()
+    client.config.check_delivery(root, iam_role_arn=iam_role_arn)
     _check_credentials(client)
 
     fs = delivery_filesystem(storage_options)
@@ -175,6 +183,7 @@ def process(
         gdf.index,
         job,
         delivery=root,
+        estimated_pu=estimated,
     )
 
 
