@@ -202,7 +202,7 @@ def _submit(
 ) -> Job:
     """Hand the rows to the background submitter; return their :class:`~xasync.jobs.Job`."""
     job = Job.from_rows(
-        RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)
+        [RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)]
     )
     orders = [
         Order(
