@@ -39,12 +39,12 @@ function evaluatePixel(s) {
 """
 
 
-def _typed(sample_type: str, bands: int, nodata: str = "") -> str:
+def _typed(sample_type: str, bands: int, nodata: str = "", band: str = "B04") -> str:
     nd = f", nodataValue: {nodata}" if nodata else ""
     return (
-        "//VERSION=3\nfunction setup() { return {input: ['B04'], output: "
+        f"//VERSION=3\nfunction setup() {{ return {{input: ['{band}'], output: "
         f"{{bands: {bands}, sampleType: '{sample_type}'{nd}}}}}; }}\n"
-        f"function evaluatePixel(s) {{ return [{', '.join(['s.B04'] * bands)}]; }}\n"
+        f"function evaluatePixel(s) {{ return [{', '.join([f's.{band}'] * bands)}]; }}\n"
     )
 
 
@@ -150,7 +150,7 @@ MATRIX: list[dict[str, Any]] = [
         "gdf": _gdf([LJUBLJANA]),
         "crs": "utm",
         "resolution": 20,
-        "evalscript": _typed("FLOAT32", 1),
+        "evalscript": _typed("FLOAT32", 1, band="VV"),
         "data": [
             {
                 "type": "sentinel-1-grd",
@@ -204,7 +204,7 @@ MATRIX: list[dict[str, Any]] = [
         "gdf": _gdf([LJUBLJANA]),
         "crs": "utm",
         "resolution": 30,
-        "evalscript": _typed("FLOAT32", 1),
+        "evalscript": _typed("FLOAT32", 1, band="DEM"),
         "data": [{"type": "dem", "dataFilter": {"demInstance": "COPERNICUS_30"}}],
     },
     {
