@@ -1,0 +1,264 @@
+"""Time series (issue 14) against the emulator over HTTP.
+
+Phase A: the multi-temporal wrapper of :mod:`xasync.temporal`, posted as a plain Async API body,
+its GeoTIFF and userdata.json read back from S3 and compared with the emulator's documented
+scene values (``tests/emulator/emu_helpers.py`` re-implements the documented formula) and with
+one single-scene request per interval.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from xasync.evalscript import parse_outputs
+from xasync.temporal import make_intervals, scene_counts, span, wrap_evalscript, wrapped_outputs
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emulator"))
+from emu_helpers import centres, s2_scene_dates, scene
+
+UTC = timezone.utc
+SEASON = ("2024-05-01", "2024-08-31")
+BBOX = (13.0, 45.0, 13.01, 45.008)
+SIZE = (20, 16)
+# a polygon inside the bbox: pixels outside it have dataMask 0 (NaN after the wrapper)
+POLY = {
+    "type": "Polygon",
+    "coordinates": [[[13.001, 45.001], [13.009, 45.0015], [13.0085, 45.007], [13.001, 45.001]]],
+}
+NDVI = """//VERSION=3
+function setup() {
+  return {input: ["B04", "B08", "dataMask"], output: {bands: 1, sampleType: "FLOAT32"}};
+}
+function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04)]; }
+"""
+TWO = """//VERSION=3
+function setup() {
+  return {input: [{bands: ["B04", "B08"], units: "DN"}],
+          output: [{id: "red", bands: 1, sampleType: "UINT16"},
+                   {id: "pair", bands: 2, sampleType: "UINT16"}]};
+}
+function evaluatePixel(s) { return {red: [s.B04], pair: [s.B04, s.B08]}; }
+"""
+
+
+def _token(emu) -> str:
+    r = httpx.post(
+        emu.token_url,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": emu.client_id,
+            "client_secret": emu.client_secret,
+        },
+        timeout=10,
+    )
+    r.raise_for_status()
+    return r.json()["access_token"]
+
+
+def _body(bucket, script, time_range, responses=("default",)):
+    return {
+        "input": {
+            "bounds": {
+                "bbox": list(BBOX),
+                "geometry": POLY,
+                "properties": {"crs": "http://www.opengis.net/def/crs/EPSG/0/4326"},
+            },
+            "data": [
+                {
+                    "type": "sentinel-2-l2a",
+                    "dataFilter": {"timeRange": {"from": time_range[0], "to": time_range[1]}},
+                }
+            ],
+        },
+        "output": {
+            "width": SIZE[0],
+            "height": SIZE[1],
+            "responses": [
+                {
+                    "identifier": r,
+                    "format": {"type": "application/json" if r == "userdata" else "image/tiff"},
+                }
+                for r in responses
+            ],
+            "delivery": {
+                "s3": {"url": f"s3://{bucket}/ts", "accessKey": "k", "secretAccessKey": "s"}
+            },
+        },
+        "evalscript": script,
+    }
+
+
+def _run(emu, bucket, bodies):
+    """POST every body, wait until each is finished, return the request ids."""
+    with httpx.Client(
+        base_url=emu.base_url, headers={"Authorization": f"Bearer {_token(emu)}"}, timeout=15
+    ) as api:
+        ids = []
+        for body in bodies:
+            for _ in range(200):  # the concurrency limit answers 429: wait for a slot
+                r = api.post("/api/v1/async/process", json=body)
+                if r.status_code != 429:
+                    break
+                time.sleep(0.05)
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["id"])
+        deadline = time.monotonic() + 120
+        for rid in ids:
+            while api.get(f"/api/v1/async/process/{rid}").status_code != 404:
+                assert time.monotonic() < deadline, f"request {rid} still running"
+                time.sleep(0.05)
+    s3c = emu.s3.client()
+    for rid in ids:
+        listed = s3c.list_objects_v2(Bucket=bucket, Prefix=f"ts/{rid}/")
+        names = {o["Key"].rsplit("/", 1)[1] for o in listed.get("Contents", [])}
+        assert "error.json" not in names, s3c.get_object(Bucket=bucket, Key=f"ts/{rid}/error.json")[
+            "Body"
+        ].read()
+    return ids
+
+
+def _tif(emu, bucket, key):
+    import rasterio
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**emu.storage_options, skip_instance_cache=True)
+    with rasterio.open(f"s3://{bucket}/{key}", opener=fs) as ds:
+        return ds.read(), ds.dtypes[0]
+
+
+def _userdata(emu, bucket, rid):
+    raw = emu.s3.client().get_object(Bucket=bucket, Key=f"ts/{rid}/userdata.json")["Body"].read()
+    return json.loads(raw)
+
+
+def _inside():
+    """Pixel centres inside POLY (where dataMask is 1), as the emulator decides it."""
+    import shapely
+
+    lon, lat = centres(BBOX, *SIZE)
+    poly = shapely.geometry.shape(POLY)
+    return shapely.intersects_xy(poly, lon, lat), lon, lat
+
+
+def _documented_ndvi(intervals):
+    """(interval, scene) NDVI stacks from the documented scene, with the scene dates."""
+    _, lon, lat = _inside()
+    out = []
+    for iv in intervals:
+        t0 = iv.start.tz_localize(UTC).to_pydatetime()
+        t1 = pd.Timestamp(iv.time_range[1]).to_pydatetime()
+        dates = s2_scene_dates(t0, t1)
+        stack = [
+            (scene("B08", lon, lat, d) - scene("B04", lon, lat, d))
+            / (scene("B08", lon, lat, d) + scene("B04", lon, lat, d))
+            for d in dates
+        ]
+        out.append((dates, np.array(stack)))
+    return out
+
+
+@pytest.fixture
+def bucket_name(emu):
+    name = f"ts-{np.random.default_rng().integers(1e9)}"
+    emu.create_bucket(name)
+    return name
+
+
+def _wrap(script, intervals, reducer):
+    outs = parse_outputs(script)
+    return wrap_evalscript(script, outs, intervals, reducer), wrapped_outputs(outs, len(intervals))
+
+
+def test_median_is_numpy_median_of_documented_scenes_with_userdata(emu, bucket_name):
+    intervals = make_intervals(SEASON, "10D")
+    assert len(intervals) == 13
+    script, outs = _wrap(NDVI, intervals, "median")
+    assert outs[0].bands == 13 and outs[0].sample_type == "FLOAT32"
+    (rid,) = _run(
+        emu, bucket_name, [_body(bucket_name, script, span(intervals), ("default", "userdata"))]
+    )
+    data, dtype = _tif(emu, bucket_name, f"ts/{rid}/default.tif")
+    assert dtype == "float32" and data.shape == (13, SIZE[1], SIZE[0])
+    inside, _, _ = _inside()
+    assert inside.any() and (~inside).any()
+    user = _userdata(emu, bucket_name, rid)
+    documented = _documented_ndvi(intervals)
+    # 5-day revisit, 10-day steps: 2 scenes each but the last (08-29..08-31: none)
+    assert [len(dates) for dates, _ in documented] == [2] * 12 + [0]
+    assert np.isnan(data[12]).all()
+    for k, (dates, stack) in enumerate(documented[:12]):
+        expected = np.median(stack, axis=0).astype(np.float32)
+        np.testing.assert_allclose(data[k][inside], expected[inside], rtol=1e-6)
+        assert np.isnan(data[k][~inside]).all()  # no valid scene outside the geometry
+        assert user["intervals"][k]["scenes"] == [d.strftime("%Y-%m-%dT%H:%M:%SZ") for d in dates]
+        assert user["intervals"][k]["from"] == intervals[k].start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert user["reducer"] == "median"
+    assert user["intervals"][12]["scenes"] == []
+    assert scene_counts(user, 13).tolist() == [2] * 12 + [0]
+
+
+@pytest.mark.parametrize("reducer", ["mean", "min", "max", "first", "last", "count"])
+def test_reducers_against_documented_scenes(emu, bucket_name, reducer):
+    intervals = make_intervals(("2024-06-01", "2024-07-15"), "15D")  # 3 scenes per interval
+    script, _ = _wrap(NDVI, intervals, reducer)
+    (rid,) = _run(emu, bucket_name, [_body(bucket_name, script, span(intervals))])
+    data, _ = _tif(emu, bucket_name, f"ts/{rid}/default.tif")
+    inside, _, _ = _inside()
+    pick = {
+        "mean": lambda s: s.mean(axis=0),
+        "min": lambda s: s.min(axis=0),
+        "max": lambda s: s.max(axis=0),
+        "first": lambda s: s[0],
+        "last": lambda s: s[-1],
+        "count": lambda s: np.full(s.shape[1:], float(len(s))),
+    }[reducer]
+    for k, (dates, stack) in enumerate(_documented_ndvi(intervals)):
+        assert len(dates) == 3
+        np.testing.assert_allclose(data[k][inside], pick(stack)[inside], rtol=1e-6)
+        outside = data[k][~inside]
+        assert (outside == 0).all() if reducer == "count" else np.isnan(outside).all()
+
+
+def test_last_equals_one_most_recent_request_per_interval(emu, bucket_name):
+    """reducer="last" = what a request over each interval alone returns (mostRecent)."""
+    intervals = make_intervals(SEASON, "MS")
+    script, _ = _wrap(NDVI, intervals, "last")
+    bodies = [_body(bucket_name, script, span(intervals))]
+    bodies += [_body(bucket_name, NDVI, iv.time_range) for iv in intervals]
+    rid, *singles = _run(emu, bucket_name, bodies)
+    data, _ = _tif(emu, bucket_name, f"ts/{rid}/default.tif")
+    assert data.shape[0] == len(intervals) == 4
+    for k, sid in enumerate(singles):
+        single, _ = _tif(emu, bucket_name, f"ts/{sid}/default.tif")
+        np.testing.assert_array_equal(data[k], single[0])  # NaN for NaN
+
+
+def test_empty_interval_is_nan_and_multi_output_layout(emu, bucket_name):
+    # 2024-06-06 has no Sentinel-2 scene in the documented calendar (scenes on 06-03, 06-08)
+    day = datetime(2024, 6, 6, tzinfo=UTC)
+    assert not s2_scene_dates(day, day.replace(hour=23, minute=59))
+    intervals = make_intervals(None, [("2024-06-01", "2024-06-05"), ("2024-06-06", "2024-06-06")])
+    script, outs = _wrap(TWO, intervals, "max")
+    assert [(o.id, o.bands) for o in outs] == [("red", 2), ("pair", 4)]
+    (rid,) = _run(
+        emu, bucket_name, [_body(bucket_name, script, span(intervals), ("red", "pair", "userdata"))]
+    )
+    red, _ = _tif(emu, bucket_name, f"ts/{rid}/red.tif")
+    pair, _ = _tif(emu, bucket_name, f"ts/{rid}/pair.tif")
+    inside, lon, lat = _inside()
+    when = datetime(2024, 6, 3, 10, tzinfo=UTC)  # the one scene of the first interval
+    b4, b8 = scene("B04", lon, lat, when, dn=True), scene("B08", lon, lat, when, dn=True)
+    np.testing.assert_array_equal(red[0][inside], b4[inside])
+    np.testing.assert_array_equal(pair[0][inside], b4[inside])  # interval 0, band 0
+    np.testing.assert_array_equal(pair[1][inside], b8[inside])  # interval 0, band 1
+    assert np.isnan(red[1]).all() and np.isnan(pair[2:]).all()  # no scene on 06-06
+    assert scene_counts(_userdata(emu, bucket_name, rid), 2).tolist() == [1, 0]
