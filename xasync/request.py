@@ -103,6 +103,9 @@ class RequestSpec:
         ``s3://bucket/prefix`` under which each row gets its own folder (:attr:`row_url`).
     mask : bool
         Whether readers should mask pixels outside the geometry.
+    userdata : bool
+        Also request ``userdata.json`` (an ``application/json`` response); the time series of
+        :mod:`xasync.timeseries` read the scene dates from it.
 
     """
 
@@ -119,6 +122,7 @@ class RequestSpec:
     responses: tuple[str, ...]
     delivery_root: str
     mask: bool = False
+    userdata: bool = False  # time series: also request userdata.json (xasync.timeseries)
 
     @property
     def geometry(self) -> dict[str, Any]:
@@ -151,6 +155,10 @@ class RequestSpec:
                 ],
             },
         }
+        if self.userdata:
+            body["output"]["responses"].append(
+                {"identifier": USERDATA_IDENTIFIER, "format": {"type": "application/json"}}
+            )
         if self.evalscript_ref is not None:
             body["evalscriptReference"] = {"s3": {"url": self.evalscript_ref}}
         else:
