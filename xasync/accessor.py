@@ -59,6 +59,9 @@ class XasyncAccessor:
         iam_role_arn: str | None = None,
         resubmit_failed: bool = False,
         options: SubmitOptions | None = None,
+        freq: Any = None,
+        temporal: str = "orbit",
+        reducer: str = "median",
     ) -> Results:
         """Submit one Async API request per geometry; return lazy Datasets at once.
 
@@ -106,6 +109,21 @@ class XasyncAccessor:
             Buy new requests for rows whose earlier delivery failed.
         options : xasync.submitter.SubmitOptions, optional
             Polling and retry tuning.
+        freq : str, pandas offset or list of (start, end), optional
+            A time series per row: ``"10D"``, ``"W"``, ``"MS"``... cuts ``time`` into intervals
+            starting at ``pd.date_range(start, end, freq=freq)`` (or give the intervals). Each
+            Dataset then has a ``time`` dimension (interval starts; ``time_end`` beside it),
+            known before delivery. See :mod:`xasync.temporal`.
+        temporal : {"orbit", "requests"}
+            With ``freq``: ``"orbit"`` buys one multi-temporal request per row (the evalscript,
+            a single-scene V3 script, is wrapped; a ``scenes`` coordinate counts the scenes of
+            each interval); ``"requests"`` buys one ordinary request per row and interval (for
+            scripts that cannot be wrapped; the result is then an
+            :class:`xasync.series_results.SeriesResults`).
+        reducer : {"median", "mean", "min", "max", "first", "last", "count"}
+            With ``temporal="orbit"``: how each interval's valid scenes (``dataMask``) become one
+            value; an interval without one is NaN (``"last"``: the most recent observation, as a
+            request over that interval alone returns).
 
         Returns
         -------
@@ -143,4 +161,7 @@ class XasyncAccessor:
             iam_role_arn=iam_role_arn,
             resubmit_failed=resubmit_failed,
             options=options,
+            freq=freq,
+            temporal=temporal,
+            reducer=reducer,
         )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dask.base import tokenize
 
-from xasync import delivery
+from xasync import delivery, timeseries
 from xasync.errors import AuthError, ValidationError, XasyncError
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset
@@ -56,10 +56,14 @@ def process(
     iam_role_arn: str | None = None,
     resubmit_failed: bool = False,
     options: SubmitOptions | None = None,
+    freq: Any = None,
+    temporal: str = "orbit",
+    reducer: str = "median",
 ) -> Results:
     """Submit one Async request per row and return lazy Datasets at once.
 
-    See :meth:`xasync.accessor.XasyncAccessor.process` for the parameters.
+    See :meth:`xasync.accessor.XasyncAccessor.process` for the parameters (``freq``,
+    ``temporal``, ``reducer``: a time series per row, :mod:`xasync.timeseries`).
     """
     from xasync.client import Client  # deferred: keeps ``import xasync`` light
 
@@ -79,6 +83,9 @@ def process(
         mask=mask,
         storage_options=dict(storage_options) if storage_options else None,
     )
+    series = timeseries.plan_call(specs, freq, temporal, reducer, storage_options)
+    if series is not None:
+        specs = series.specs
     s3_extras = delivery_credentials(storage_options, iam_role_arn)
     client = client if client is not None else Client.from_env()
     _check_credentials(client)
@@ -108,6 +115,9 @@ def process(
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
     logger.info("submitting %d requests under %s", len(specs), root)
+    if series is not None:
+        build = functools.partial(_build_plan, plans, reader, chunks)
+        return timeseries.make_results(series, build, gdf.index, job, delivery=root, reader=reader)
     return Results.deferred(
         len(plans),
         lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
@@ -118,6 +128,10 @@ def process(
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _build_plan(plans: Sequence, reader: ReaderConfig, chunks: Any, i: int) -> Any:
+    return build_dataset(plans[i], reader=reader, chunks=chunks)
+
+
 def _delivery_root(url: str) -> str:
     if not isinstance(url, str) or not url.startswith("s3://") or len(url) <= len("s3://"):
         raise ValidationError(f"delivery must be an 's3://bucket/prefix' URL, got {url!r}")
