@@ -262,3 +262,155 @@ def test_empty_interval_is_nan_and_multi_output_layout(emu, bucket_name):
     np.testing.assert_array_equal(pair[1][inside], b8[inside])  # interval 0, band 1
     assert np.isnan(red[1]).all() and np.isnan(pair[2:]).all()  # no scene on 06-06
     assert scene_counts(_userdata(emu, bucket_name, rid), 2).tolist() == [1, 0]
+
+
+# --------------------------------------------------------------------------- phase B: process
+FIELDS_TIME = ("2024-05-01", "2024-08-31")
+NDVI_OUT = NDVI.replace("output: {bands: 1", 'output: {id: "ndvi", bands: 1')
+
+
+def _fields(n: int = 2):
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    # fields with a diagonal edge: part of each bbox is outside (dataMask 0 there)
+    geoms = [
+        Polygon([(x, 45.0), (x + 0.0025, 45.0), (x + 0.0025, 45.0018), (x + 0.0008, 45.0018)])
+        for x in (13.0 + 0.004 * i for i in range(n))
+    ]
+    return gpd.GeoDataFrame(geometry=geoms, crs=4326, index=[f"field-{i}" for i in range(n)])
+
+
+@pytest.fixture
+def call(emu):
+    import xasync
+
+    root = emu.create_bucket(f"tsp-{np.random.default_rng().integers(1e9)}")
+    client = xasync.Client.from_emulator(emu)
+    base = dict(
+        time=FIELDS_TIME,
+        size=(10, 8),
+        storage_options=emu.storage_options,
+        client=client,
+    )
+    yield emu, root, base
+    client.close()
+
+
+def _row_inside(ds, geom):
+    import shapely
+
+    lon, lat = np.meshgrid(ds.x.values, ds.y.values)
+    return shapely.intersects_xy(geom, lon, lat), lon, lat
+
+
+def test_orbit_13_steps_known_before_delivery_one_request_per_field(call):
+    emu, root, base = call
+    gdf = _fields(2)
+    expected = pd.date_range("2024-05-01", "2024-08-31", freq="10D")
+    with emu.hold():
+        results = gdf.xasync.process(NDVI_OUT, delivery=f"{root}/orbit", freq="10D", **base)
+        ds = results[0]
+        # known before anything is delivered
+        assert ds["ndvi"].dims == ("time", "y", "x") and ds["ndvi"].dtype == np.float32
+        assert list(ds.time.values) == list(expected.values) and ds.sizes["time"] == 13
+        assert ds.time.dtype == np.dtype("datetime64[ns]")
+        assert list(ds.time_end.values[:-1]) == list(expected.values[1:])
+        assert ds.time_end.values[-1] == np.datetime64("2024-08-31T23:59:59")
+        assert not results.done
+    results.wait(timeout=120, progress=False)
+    assert emu.stats["creates"] == 2  # one request per field
+    status = results.status()
+    assert (status["state"] == "done").all(), status
+    documented = _documented_ndvi(make_intervals(FIELDS_TIME, "10D"))
+    for i, geom in enumerate(gdf.geometry):
+        ds = results[i]
+        assert ds.scenes.values.tolist() == [len(d) for d, _ in documented] == [2] * 12 + [0]
+        inside, lon, lat = _row_inside(ds, geom)
+        assert inside.any() and (~inside).any()
+        got = ds["ndvi"].values
+        for k, (dates, _) in enumerate(documented):
+            if not dates:
+                assert np.isnan(got[k]).all()
+                continue
+            stack = np.array([_ndvi_at(lon, lat, d) for d in dates])
+            want = np.median(stack, axis=0).astype(np.float32)
+            np.testing.assert_allclose(got[k][inside], want[inside], rtol=1e-6)
+            assert np.isnan(got[k][~inside]).all()
+
+
+def _ndvi_at(lon, lat, date):
+    b4, b8 = scene("B04", lon, lat, date), scene("B08", lon, lat, date)
+    return (b8 - b4) / (b8 + b4)
+
+
+def test_requests_one_per_field_and_interval_and_last_equals_orbit(call):
+    emu, root, base = call
+    gdf = _fields(2)
+    orbit = gdf.xasync.process(
+        NDVI_OUT, delivery=f"{root}/last", freq="10D", reducer="last", **base
+    )
+    orbit.wait(timeout=120, progress=False)
+    assert emu.stats["creates"] == 2
+    per = gdf.xasync.process(
+        NDVI_OUT, delivery=f"{root}/per", freq="10D", temporal="requests", **base
+    )
+    assert len(per) == 2 and per[0].sizes["time"] == 13  # known before delivery
+    per.wait(timeout=180, progress=False)
+    assert emu.stats["creates"] == 2 + 2 * 13  # one per field and interval
+    status = per.status()
+    assert len(status) == 26 and (status["state"] == "done").all()
+    assert status.index.names == ["row", "time"]
+    for i in range(2):
+        a, b = orbit[i], per[i]
+        assert list(a.time.values) == list(b.time.values)
+        np.testing.assert_array_equal(a["ndvi"].values, b["ndvi"].values)  # NaN for NaN
+        assert np.isnan(a["ndvi"].values[12]).all()  # the last interval has no scene
+    assert per["field-1"]["ndvi"].shape == (13, 8, 10)
+
+
+def test_multiband_output_and_a_script_given_by_reference(call):
+    emu, root, base = call
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**emu.storage_options, skip_instance_cache=True)
+    bucket = root.removeprefix("s3://")
+    fs.pipe(f"{bucket}/scripts/two.js", TWO.encode())
+    results = _fields(1).xasync.process(
+        f"{root}/scripts/two.js",
+        delivery=f"{root}/two",
+        freq=[("2024-06-01", "2024-06-05"), ("2024-06-06", "2024-06-06")],
+        reducer="max",
+        **base,
+    )
+    ds = results[0]
+    assert ds["red"].dims == ("time", "y", "x")
+    assert ds["pair"].dims == ("time", "band", "y", "x") and ds.sizes["band"] == 2
+    results.wait(timeout=60, progress=False)
+    inside, lon, lat = _row_inside(ds, _fields(1).geometry.iloc[0])
+    when = datetime(2024, 6, 3, 10, tzinfo=UTC)
+    np.testing.assert_array_equal(
+        ds["pair"].values[0, 1][inside], scene("B08", lon, lat, when, dn=True)[inside]
+    )
+    assert np.isnan(ds["red"].values[1]).all()
+    assert ds.scenes.values.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"freq": "10 parsecs"}, "offset alias"),
+        ({"freq": "10D", "temporal": "scenes"}, "temporal must be"),
+        ({"freq": "10D", "reducer": "mode"}, "reducer must be"),
+        ({"reducer": "max"}, "give freq="),
+        ({"freq": "10D", "evalscript": NDVI_OUT.replace("//VERSION=3\n", "")}, "V3"),
+    ],
+)
+def test_bad_time_series_input_before_anything_is_paid(call, kwargs, match):
+    from xasync.temporal import TemporalError
+
+    emu, root, base = call
+    script = kwargs.pop("evalscript", NDVI_OUT)
+    with pytest.raises(TemporalError, match=match):
+        _fields(1).xasync.process(script, delivery=f"{root}/bad", **base, **kwargs)
+    assert emu.stats["create_calls"] == 0
