@@ -414,3 +414,31 @@ def test_bad_time_series_input_before_anything_is_paid(call, kwargs, match):
     with pytest.raises(TemporalError, match=match):
         _fields(1).xasync.process(script, delivery=f"{root}/bad", **base, **kwargs)
     assert emu.stats["create_calls"] == 0
+
+
+def test_demo_season_cli(tmp_path):
+    import os
+    import re
+    import subprocess
+
+    out = tmp_path / "season"
+    proc = subprocess.run(
+        [sys.executable, "-m", "xasync.cli", "demo", "--season", "--fields", "3"]
+        + ["--processing-seconds", "0.1", "--no-progress", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = re.findall(
+        r"^(field-\d\d)\s+done\s+(\S+)\s+(\d+)\s+(\S+) \S+\s+(\S+)\s*$", proc.stdout, re.MULTILINE
+    )
+    assert [r[0] for r in rows] == ["field-01", "field-02", "field-03"], proc.stdout
+    # 2024-04-01..09-30: 36 scenes of the 5-day calendar; the 10 PU minimum per field
+    assert all(r[2] == "36" and float(r[1]) == 10.0 for r in rows)
+    assert all(0.0 < float(r[4]) < 1.0 for r in rows)
+    assert "3 requests created" in proc.stdout
+    png = out / "ndvi-season.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
