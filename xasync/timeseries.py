@@ -15,18 +15,15 @@ known before anything is delivered.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
+from xasync.series_data import concat_series, series_coords, series_dataset
 from xasync.temporal import (
     Interval,
-    scene_counts,
     span,
     wrap_evalscript,
     wrapped_outputs,
@@ -35,12 +32,14 @@ from xasync.temporal import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "concat_series",
+    "SeriesPlan",
+    "estimate_series",
     "expected_scenes",
     "interval_specs",
+    "make_results",
     "orbit_spec",
-    "series_coords",
-    "series_dataset",
+    "plan_call",
+    "prepare",
 ]
 
 #: Revisit model of the scene count estimate: ``(first acquisition, period in days)`` per
@@ -105,112 +104,6 @@ def interval_specs(spec: Any, intervals: Sequence[Interval]) -> list[Any]:
         dataclasses.replace(spec, data=_with_time(spec.data, iv.time_range), time=iv.time_range)
         for iv in intervals
     ]
-
-
-def series_coords(intervals: Sequence[Interval]) -> tuple[np.ndarray, np.ndarray]:
-    """``(time, time_end)`` coordinate values, ``datetime64[ns]``."""
-    starts = np.array([iv.start.to_datetime64() for iv in intervals], dtype="datetime64[ns]")
-    ends = np.array([iv.end.to_datetime64() for iv in intervals], dtype="datetime64[ns]")
-    return starts, ends
-
-
-def _band_names(outputs: Sequence[Any]) -> dict[str, str]:
-    multi = [o for o in outputs if o.bands > 1]
-    if len({o.bands for o in multi}) <= 1:
-        return {o.id: "band" for o in multi}
-    return {o.id: f"{o.id}_band" for o in multi}
-
-
-def _read_scene_counts(outputs: dict[str, str], reader: Any, n: int) -> np.ndarray:
-    """Task: the per-interval scene counts from the delivered ``userdata.json`` (-1: unknown)."""
-    from xasync.reader import filesystem_for
-
-    url = next(iter(outputs.values()))
-    where = f"{url.rsplit('/', 1)[0]}/userdata.json"
-    try:
-        fs = filesystem_for(where, reader)
-        with fs.open(where, "rb") as fh:
-            user = json.loads(fh.read())
-    except (OSError, ValueError) as exc:
-        logger.warning("no scene counts: cannot read %s (%s)", where, type(exc).__name__)
-        user = {}
-    return scene_counts(user, n)
-
-
-def _scenes_array(ds: Any, reader: Any, n: int) -> Any:
-    """A lazy ``(time,)`` int32 array of scene counts hanging on the row's await task."""
-    import dask.array as da
-    from dask.highlevelgraph import HighLevelGraph
-
-    graph = next(iter(ds.data_vars.values())).data.dask
-    await_key = next(k for k in graph.layers if str(k).startswith("await-delivery-"))
-    name = "scenes-" + hashlib.sha256(f"{await_key}-{n}".encode()).hexdigest()[:24]
-    layer = {(name, 0): (_read_scene_counts, await_key, reader, n)}
-    hlg = HighLevelGraph(
-        {await_key: graph.layers[await_key], name: layer}, {await_key: set(), name: {await_key}}
-    )
-    return da.Array(hlg, name, ((n,),), dtype=np.int32)
-
-
-def series_dataset(
-    ds: Any, intervals: Sequence[Interval], user_outputs: Sequence[Any], reader: Any
-) -> Any:
-    """The row Dataset of an ``"orbit"`` request with a ``time`` dimension.
-
-    ``ds`` is :func:`xasync.lazy.build_dataset`'s Dataset of the wrapped request (variables
-    with ``intervals x bands`` bands, interval major); nothing is read.
-    """
-    import xarray as xr
-
-    n = len(intervals)
-    starts, ends = series_coords(intervals)
-    bands_dim = _band_names(user_outputs)
-    by_id = {o.id: o for o in user_outputs}
-    coords: dict[str, Any] = {
-        "time": starts,
-        "time_end": ("time", ends),
-        "y": ds["y"],
-        "x": ds["x"],
-        "spatial_ref": ds["spatial_ref"],
-        "scenes": ("time", _scenes_array(ds, reader, n)),
-    }
-    data_vars = {}
-    for name, var in ds.data_vars.items():
-        b = by_id[name].bands
-        data = var.data if var.ndim == 3 else var.data[None]
-        data = data.reshape((n, b, *data.shape[1:]))
-        if b == 1:
-            dims: tuple[str, ...] = ("time", "y", "x")
-            data = data[:, 0]
-        else:
-            dims = ("time", bands_dim[name], "y", "x")
-            coords[bands_dim[name]] = np.arange(1, b + 1)
-        data_vars[name] = xr.Variable(dims, data, attrs=dict(var.attrs), encoding=var.encoding)
-    out = xr.Dataset(data_vars, coords=coords, attrs=dict(ds.attrs))
-    out["scenes"].attrs["long_name"] = "scenes acquired in the interval (from userdata.json)"
-    return out
-
-
-def concat_series(datasets: Sequence[Any], intervals: Sequence[Interval]) -> Any:
-    """The row Dataset of ``"requests"``: one Dataset per interval stacked along ``time``."""
-    import xarray as xr
-
-    starts, ends = series_coords(intervals)
-    out = xr.concat(
-        [d.drop_vars("spatial_ref") for d in datasets],
-        dim="time",
-        data_vars="all",
-        coords="minimal",
-        compat="override",
-        join="override",
-        combine_attrs="drop_conflicts",
-    )
-    out = out.assign_coords(
-        time=starts, time_end=("time", ends), spatial_ref=datasets[0]["spatial_ref"]
-    )
-    for name in out.data_vars:
-        out[name].encoding.update(datasets[0][name].encoding)
-    return out
 
 
 @dataclasses.dataclass
@@ -370,3 +263,42 @@ def plan_call(
         return None
     so = dict(storage_options) if storage_options else None
     return prepare(specs, freq=freq, temporal=temporal, reducer=reducer, storage_options=so)
+
+
+def estimate_series(plan: SeriesPlan, index: Any, estimate_specs: Any, **keywords: Any) -> Any:
+    """The estimate of a time-series call (``estimate_specs`` from :mod:`xasync.estimate`).
+
+    ``"orbit"``: one row per field, the samples factor being the scenes of the whole range
+    (``keywords["scenes"]`` or :meth:`SeriesPlan.scenes`, the emulator's calendar: exact there,
+    an estimate on the real service). ``"requests"``: one row per (field, interval) request,
+    each at least the 10 PU minimum; ``frame.groupby(level=0).sum()`` gives the fields.
+    """
+    if plan.temporal == "orbit":
+        given = keywords.get("scenes")
+        keywords["scenes"] = plan.scenes() if given is None else given
+        frame = estimate_specs(plan.specs, index, **keywords)
+        frame.attrs["scenes"] = int(keywords["scenes"])
+        frame.attrs["scenes_from"] = (
+            "given" if given is not None else "revisit model (exact on the emulator)"
+        )
+    else:
+        frame = estimate_specs(plan.specs, request_index(plan, index), **keywords)
+    frame.attrs["temporal"] = plan.temporal
+    frame.attrs["intervals"] = len(plan.intervals)
+    return frame
+
+
+def manifest_entries(plan: SeriesPlan) -> list[dict[str, Any]]:
+    """One ``series`` entry per bought request, for the delivery manifest (``open_delivery``)."""
+    from xasync.series_data import manifest_entry
+
+    n = len(plan.intervals)
+    return [
+        manifest_entry(
+            plan.temporal,
+            plan.intervals,
+            plan.user_outputs,
+            None if plan.temporal == "orbit" else j % n,
+        )
+        for j in range(len(plan.specs))
+    ]
