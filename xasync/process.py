@@ -93,7 +93,8 @@ def process(
     fs = delivery_filesystem(storage_options)
     plans = [spec.read_plan() for spec in specs]
     call_token = tokenize("xasync-call", [spec.token for spec in specs])
-    _write_manifest(fs, root, call_token, specs, plans)
+    extras = timeseries.manifest_entries(series) if series is not None else None
+    _write_manifest(fs, root, call_token, specs, plans, extras)
 
     job = Job.from_rows(
         RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)
@@ -190,11 +191,15 @@ def _check_credentials(client: Client) -> None:
             raise AuthError(f"could not obtain a token: {exc}") from None
 
 
-def _write_manifest(fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence) -> None:
+def _write_manifest(
+    fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence, series: Any = None
+) -> None:
     rows = [
         {"position": i, "plan": plan.to_dict(), "body": spec.canonical_body(copy=False)}
         for i, (spec, plan) in enumerate(zip(specs, plans))
     ]
+    for row, entry in zip(rows, series or ()):
+        row["series"] = entry  # time series: how open_delivery rebuilds the row's Dataset
     try:
         delivery.write_manifest(fs, root, call_token, rows)
     except Exception as exc:  # OSError from s3fs, botocore's own errors (unreachable endpoint)
