@@ -22,6 +22,7 @@ from xasync.plan import ReadPlan
 from xasync.process import _delivery_root, delivery_filesystem
 from xasync.reader import ReaderConfig
 from xasync.results import Results
+from xasync.series_data import reattached_dataset
 from xasync.submitter import Order, SubmitOptions, get_submitter
 
 if TYPE_CHECKING:
@@ -70,12 +71,15 @@ def open_delivery(
     manifests = _delivery.read_manifests(fs, root)
     plans: list[ReadPlan] = []
     seen: set[str] = set()
+    series: dict[str, dict] = {}  # token -> time-series entry (xasync.series_data)
     for manifest in manifests:
         for row in manifest.get("rows", []):
             plan = ReadPlan.from_dict(row["plan"])
             if plan.token not in seen:
                 seen.add(plan.token)
                 plans.append(plan)
+                if isinstance(row.get("series"), dict):
+                    series[plan.token] = row["series"]
     if not plans:
         raise ValidationError(f"no xasync delivery manifest found under {root}/_xasync/")
     logger.info("re-attaching to %d rows under %s", len(plans), root)
@@ -88,9 +92,15 @@ def open_delivery(
     get_submitter().submit(job, orders, client=client, fs=fs, options=options)
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
     index = pd.Index([p.label for p in plans], name="label")
+
+    def build(i: int) -> Any:
+        ds = build_dataset(plans[i], reader=reader, chunks=chunks)
+        entry = series.get(plans[i].token)
+        return ds if entry is None else reattached_dataset(entry, ds, reader)
+
     return Results.deferred(
         len(plans),
-        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
+        build,
         index,
         job,
         delivery=root,
