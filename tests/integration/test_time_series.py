@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from xasync.evalscript import parse_outputs
 from xasync.temporal import make_intervals, scene_counts, span, wrap_evalscript, wrapped_outputs
@@ -442,3 +443,35 @@ def test_demo_season_cli(tmp_path):
     assert "3 requests created" in proc.stdout
     png = out / "ndvi-season.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_open_delivery_rebuilds_the_series(call):
+    import xasync
+
+    emu, root, base = call
+    gdf = _fields(2)
+    orbit = gdf.xasync.process(NDVI_OUT, delivery=f"{root}/re", freq="MS", **base)
+    orbit.wait(timeout=60, progress=False)
+    per = gdf.xasync.process(
+        NDVI_OUT, delivery=f"{root}/re-per", freq="MS", temporal="requests", **base
+    )
+    per.wait(timeout=60, progress=False)
+    creates = emu.stats["creates"]
+    assert creates == 2 + 2 * 4
+
+    again = xasync.open_delivery(f"{root}/re", storage_options=emu.storage_options)
+    again.wait(timeout=60, progress=False)
+    assert len(again) == 2
+    for i in range(2):
+        ds = again[i]
+        assert ds["ndvi"].dims == ("time", "y", "x")
+        assert list(ds.time.values) == list(orbit[i].time.values)
+        np.testing.assert_array_equal(ds["ndvi"].values, orbit[i]["ndvi"].values)
+        assert ds.scenes.values.tolist() == orbit[i].scenes.values.tolist() == [6, 6, 6, 6]
+    # "requests": one Dataset per (field, interval) request, each with its interval as time
+    reqs = xasync.open_delivery(f"{root}/re-per", storage_options=emu.storage_options)
+    reqs.wait(timeout=60, progress=False)
+    assert len(reqs) == 8
+    stacked = xr.concat([reqs[j] for j in range(4)], dim="time")
+    np.testing.assert_array_equal(stacked["ndvi"].values, per[0]["ndvi"].values)
+    assert emu.stats["creates"] == creates  # re-attaching buys nothing
