@@ -274,3 +274,23 @@ def test_wrapper_keeps_user_names_private():
 def test_scene_counts_without_userdata():
     assert scene_counts({}, 3).tolist() == [-1, -1, -1]
     assert scene_counts({"intervals": [{"scenes": ["a"]}]}, 2).tolist() == [-1, -1]
+
+
+@pytest.mark.parametrize(
+    "collection",
+    ["sentinel-2-l2a", "sentinel-2-l1c", "sentinel-1-grd", "landsat-ot-l2", "dem", "modis", "hls"],
+)
+@pytest.mark.parametrize(
+    "time_range",
+    [
+        ("2024-05-01T00:00:00Z", "2024-08-31T23:59:59Z"),
+        ("2024-06-06T00:00:00Z", "2024-06-06T23:59:59Z"),
+        ("2023-12-30T10:00:00Z", "2024-01-09T10:00:00Z"),
+    ],
+)
+def test_scene_count_model_is_the_emulator_calendar(collection, time_range):
+    from xasync.emulator.acquisitions import scenes_between
+    from xasync.timeseries import expected_scenes
+
+    t0, t1 = (dt.datetime.fromisoformat(t.replace("Z", "+00:00")) for t in time_range)
+    assert expected_scenes(collection, time_range) == len(scenes_between(collection, t0, t1))
