@@ -173,13 +173,18 @@ def prepare(
         Bad ``freq``/``temporal``/``reducer``, or a script that cannot be wrapped.
 
     """
-    from xasync.temporal import check_options, make_intervals
+    from xasync.temporal import TemporalError, check_options, make_intervals
 
     check_options(temporal, reducer)
     specs = list(specs)
     intervals = make_intervals(specs[0].time, freq)
     user_outputs = tuple(specs[0].outputs)
     if temporal == "orbit":
+        if len(specs[0].data) > 1:
+            raise TemporalError(
+                "a data fusion evalscript (several input.data items) cannot be wrapped; use "
+                "temporal='requests' (one request per interval)"
+            )
         text = specs[0].evalscript
         if text is None and specs[0].evalscript_ref is not None:
             from xasync.evalscript import load_evalscript

@@ -405,6 +405,7 @@ def test_multiband_output_and_a_script_given_by_reference(call):
         ({"freq": "10D", "reducer": "mode"}, "reducer must be"),
         ({"reducer": "max"}, "give freq="),
         ({"freq": "10D", "evalscript": NDVI_OUT.replace("//VERSION=3\n", "")}, "V3"),
+        ({"freq": "10D", "data": ["sentinel-2-l2a", "sentinel-1-grd"]}, "data fusion"),
     ],
 )
 def test_bad_time_series_input_before_anything_is_paid(call, kwargs, match):
