@@ -118,8 +118,9 @@ class XasyncAccessor:
             With ``freq``: ``"orbit"`` buys one multi-temporal request per row (the evalscript,
             a single-scene V3 script, is wrapped; a ``scenes`` coordinate counts the scenes of
             each interval); ``"requests"`` buys one ordinary request per row and interval (for
-            scripts that cannot be wrapped; the result is then an
-            :class:`xasync.series_results.SeriesResults`).
+            scripts that cannot be wrapped, e.g. data fusion; the result is then an
+            :class:`xasync.series_results.SeriesResults`). The wrapped outputs are FLOAT32 (the
+            ``evaluatePixel`` values as they are, NaN where no scene is valid).
         reducer : {"median", "mean", "min", "max", "first", "last", "count"}
             With ``temporal="orbit"``: how each interval's valid scenes (``dataMask``) become one
             value; an interval without one is NaN (``"last"``: the most recent observation, as a
