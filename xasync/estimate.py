@@ -1,0 +1,417 @@
+"""What a call will cost, before paying: :func:`estimate`, :func:`estimate_specs`, budgets.
+
+The estimate applies the published rules of :mod:`xasync.cost` to the requests a call would
+send. It needs no network, no client and no delivery: the requests are built exactly as
+``process`` builds them (with a placeholder delivery root when none is given, since the delivery
+does not change the cost), and the evalscript's ``setup()`` is run locally (QuickJS) to learn its
+input bands and mosaicking. Only an ``s3://`` evalscript reference is read, once, from its bucket.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from xasync.cost import PUFactors, input_band_names, request_factors
+from xasync.errors import ValidationError
+from xasync.evalscript import (
+    _PRELUDE,  # the globals setup() may use, shared with the output parser
+    SETUP_MEMORY_LIMIT_BYTES,
+    SETUP_TIME_LIMIT_S,
+    EvalscriptError,
+    load_evalscript,
+)
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from xasync.request import RequestSpec
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "BudgetExceeded",
+    "check_budget",
+    "estimate",
+    "estimate_specs",
+    "request_costs",
+    "row_estimates",
+]
+
+#: Delivery root used when estimating without one (the delivery does not change the cost).
+PLACEHOLDER_DELIVERY = "s3://xasync-estimate/placeholder"
+
+#: Columns of the frame :func:`estimate_specs` returns.
+ESTIMATE_COLUMNS = [
+    "requests",
+    "width",
+    "height",
+    "input_bands",
+    "samples",
+    "request_pu",
+    "shared_by",
+    "estimated_pu",
+    "exact",
+]
+
+_INPUTS_JS = """
+(function () {
+  var s = setup();
+  if (s === null || typeof s !== "object") { throw new Error("setup() returned no object"); }
+  return JSON.stringify({input: s.input === undefined ? null : s.input,
+                         mosaicking: s.mosaicking === undefined ? null : s.mosaicking});
+})()
+"""
+
+_INPUT_HINT = "pass input_bands=<number of input bands> to estimate without running setup()"
+
+
+# moves to errors.py at merge
+class BudgetExceeded(ValidationError):
+    """The requests a call would buy are estimated above ``max_pu`` (nothing was paid).
+
+    Attributes
+    ----------
+    estimate_pu : float
+        The estimated cost of the requests that would be bought.
+    max_pu : float
+        The budget.
+    requests : int
+        How many distinct requests the estimate covers.
+
+    """
+
+    def __init__(self, estimate_pu: float, max_pu: float, requests: int, *, exact: bool = True):
+        self.estimate_pu = float(estimate_pu)
+        self.max_pu = float(max_pu)
+        self.requests = int(requests)
+        bound = "" if exact else "at least "
+        super().__init__(
+            f"the {requests} requests of this call are estimated at {bound}{estimate_pu:.2f} PU, "
+            f"above the budget max_pu={max_pu:g}; nothing was submitted. See "
+            "gdf.xasync.estimate(...) for the cost of each row.",
+        )
+
+
+def _setup_inputs(evalscript: str) -> tuple[tuple[str, ...], str]:
+    """``(input band names, mosaicking)`` of a script, from its ``setup()`` run in QuickJS."""
+    found = _run_setup_inputs(evalscript)
+    if isinstance(found, str):
+        raise EvalscriptError(f"{found}; {_INPUT_HINT}")
+    return found
+
+
+@functools.lru_cache(maxsize=32)
+def _run_setup_inputs(evalscript: str) -> tuple[tuple[str, ...], str] | str:
+    """The result of :func:`_setup_inputs`, or why it failed (failures are cached too)."""
+    import quickjs
+
+    ctx = quickjs.Context()
+    ctx.set_time_limit(SETUP_TIME_LIMIT_S)
+    ctx.set_memory_limit(SETUP_MEMORY_LIMIT_BYTES)
+    try:
+        ctx.eval(_PRELUDE)
+        ctx.eval(evalscript)
+        raw = json.loads(ctx.eval(_INPUTS_JS))
+    except (quickjs.JSException, MemoryError, RuntimeError, quickjs.StackOverflow) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"could not run the evalscript's setup() to learn its input bands ({first})"
+    try:
+        names = input_band_names(raw["input"])
+    except ValueError as exc:
+        return str(exc)
+    if not names:
+        return "the evalscript's setup() declares no input bands"
+    return names, str(raw["mosaicking"] or "SIMPLE").upper()
+
+
+def _script_of(spec: RequestSpec, storage_options: Mapping[str, Any] | None) -> str:
+    if spec.evalscript_ref is not None:
+        return load_evalscript(spec.evalscript_ref, dict(storage_options or {}) or None)
+    return spec.evalscript or ""
+
+
+def _spec_factors(
+    spec: RequestSpec,
+    *,
+    scenes: int | None,
+    input_bands: int | None,
+    remote: int,
+    storage_options: Mapping[str, Any] | None,
+) -> PUFactors:
+    body = spec.canonical_body(copy=False)
+    out = body["output"]
+    by_id = {o.id: o for o in spec.outputs}
+    responses = out["responses"]
+    if input_bands is not None:
+        bands: Iterable[str] | int = int(input_bands)
+        mosaicking = "SIMPLE"
+        try:
+            mosaicking = _setup_inputs(_script_of(spec, storage_options))[1]
+        except EvalscriptError:
+            logger.debug("setup() not evaluable; mosaicking taken as SIMPLE")
+    else:
+        bands, mosaicking = _setup_inputs(_script_of(spec, storage_options))
+    return request_factors(
+        out["width"],
+        out["height"],
+        bands,
+        [by_id[r["identifier"]].sample_type for r in responses],
+        format_types=[r.get("format", {}).get("type", "image/tiff") for r in responses],
+        mosaicking=mosaicking,
+        scenes=scenes,
+        data=body["input"]["data"],
+        remote=remote,
+    )
+
+
+def request_costs(
+    specs: Sequence[RequestSpec],
+    *,
+    scenes: int | None = None,
+    input_bands: int | None = None,
+    remote: int = 0,
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, PUFactors]:
+    """``{row_url: PUFactors}``: each distinct request once (rows sharing a request share it).
+
+    See :func:`estimate_specs` for the parameters.
+    """
+    out: dict[str, PUFactors] = {}
+    for spec in specs:
+        if spec.row_url not in out:
+            out[spec.row_url] = _spec_factors(
+                spec,
+                scenes=scenes,
+                input_bands=input_bands,
+                remote=remote,
+                storage_options=storage_options,
+            )
+    return out
+
+
+def estimate_specs(
+    specs: Sequence[RequestSpec],
+    index: Iterable[Any] | None = None,
+    *,
+    scenes: int | None = None,
+    input_bands: int | None = None,
+    remote: int = 0,
+    storage_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The estimated cost of each row's request.
+
+    Parameters
+    ----------
+    specs : sequence of RequestSpec
+        One per row, as :func:`xasync.request.build_specs` returns them.
+    index : iterable, optional
+        The rows' index (default ``0..n-1``).
+    scenes : int, optional
+        Scenes per request, for ``ORBIT``/``TILE`` evalscripts (e.g. from a Catalog search);
+        without it such requests count one sample and the estimate is a lower bound.
+    input_bands : int, optional
+        The number of input bands that count, when the evalscript's ``setup()`` cannot run
+        locally.
+    remote : int
+        With data fusion, how many collections are served from another deployment than the
+        endpoint (they count twice).
+    storage_options : dict, optional
+        fsspec options to read an ``s3://`` evalscript reference.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like the rows, with ``requests`` (the request folder each row uses),
+        ``width``, ``height``, ``input_bands``, ``samples``, ``request_pu`` (the whole
+        request), ``shared_by`` (rows using that request), ``estimated_pu`` (the row's share:
+        the column sums to the cost of the distinct requests) and ``exact`` (False: a lower
+        bound). ``attrs["total_pu"]`` holds the total.
+
+    """
+    specs = list(specs)
+    idx = pd.RangeIndex(len(specs)) if index is None else pd.Index(index)
+    if len(idx) != len(specs):
+        raise ValidationError(f"{len(idx)} index labels for {len(specs)} requests")
+    costs = request_costs(
+        specs,
+        scenes=scenes,
+        input_bands=input_bands,
+        remote=remote,
+        storage_options=storage_options,
+    )
+    urls = [s.row_url for s in specs]
+    shared = pd.Series(urls).value_counts()
+    rows = []
+    for url in urls:
+        f, n = costs[url], int(shared[url])
+        rows.append(
+            (url.rsplit("/", 1)[-1], f.width, f.height, f.input_bands, f.samples, f.pu, n)
+            + (f.pu / n, f.exact),
+        )
+    frame = pd.DataFrame(rows, index=idx, columns=ESTIMATE_COLUMNS)
+    frame.attrs["total_pu"] = float(sum(f.pu for f in costs.values()))
+    return frame
+
+
+def _check_max_pu(max_pu: Any) -> None:
+    if max_pu is not None and (
+        isinstance(max_pu, bool)
+        or not isinstance(max_pu, (int, float))
+        or not math.isfinite(max_pu)
+        or max_pu <= 0
+    ):
+        raise ValidationError(
+            f"max_pu must be a positive number of processing units, got {max_pu!r}"
+        )
+
+
+def _raise_if_over(total: float, max_pu: float | None, requests: int, exact: bool) -> None:
+    if max_pu is not None and total > max_pu:
+        raise BudgetExceeded(total, max_pu, requests, exact=exact)
+
+
+def check_budget(
+    specs: Sequence[RequestSpec],
+    max_pu: float | None,
+    *,
+    skip: Iterable[str] = (),
+    **keywords: Any,
+) -> float:
+    """Raise :class:`BudgetExceeded` when the requests to buy are estimated above ``max_pu``.
+
+    Parameters
+    ----------
+    specs : sequence of RequestSpec
+        The call's requests.
+    max_pu : float or None
+        The budget in PU; None checks nothing (the estimate is still returned).
+    skip : iterable of str
+        ``row_url`` of requests that will not be bought (already delivered).
+    **keywords
+        ``scenes``, ``input_bands``, ``remote``, ``storage_options``: see
+        :func:`estimate_specs`.
+
+    Returns
+    -------
+    float
+        The estimated cost of the distinct requests that would be bought.
+
+    Raises
+    ------
+    BudgetExceeded
+        The estimate is above ``max_pu``.
+    ValidationError
+        ``max_pu`` is not a positive number.
+
+    """
+    _check_max_pu(max_pu)
+    skipped = set(skip)
+    costs = request_costs([s for s in specs if s.row_url not in skipped], **keywords)
+    total = float(sum(f.pu for f in costs.values()))
+    _raise_if_over(total, max_pu, len(costs), all(f.exact for f in costs.values()))
+    logger.info("%d requests estimated at %.2f PU", len(costs), total)
+    return total
+
+
+def row_estimates(
+    specs: Sequence[RequestSpec],
+    max_pu: float | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> list[float]:
+    """Each row's share of its request's estimated PU, after the budget check (for ``process``).
+
+    Raises :class:`BudgetExceeded` like :func:`check_budget`. Without a budget, a cost that
+    cannot be estimated (an evalscript whose ``setup()`` cannot run locally) gives NaN rows
+    instead of an error, so that ``process`` works wherever it worked before.
+    """
+    _check_max_pu(max_pu)
+    try:
+        frame = estimate_specs(specs, storage_options=storage_options)
+    except EvalscriptError as exc:
+        if max_pu is not None:
+            raise EvalscriptError(f"cannot check max_pu: {exc}") from None
+        logger.debug("no cost estimate: %s", exc)
+        return [math.nan] * len(specs)
+    distinct = frame.drop_duplicates("requests")
+    _raise_if_over(frame.attrs["total_pu"], max_pu, len(distinct), bool(distinct["exact"].all()))
+    return [float(v) for v in frame["estimated_pu"]]
+
+
+def estimate(
+    gdf: gpd.GeoDataFrame,
+    evalscript: str,
+    data: str | Sequence[Mapping[str, Any]] = "sentinel-2-l2a",
+    time: Any = None,
+    resolution: float | tuple[float, float] | None = None,
+    size: tuple[int, int] | None = None,
+    crs: Any = None,
+    delivery: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    client: Any = None,
+    chunks: Any = None,
+    mask: bool = False,
+    *,
+    outputs: Mapping[str, Any] | None = None,
+    responses: Sequence[str] | None = None,
+    bounds: str = "geometry",
+    iam_role_arn: str | None = None,
+    resubmit_failed: bool = False,
+    options: Any = None,
+    max_pu: float | None = None,
+    scenes: int | None = None,
+    input_bands: int | None = None,
+    remote: int = 0,
+) -> pd.DataFrame:
+    """What ``process`` with the same arguments would cost, row by row; nothing is sent.
+
+    Takes the keywords of :meth:`xasync.accessor.XasyncAccessor.process`; those that do not
+    change the cost (``client``, ``chunks``, ``iam_role_arn``, ``resubmit_failed``,
+    ``options``, ``max_pu``) are accepted and ignored, and ``delivery`` may be omitted.
+    ``scenes``, ``input_bands`` and ``remote`` are described in :func:`estimate_specs`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        See :func:`estimate_specs`; indexed like ``gdf``.
+
+    Raises
+    ------
+    xasync.ValidationError
+        The same bad input ``process`` would reject, before anything is paid.
+
+    """
+    from xasync.request import build_specs
+
+    del client, chunks, iam_role_arn, resubmit_failed, options, max_pu  # no effect on the cost
+    so = dict(storage_options) if storage_options else None
+    specs = build_specs(
+        gdf,
+        evalscript,
+        data=data,
+        time=time,
+        resolution=resolution,
+        size=size,
+        crs=crs,
+        delivery=delivery if delivery is not None else PLACEHOLDER_DELIVERY,
+        outputs=outputs,
+        responses=responses,
+        bounds=bounds,
+        mask=mask,
+        storage_options=so,
+    )
+    return estimate_specs(
+        specs,
+        gdf.index,
+        scenes=scenes,
+        input_bands=input_bands,
+        remote=remote,
+        storage_options=so,
+    )
