@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from xasync._temporal_js import WRAPPER_JS as _WRAPPER_JS
-from xasync.errors import ValidationError
+from xasync.errors import TemporalError, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +53,6 @@ TEMPORAL_MODES = ("orbit", "requests")
 #: More intervals than this is almost certainly a mistake (e.g. ``"1h"`` over a year).
 MAX_INTERVALS = 1000
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
-
-
-class TemporalError(ValidationError):
-    """``freq=``, ``temporal=``, ``reducer=`` or the evalscript cannot make a time series."""
 
 
 @dataclass(frozen=True)
