@@ -91,6 +91,7 @@ def orbit_spec(spec: Any, wrapped: str, intervals: Sequence[Interval]) -> Any:
         spec,
         evalscript=wrapped,
         evalscript_ref=None,
+        evalscript_digest=None,  # the wrapped script is sent inline: the body holds it
         outputs=wrapped_outputs(spec.outputs, len(intervals)),
         data=_with_time(spec.data, rng),
         time=rng,
