@@ -102,6 +102,7 @@ def series_dataset(
             coords[bands_dim[name]] = np.arange(1, b + 1)
         data_vars[name] = xr.Variable(dims, data, attrs=dict(var.attrs), encoding=var.encoding)
     out = xr.Dataset(data_vars, coords=coords, attrs=dict(ds.attrs))
+    out.encoding.update(ds.encoding)  # the row's ids (encoding["xasync"]: token, row_url, label)
     out["scenes"].attrs["long_name"] = "scenes acquired in the interval (from userdata.json)"
     return out
 
@@ -125,6 +126,13 @@ def concat_series(datasets: Sequence[Any], intervals: Sequence[Interval]) -> Any
     )
     for name in out.data_vars:
         out[name].encoding.update(datasets[0][name].encoding)
+    ids = [d.encoding.get("xasync", {}) for d in datasets]
+    row = {"row_urls": [i.get("row_url") for i in ids], "tokens": [i.get("token") for i in ids]}
+    if "label" in ids[0]:
+        row["label"] = ids[0]["label"]
+    out.encoding["xasync"] = row  # one request per interval: their ids, in time order
+    out.attrs["time_from"] = intervals[0].time_range[0]
+    out.attrs["time_to"] = intervals[-1].time_range[1]
     return out
 
 

@@ -288,7 +288,8 @@ def estimate_series(plan: SeriesPlan, index: Any, estimate_specs: Any, **keyword
             "given" if given is not None else "revisit model (exact on the emulator)"
         )
     else:
-        frame = estimate_specs(plan.specs, request_index(plan, index), **keywords)
+        frame = estimate_specs(plan.specs, None, **keywords)
+        frame.index = request_index(plan, index)  # (label, time), one line per request
     frame.attrs["temporal"] = plan.temporal
     frame.attrs["intervals"] = len(plan.intervals)
     return frame

@@ -476,3 +476,54 @@ def test_open_delivery_rebuilds_the_series(call):
     stacked = xr.concat([reqs[j] for j in range(4)], dim="time")
     np.testing.assert_array_equal(stacked["ndvi"].values, per[0]["ndvi"].values)
     assert emu.stats["creates"] == creates  # re-attaching buys nothing
+
+
+BANDS12 = """//VERSION=3
+function setup() {
+  return {input: ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11",
+                  "B12", "dataMask"],
+          output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
+}
+function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04)]; }
+"""
+
+
+def test_estimate_uses_the_scenes_the_emulator_charges(call):
+    """orbit: the samples factor is the scenes of the whole range (one request per field);
+    requests: the 10 PU minimum per interval. The emulator charges the same."""
+    from xasync.estimate import estimate
+
+    emu, root, base = call
+    gdf = _fields(1)
+    kw = {**base, "freq": "10D"}
+    orbit_est = estimate(gdf, BANDS12, **kw)
+    assert orbit_est.attrs["scenes"] == 24 and orbit_est.attrs["intervals"] == 13
+    assert orbit_est["samples"].tolist() == [24.0] and orbit_est["requests"].size == 1
+    per_est = estimate(gdf, BANDS12, temporal="requests", **kw)
+    assert len(per_est) == 13 and per_est.attrs["total_pu"] == 13 * 10.0
+    assert per_est.index.names == ["row", "time"]
+    assert per_est.groupby(level=0)["estimated_pu"].sum().tolist() == [130.0]
+    # bigger images are no longer at the minimum: 512 x 512 px, 12 bands / 3, FLOAT32 x2,
+    # 24 scenes, x2/3 (estimated only: rendering it would take the emulator too long)
+    big = estimate(gdf, BANDS12, **{**kw, "size": (512, 512)})
+    assert big.attrs["total_pu"] == pytest.approx(1 * 4 * 2 * 24 * 2 / 3)
+
+    results = gdf.xasync.process(BANDS12, delivery=f"{root}/cost", **kw)
+    results.wait(timeout=120, progress=False)
+    ids = results[0].encoding["xasync"]
+    rid = results.status().iloc[0]["request_id"]
+    copy = json.loads(
+        emu.s3.client()
+        .get_object(
+            Bucket=root.removeprefix("s3://"),
+            Key=f"{ids['row_url'].split('/', 3)[3]}/{rid}/request.json",
+        )["Body"]
+        .read()
+    )
+    assert copy["emulatorCostFactors"]["samples"] == 24
+    charged = emu.stats["processing_units"]
+    assert charged == pytest.approx(orbit_est.attrs["total_pu"]) == 10.0
+    per = gdf.xasync.process(BANDS12, delivery=f"{root}/cost-per", temporal="requests", **kw)
+    per.wait(timeout=120, progress=False)
+    assert emu.stats["processing_units"] - charged == pytest.approx(130.0)
+    assert len(per[0].encoding["xasync"]["row_urls"]) == 13
