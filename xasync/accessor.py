@@ -86,3 +86,22 @@ class XasyncAccessor:
         self._gdf = obj
 
     process = _SharedParameters()
+
+    def estimate(self, evalscript: str, /, **keywords: Any) -> pd.DataFrame:
+        """What :meth:`process` with the same arguments would cost, row by row; nothing is sent.
+
+        Takes the keywords of :meth:`process` (``delivery`` and ``client`` may be omitted: the
+        cost does not depend on them), plus ``scenes``, ``input_bands`` and ``remote``; see
+        :func:`xasync.estimate.estimate`. Needs no network, no client and no delivery (an
+        ``s3://`` evalscript reference is read with ``storage_options``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed like the GeoDataFrame: ``requests``, ``width``, ``height``,
+            ``estimated_pu`` (a request shared by several rows split among them, so the
+            column sums to the total, also in ``.attrs["total_pu"]``) and the factors.
+        """
+        from xasync.estimate import estimate
+
+        return estimate(self._gdf, evalscript, **keywords)

@@ -182,6 +182,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         + ("" if args.real else f" (concurrency {args.concurrency})"),
         flush=True,
     )
+    from xasync.demo import DEMO_TIME, NDVI_EVALSCRIPT, demo_fields
+
+    costs = demo_fields(args.fields).xasync.estimate(
+        NDVI_EVALSCRIPT, time=DEMO_TIME, resolution=10, crs="utm", mask=True
+    )
+    print(f"estimated cost: {costs['estimated_pu'].sum():.2f} PU for {len(costs)} requests")
     try:
         result = run_demo(
             args.fields,
@@ -197,7 +203,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     table = result.table
     print()
     print(
-        _format_table(table, ["field", "utm_epsg", "request_id", "state", "cost_pu", "mean_ndvi"])
+        _format_table(
+            table,
+            ["field", "utm_epsg", "request_id", "state", "estimated_pu", "cost_pu", "mean_ndvi"],
+        )
     )
     done = int((table["state"] == "done").sum())
     cost = float(table["cost_pu"].fillna(0).sum())

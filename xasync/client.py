@@ -83,9 +83,13 @@ class Client:
 
     # -- constructors -------------------------------------------------------------------------
     @classmethod
-    def from_env(cls, profile: str | None = None) -> Client:
-        """A client from the environment and the sentinelhub-py config file only."""
-        return cls(profile=profile)
+    def from_env(cls, profile: str | None = None, deployment: str | None = None) -> Client:
+        """A client from the environment and the sentinelhub-py config file only.
+
+        ``deployment`` names a preset (``"sentinel-hub-eu"``, ``"sentinel-hub-us-west"``,
+        ``"cdse"``; default ``SH_DEPLOYMENT``), see :mod:`xasync.deployments`.
+        """
+        return cls(config=Config.resolve(profile=profile, deployment=deployment))
 
     @classmethod
     def from_emulator(cls, emu: Any, **overrides: Any) -> Client:

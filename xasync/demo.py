@@ -60,7 +60,7 @@ class DemoResult:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per field: ``field``, ``utm_epsg``, ``request_id``, ``state``, ``cost_pu``,
+        One row per field: ``field``, ``utm_epsg``, ``request_id``, ``state``, ``estimated_pu``, ``cost_pu``,
         ``reused``, ``mean_ndvi``, ``error``.
     figure : pathlib.Path or None
         The PNG written (``None`` when no field was delivered).
@@ -292,6 +292,7 @@ def _table(gdf: gpd.GeoDataFrame, status: pd.DataFrame, means: dict[int, float])
                 "utm_epsg": _utm_epsg(geom),
                 "request_id": st["request_id"],
                 "state": st["state"],
+                "estimated_pu": st["estimated_pu"],
                 "cost_pu": st["cost_pu"],
                 "reused": bool(st["reused"]),
                 "mean_ndvi": means.get(i, float("nan")),

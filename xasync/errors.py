@@ -40,6 +40,32 @@ class GeometryError(ValidationError):
     """The GeoDataFrame or one of its geometries cannot be requested (empty, invalid, not areal)."""
 
 
+class BudgetExceeded(ValidationError):
+    """The requests a call would buy are estimated above ``max_pu`` (nothing was paid).
+
+    Attributes
+    ----------
+    estimate_pu : float
+        The estimated cost of the requests that would be bought.
+    max_pu : float
+        The budget.
+    requests : int
+        How many distinct requests the estimate covers.
+
+    """
+
+    def __init__(self, estimate_pu: float, max_pu: float, requests: int, *, exact: bool = True):
+        self.estimate_pu = float(estimate_pu)
+        self.max_pu = float(max_pu)
+        self.requests = int(requests)
+        bound = "" if exact else "at least "
+        super().__init__(
+            f"the {requests} requests of this call are estimated at {bound}{estimate_pu:.2f} PU, "
+            f"above the budget max_pu={max_pu:g}; nothing was submitted. See "
+            "gdf.xasync.estimate(...) for the cost of each row.",
+        )
+
+
 class LabelError(ValidationError):
     """A row label cannot name a row (NaN or None in the GeoDataFrame's index)."""
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from xasync import timeseries
 from xasync.cost import PUFactors, input_band_names, request_factors
-from xasync.errors import ValidationError
+from xasync.errors import BudgetExceeded, ValidationError
 from xasync.evalscript import (
     _PRELUDE,  # the globals setup() may use, shared with the output parser
     SETUP_MEMORY_LIMIT_BYTES,
@@ -71,33 +71,6 @@ _INPUTS_JS = """
 """
 
 _INPUT_HINT = "pass input_bands=<number of input bands> to estimate without running setup()"
-
-
-# moves to errors.py at merge
-class BudgetExceeded(ValidationError):
-    """The requests a call would buy are estimated above ``max_pu`` (nothing was paid).
-
-    Attributes
-    ----------
-    estimate_pu : float
-        The estimated cost of the requests that would be bought.
-    max_pu : float
-        The budget.
-    requests : int
-        How many distinct requests the estimate covers.
-
-    """
-
-    def __init__(self, estimate_pu: float, max_pu: float, requests: int, *, exact: bool = True):
-        self.estimate_pu = float(estimate_pu)
-        self.max_pu = float(max_pu)
-        self.requests = int(requests)
-        bound = "" if exact else "at least "
-        super().__init__(
-            f"the {requests} requests of this call are estimated at {bound}{estimate_pu:.2f} PU, "
-            f"above the budget max_pu={max_pu:g}; nothing was submitted. See "
-            "gdf.xasync.estimate(...) for the cost of each row.",
-        )
 
 
 def _setup_inputs(evalscript: str) -> tuple[tuple[str, ...], str]:
@@ -326,16 +299,18 @@ def row_estimates(
     max_pu: float | None = None,
     *,
     storage_options: Mapping[str, Any] | None = None,
+    scenes: int | None = None,
 ) -> list[float]:
     """Each row's share of its request's estimated PU, after the budget check (for ``process``).
 
     Raises :class:`BudgetExceeded` like :func:`check_budget`. Without a budget, a cost that
     cannot be estimated (an evalscript whose ``setup()`` cannot run locally) gives NaN rows
-    instead of an error, so that ``process`` works wherever it worked before.
+    instead of an error, so that ``process`` works wherever it worked before. ``scenes``: see
+    :func:`estimate_specs` (a time series gives its expected scene count).
     """
     _check_max_pu(max_pu)
     try:
-        frame = estimate_specs(specs, storage_options=storage_options)
+        frame = estimate_specs(specs, storage_options=storage_options, scenes=scenes)
     except EvalscriptError as exc:
         if max_pu is not None:
             raise EvalscriptError(f"cannot check max_pu: {exc}") from None
@@ -349,6 +324,7 @@ def row_estimates(
 def estimate(
     gdf: gpd.GeoDataFrame,
     evalscript: str,
+    *,
     data: str | Sequence[Mapping[str, Any]] = "sentinel-2-l2a",
     time: Any = None,
     resolution: float | tuple[float, float] | None = None,
@@ -359,7 +335,6 @@ def estimate(
     client: Any = None,
     chunks: Any = None,
     mask: bool = False,
-    *,
     outputs: Mapping[str, Any] | None = None,
     responses: Sequence[str] | None = None,
     bounds: str = "geometry",

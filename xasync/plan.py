@@ -93,7 +93,12 @@ class ReadPlan:
             row_url=d["row_url"],
             grid=PixelGrid(
                 int(g["epsg"]),
-                tuple(float(v) for v in g["bbox"]),
+                (
+                    float(g["bbox"][0]),
+                    float(g["bbox"][1]),
+                    float(g["bbox"][2]),
+                    float(g["bbox"][3]),
+                ),
                 g["width"],
                 g["height"],
             ),

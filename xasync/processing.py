@@ -17,6 +17,7 @@ from dask.base import tokenize
 
 from xasync import delivery, timeseries
 from xasync.errors import DeliveryAccessError, OptionError, ValidationError
+from xasync.estimate import row_estimates
 from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset, normalize_chunks
@@ -53,6 +54,7 @@ def process(
     iam_role_arn: str | None = None,
     resubmit_failed: bool = False,
     options: SubmitOptions | None = None,
+    max_pu: float | None = None,
     freq: Any = None,
     temporal: str = "orbit",
     reducer: str = "median",
@@ -111,6 +113,10 @@ def process(
         Buy new requests for rows whose earlier delivery failed.
     options : xasync.SubmitOptions, optional
         Polling and retry tuning.
+    max_pu : float, optional
+        A budget in processing units: :class:`~xasync.errors.BudgetExceeded` is raised before
+        anything is paid for when the call's requests are estimated above it (every request
+        of the call counts, also those S3 may already hold). See ``gdf.xasync.estimate``.
     freq : str, pandas offset or list of (start, end), optional
         A time series per row: ``"10D"``, ``"W"``, ``"MS"``... cuts ``time`` into intervals
         starting at ``pd.date_range(start, end, freq=freq)`` (or give the intervals). Each
@@ -169,8 +175,11 @@ def process(
     series = timeseries.plan_call(specs, freq, temporal, reducer, storage_options)
     if series is not None:  # a time series: the (row, interval) or wrapped requests
         specs = series.specs
+    scenes = series.scenes() if series is not None and series.temporal == "orbit" else None
+    estimated = row_estimates(specs, max_pu, storage_options=storage_options, scenes=scenes)
     s3_extras = delivery_credentials(storage_options, iam_role_arn)
     client = client if client is not None else Client.from_env()
+    client.config.check_delivery(root, iam_role_arn=iam_role_arn)
     _check_credentials(client)
 
     fs = delivery_filesystem(storage_options)
@@ -192,13 +201,16 @@ def process(
     )
     if series is not None:
         build = functools.partial(_build, plans, reader, chunks)
-        return timeseries.make_results(series, build, gdf.index, job, delivery=root, reader=reader)
+        return timeseries.make_results(
+            series, build, gdf.index, job, delivery=root, reader=reader, estimated_pu=estimated
+        )
     return Results.deferred(
         len(plans),
         lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
         gdf.index,
         job,
         delivery=root,
+        estimated_pu=estimated,
     )
 
 
@@ -221,7 +233,7 @@ def _submit(
 ) -> Job:
     """Hand the rows to the background submitter; return their :class:`~xasync.jobs.Job`."""
     job = Job.from_rows(
-        RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)
+        [RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)]
     )
     orders = [
         Order(

@@ -44,7 +44,7 @@ def read_masked(
         expected_shape=grid_shape,
         declared=declared,
     )
-    if mask_wkb is not None:
+    if mask_wkb is not None and transform is not None:
         import shapely
         from rasterio.features import geometry_mask
 

@@ -30,6 +30,7 @@ EXAMPLES = {
     errors.OutputMismatchError: lambda: errors.OutputMismatchError(
         "ndvi", "bands", 3, 1, "s3://b/p/t/r/ndvi.tif"
     ),
+    errors.BudgetExceeded: lambda: errors.BudgetExceeded(42.5, 20.0, 3, exact=False),
 }
 
 

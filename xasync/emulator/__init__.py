@@ -243,7 +243,7 @@ class Emulator:
         faults: Faults = _UNSET,
     ) -> None:
         """Change knobs at run time; they apply to calls and requests from now on."""
-        changes = {
+        changes: dict[str, Any] = {
             k: v
             for k, v in {
                 "concurrency_limit": concurrency_limit,

@@ -181,7 +181,7 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
         reg.count("tokens_issued")
         return _json(
             {
-                "access_token": rt.issuer.issue(client_id, lifetime),
+                "access_token": rt.issuer.issue(str(client_id), lifetime),
                 "token_type": "Bearer",
                 "expires_in": int(lifetime),
                 "refresh_expires_in": 0,
@@ -215,7 +215,7 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
         settings = rt.settings
         request_id = str(uuid.uuid4())
         prefix = body["output"]["delivery"]["s3"]["url"]
-        record = RequestRecord(id=request_id, account=subject, prefix=prefix, generation=0)
+        record = RequestRecord(id=request_id, account=str(subject), prefix=prefix, generation=0)
         if not reg.try_accept(record, settings.concurrency_limit):
             reg.count("rate_limited")
             ms = max(100, int(settings.processing_seconds * 1000 / 2))

@@ -10,6 +10,7 @@ not in :data:`BANDS` (Landsat 4-7, MODIS, HLS, Sentinel-3/5P, BYOC) get their ``
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -110,6 +111,10 @@ def _enum(field: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise InvalidField(field, f"must be one of {', '.join(allowed)}; got {value!r}")
 
 
+def _enum_of(allowed: tuple[str, ...], field: str, value: Any) -> None:
+    _enum(field, value, allowed)
+
+
 def _bool(field: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise InvalidField(field, f"must be a boolean; got {value!r}")
@@ -131,7 +136,7 @@ def _filter_checks(fam: str, dtype: str) -> dict[str, Callable[[str, Any], None]
         checks["mosaickingOrder"] = lambda f, v: _enum(f, v, ORDERS_OTHER)
     if fam == "s1":
         for name, allowed in S1_FILTER_ENUMS.items():
-            checks[name] = lambda f, v, allowed=allowed: _enum(f, v, allowed)
+            checks[name] = functools.partial(_enum_of, allowed)
     if fam == "landsat":
         tiers = TIERS_WITH_RT if canonical(dtype) in LANDSAT_WITH_RT else TIERS_WITHOUT_RT
         checks["tiers"] = lambda f, v: _enum(f, v, tiers)

@@ -260,7 +260,8 @@ class EvalscriptRunner:
         arrays = [np.asarray(inputs[n], dtype=np.float64).reshape(-1, npix) for n in names]
         nsc = arrays[0].shape[0] if arrays else 1
         packed, _ = _pack(np.stack(arrays, axis=1) if names else np.zeros(0))
-        outs, off = [], 0
+        outs: list[list[Any]] = []
+        off = 0
         for decl in self.outputs:
             outs.append([decl.id, decl.bands, off])
             off += decl.bands

@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import zlib
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def _u64(v: np.ndarray | int) -> np.ndarray:
 
 def hash01(i: np.ndarray, j: np.ndarray | int, salt: int) -> np.ndarray:
     """Uniform [0, 1) numbers from integer lattice coordinates (step 3 of the formula)."""
-    h = _u64(i) * _M1 + _u64(j) * _M2 + _u64(salt) * _M3
+    h: Any = _u64(i) * _M1 + _u64(j) * _M2 + _u64(salt) * _M3
     h ^= h >> np.uint64(30)
     h *= _F1
     h ^= h >> np.uint64(27)

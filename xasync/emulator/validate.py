@@ -120,7 +120,8 @@ def _parse_bounds(inp: dict) -> tuple[int, str, tuple[float, float, float, float
             raise _fail("input.bounds.geometry", f"invalid GeoJSON ({exc})") from None
         if shape.is_empty or shape.area <= 0:
             raise _fail("input.bounds.geometry", "is empty or has no area")
-        geom_bounds = tuple(float(v) for v in shape.bounds)
+        gx0, gy0, gx1, gy1 = (float(v) for v in shape.bounds)
+        geom_bounds = (gx0, gy0, gx1, gy1)
     if bbox is not None:
         if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
             raise _fail("input.bounds.bbox", "must be an array of exactly 4 numbers")
@@ -175,13 +176,16 @@ def _parse_size(out: dict, bbox: tuple[float, float, float, float]) -> tuple[int
     has_res = "resx" in out or "resy" in out
     if has_wh == has_res:
         raise _fail("output", "set exactly one of the pairs width/height or resx/resy")
+    w: Any
+    h: Any
     if has_wh:
         w, h = out.get("width"), out.get("height")
         for name, v in (("width", w), ("height", h)):
             if not isinstance(v, int) or isinstance(v, bool):
                 raise _fail(f"output.{name}", f"must be an integer, got {v!r}")
     else:
-        rx, ry = out.get("resx"), out.get("resy")
+        rx: Any = out.get("resx")
+        ry: Any = out.get("resy")
         for name, v in (("resx", rx), ("resy", ry)):
             if not _is_number(v) or v <= 0:
                 raise _fail(f"output.{name}", f"must be a positive number, got {v!r}")

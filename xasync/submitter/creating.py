@@ -109,6 +109,7 @@ async def _create(
             wait = run.slots.rate_limited(exc.retry_after, rate_limited)
             rate_limited += 1
             run.slots.release()
+            claimed = await _unclaim(run, url, generation, state)
             logger.debug("%s: 429, retrying in %.2f s", url, wait)
             await asyncio.sleep(wait)
             continue
@@ -122,11 +123,21 @@ async def _create(
                 run.slots.release()
                 if attempts >= run.opts.max_create_attempts:
                     return Created(error=f"could not create the request: {exc}")
+                claimed = await _unclaim(run, url, generation, state)
                 await asyncio.sleep(_BACKOFF.delay(attempts - 1))
                 continue
             logger.info("%s: the lost create was accepted as %s", url, rid)
         run.slots.started()
         return Created(rid)
+
+
+async def _unclaim(run: JobRun, url: str, generation: int, state: dict[str, bool]) -> bool:
+    """Drop our claim while we wait to retry (a claim lives one create attempt); ``False``."""
+    if state["claimed"]:
+        with contextlib.suppress(TransportError):
+            await asyncio.to_thread(claim.release, run.fs, url, generation)
+        state["claimed"] = False
+    return False
 
 
 async def _request_ids(run: JobRun, url: str, identifiers: tuple[str, ...]) -> set[str]:

@@ -36,7 +36,9 @@ class SubmitOptions:
         Buy a new request for rows whose earlier delivery holds ``error.json``.
     claim_timeout : float
         Seconds after which a claim object (another process is creating this request) with no
-        request folder beside it is stale and may be taken over.
+        request folder beside it is stale and may be taken over. A claim lives for one create
+        attempt (it is dropped while waiting after a 429 or a failed attempt), so this only has
+        to exceed one create call (the client's timeout) plus ``ambiguous_grace``.
     outage_attempts : int
         Consecutive failed attempts to reach both the API and S3 after which a followed request
         is given up with :class:`~xasync.errors.TransportError` (the job then buys nothing more).
@@ -51,7 +53,7 @@ class SubmitOptions:
     ambiguous_grace: float = 1.0
     max_create_attempts: int = 5
     resubmit_failed: bool = False
-    claim_timeout: float = 120.0
+    claim_timeout: float = 60.0
     outage_attempts: int = 4
 
 
