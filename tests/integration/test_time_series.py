@@ -527,3 +527,20 @@ def test_estimate_uses_the_scenes_the_emulator_charges(call):
     per.wait(timeout=120, progress=False)
     assert emu.stats["processing_units"] - charged == pytest.approx(130.0)
     assert len(per[0].encoding["xasync"]["row_urls"]) == 13
+
+
+def test_budget_counts_the_requests_of_a_series(call):
+    from xasync.errors import BudgetExceeded
+
+    emu, root, base = call
+    gdf = _fields(2)
+    with pytest.raises(BudgetExceeded) as info:  # 2 fields x 13 intervals x 10 PU = 260
+        gdf.xasync.process(
+            NDVI_OUT, delivery=f"{root}/b", freq="10D", temporal="requests", max_pu=100, **base
+        )
+    assert info.value.estimate_pu == 260.0 and info.value.requests == 26
+    assert emu.stats["create_calls"] == 0  # nothing bought
+    results = gdf.xasync.process(NDVI_OUT, delivery=f"{root}/b", freq="10D", max_pu=25, **base)
+    assert results.status()["estimated_pu"].tolist() == [10.0, 10.0]
+    results.wait(timeout=60, progress=False)
+    assert results.cost == 20.0 and emu.stats["creates"] == 2
