@@ -60,7 +60,7 @@ def _scenes_array(ds: Any, reader: Any, n: int) -> Any:
     graph = next(iter(ds.data_vars.values())).data.dask
     await_key = next(k for k in graph.layers if str(k).startswith("await-delivery-"))
     name = "scenes-" + hashlib.sha256(f"{await_key}-{n}".encode()).hexdigest()[:24]
-    layer = {(name, 0): (_read_scene_counts, await_key, reader, n)}
+    layer: dict[Any, Any] = {(name, 0): (_read_scene_counts, await_key, reader, n)}
     hlg = HighLevelGraph(
         {await_key: graph.layers[await_key], name: layer}, {await_key: set(), name: {await_key}}
     )

@@ -134,7 +134,7 @@ def _from_freq(time: Any, freq: Any) -> tuple[Interval, ...]:
 
 
 def _explicit(time: Any, pairs: Sequence[Any]) -> tuple[Interval, ...]:
-    out = []
+    out: list[Interval] = []
     for i, pair in enumerate(pairs):
         if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
             raise TemporalError(f"freq[{i}] must be a (start, end) pair, got {pair!r}")
