@@ -7,7 +7,7 @@
   ``evaluatePixel`` runs on every scene whose ``dataMask`` is set, and each interval is reduced
   with one of :data:`REDUCERS`. Every output gets ``intervals x bands`` FLOAT32 bands, interval
   major (band ``k * bands + b`` is band ``b`` of interval ``k``); an interval with no valid
-  scene is NaN (``count``: 0). The scene dates of each interval go to ``userdata.json``
+  scene is NaN (``count``, the number of valid values of that interval and band: 0). The scene dates of each interval go to ``userdata.json``
   through ``updateOutputMetadata`` (:func:`scene_counts` reads it back).
 
 Membership: a generated interval is ``[start, next start)``, the last one ``[start, end]``; an
@@ -39,9 +39,11 @@ __all__ = [
     "TEMPORAL_MODES",
     "Interval",
     "TemporalError",
+    "check_options",
     "check_wrappable",
     "make_intervals",
     "scene_counts",
+    "span",
     "wrap_evalscript",
     "wrapped_outputs",
 ]
