@@ -85,6 +85,14 @@ def _add_demo_parser(sub: Any) -> None:
     )
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.add_argument(
+        "--season",
+        action="store_true",
+        help=(
+            "NDVI curves over a season instead (April-September 2024, 10-day steps): one "
+            "multi-temporal request per field, a PNG of the curves (emulator only)"
+        ),
+    )
+    d.add_argument(
         "--timeout", type=float, default=120.0, help="seconds to wait for all deliveries"
     )
     d.add_argument(
@@ -165,6 +173,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from xasync.demo import run_demo
     from xasync.submitter import get_submitter
 
+    if args.season:
+        return _cmd_season(args)
+
     where = "the real service" if args.real else "the embedded emulator"
     print(
         f"xasync demo: {args.fields} fields, NDVI at 10 m in UTM 32N/33N, on {where}"
@@ -211,6 +222,42 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     failed = table[table["state"] != "done"]
     for _, row in failed.iterrows():
         print(f"  {row['field']}: {row['state']}: {row['error']}", file=sys.stderr)
+    if result.figure is not None:
+        print(f"figure: {result.figure.resolve()}")
+    return 0 if done == len(table) else 1
+
+
+def _cmd_season(args: argparse.Namespace) -> int:
+    from xasync.demo_season import SEASON, SEASON_FREQ, run_season
+    from xasync.submitter import get_submitter
+
+    if args.real:
+        print("xasync demo: --season runs on the embedded emulator only", file=sys.stderr)
+        return 2
+    print(
+        f"xasync demo --season: {args.fields} fields, NDVI {SEASON[0]}..{SEASON[1]} every "
+        f"{SEASON_FREQ}, one multi-temporal request per field, on the embedded emulator",
+        flush=True,
+    )
+    try:
+        result = run_season(
+            args.fields,
+            concurrency=args.concurrency,
+            processing_seconds=args.processing_seconds,
+            out=args.out,
+            progress=not args.no_progress,
+            timeout=args.timeout,
+        )
+    finally:
+        get_submitter().close()
+    table = result.table
+    print()
+    print(_format_table(table, ["field", "state", "cost_pu", "scenes", "peak", "peak_ndvi"]))
+    done = int((table["state"] == "done").sum())
+    print(
+        f"\n{done}/{len(table)} fields done in {result.seconds:.1f} s, "
+        f"{result.stats.get('creates')} requests created"
+    )
     if result.figure is not None:
         print(f"figure: {result.figure.resolve()}")
     return 0 if done == len(table) else 1

@@ -106,6 +106,10 @@ class EvalscriptError(ValidationError):
     """The evalscript's outputs cannot be known (no setup, bad setup, unknown sampleType)."""
 
 
+class TemporalError(ValidationError):
+    """``freq=``, ``temporal=``, ``reducer=`` or the evalscript cannot make a time series."""
+
+
 # -- credentials and HTTP -----------------------------------------------------------------------
 class AuthError(XasyncError):
     """The OAuth2 token could not be obtained: the credentials were refused."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from xasync import timeseries
 from xasync.cost import PUFactors, input_band_names, request_factors
 from xasync.errors import BudgetExceeded, ValidationError
 from xasync.evalscript import (
@@ -121,7 +122,7 @@ def _spec_factors(
     body = spec.canonical_body(copy=False)
     out = body["output"]
     by_id = {o.id: o for o in spec.outputs}
-    responses = out["responses"]
+    responses = [r for r in out["responses"] if r["identifier"] in by_id]  # not userdata.json
     if input_bands is not None:
         bands: Iterable[str] | int = int(input_bands)
         mosaicking = "SIMPLE"
@@ -298,16 +299,18 @@ def row_estimates(
     max_pu: float | None = None,
     *,
     storage_options: Mapping[str, Any] | None = None,
+    scenes: int | None = None,
 ) -> list[float]:
     """Each row's share of its request's estimated PU, after the budget check (for ``process``).
 
     Raises :class:`BudgetExceeded` like :func:`check_budget`. Without a budget, a cost that
     cannot be estimated (an evalscript whose ``setup()`` cannot run locally) gives NaN rows
-    instead of an error, so that ``process`` works wherever it worked before.
+    instead of an error, so that ``process`` works wherever it worked before. ``scenes``: see
+    :func:`estimate_specs` (a time series gives its expected scene count).
     """
     _check_max_pu(max_pu)
     try:
-        frame = estimate_specs(specs, storage_options=storage_options)
+        frame = estimate_specs(specs, storage_options=storage_options, scenes=scenes)
     except EvalscriptError as exc:
         if max_pu is not None:
             raise EvalscriptError(f"cannot check max_pu: {exc}") from None
@@ -342,6 +345,9 @@ def estimate(
     scenes: int | None = None,
     input_bands: int | None = None,
     remote: int = 0,
+    freq: Any = None,
+    temporal: str = "orbit",
+    reducer: str = "median",
 ) -> pd.DataFrame:
     """What ``process`` with the same arguments would cost, row by row; nothing is sent.
 
@@ -349,6 +355,12 @@ def estimate(
     change the cost (``client``, ``chunks``, ``iam_role_arn``, ``resubmit_failed``,
     ``options``, ``max_pu``) are accepted and ignored, and ``delivery`` may be omitted.
     ``scenes``, ``input_bands`` and ``remote`` are described in :func:`estimate_specs`.
+
+    With ``freq`` (a time series, :mod:`xasync.timeseries`): ``temporal="orbit"`` is one
+    request per row whose samples factor is the number of scenes of the whole range (``scenes``,
+    or the revisit model of :func:`xasync.timeseries.expected_scenes`: exact on the emulator,
+    an estimate on the real service; ``attrs["scenes"]``); ``temporal="requests"`` is one row
+    per (row, interval) request, indexed by ``(label, time)``, each at least the 10 PU minimum.
 
     Returns
     -------
@@ -380,6 +392,17 @@ def estimate(
         mask=mask,
         storage_options=so,
     )
+    series = timeseries.plan_call(specs, freq, temporal, reducer, so)
+    if series is not None:
+        return timeseries.estimate_series(
+            series,
+            gdf.index,
+            estimate_specs,
+            scenes=scenes,
+            input_bands=input_bands,
+            remote=remote,
+            storage_options=so,
+        )
     return estimate_specs(
         specs,
         gdf.index,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dask.base import tokenize
 
-from xasync import delivery
+from xasync import delivery, timeseries
 from xasync.errors import DeliveryAccessError, OptionError, ValidationError
 from xasync.estimate import row_estimates
 from xasync.inputs import TIME_RULES
@@ -55,6 +55,9 @@ def process(
     resubmit_failed: bool = False,
     options: SubmitOptions | None = None,
     max_pu: float | None = None,
+    freq: Any = None,
+    temporal: str = "orbit",
+    reducer: str = "median",
 ) -> Results:
     """Submit one Async API request per distinct geometry; return lazy Datasets at once.
 
@@ -114,6 +117,20 @@ def process(
         A budget in processing units: :class:`~xasync.errors.BudgetExceeded` is raised before
         anything is paid for when the call's requests are estimated above it (every request
         of the call counts, also those S3 may already hold). See ``gdf.xasync.estimate``.
+    freq : str, pandas offset or list of (start, end), optional
+        A time series per row: ``"10D"``, ``"W"``, ``"MS"``... cuts ``time`` into intervals
+        starting at ``pd.date_range(start, end, freq=freq)`` (or give the intervals). Each
+        Dataset then has a ``time`` dimension (interval starts; ``time_end`` beside it), known
+        before delivery. See :mod:`xasync.temporal`.
+    temporal : {"orbit", "requests"}
+        With ``freq``: ``"orbit"`` buys one multi-temporal request per row (the evalscript, a
+        single-scene V3 script, is wrapped; its outputs become FLOAT32, NaN where no scene is
+        valid; a ``scenes`` coordinate counts the scenes of each interval); ``"requests"`` buys
+        one ordinary request per row and interval (for scripts that cannot be wrapped, e.g.
+        data fusion; the result is then a :class:`xasync.series_results.SeriesResults`).
+    reducer : {"median", "mean", "min", "max", "first", "last", "count"}
+        With ``temporal="orbit"``: how each interval's valid scenes (``dataMask``) become one
+        value (``"last"``: the most recent one, as a request over that interval alone returns).
 
     Returns
     -------
@@ -155,7 +172,11 @@ def process(
     )
     for shape in {spec.grid.shape for spec in specs}:
         normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
-    estimated = row_estimates(specs, max_pu, storage_options=storage_options)
+    series = timeseries.plan_call(specs, freq, temporal, reducer, storage_options)
+    if series is not None:  # a time series: the (row, interval) or wrapped requests
+        specs = series.specs
+    scenes = series.scenes() if series is not None and series.temporal == "orbit" else None
+    estimated = row_estimates(specs, max_pu, storage_options=storage_options, scenes=scenes)
     s3_extras = delivery_credentials(storage_options, iam_role_arn)
     client = client if client is not None else Client.from_env()
     client.config.check_delivery(root, iam_role_arn=iam_role_arn)
@@ -166,7 +187,8 @@ def process(
     call_token = tokenize(
         "xasync-call", [(spec.token, plan.label) for spec, plan in zip(specs, plans)]
     )
-    _write_manifest(fs, root, call_token, specs, plans, list(gdf.index))
+    labels = list(gdf.index) if series is None else [s.label for s in specs]
+    _write_manifest(fs, root, call_token, specs, plans, labels, series)
 
     job = _submit(specs, plans, s3_extras, client, fs, options, resubmit_failed)
 
@@ -177,6 +199,11 @@ def process(
         len({spec.token for spec in specs}),
         root,
     )
+    if series is not None:
+        build = functools.partial(_build, plans, reader, chunks)
+        return timeseries.make_results(
+            series, build, gdf.index, job, delivery=root, reader=reader, estimated_pu=estimated
+        )
     return Results.deferred(
         len(plans),
         lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
@@ -191,6 +218,10 @@ process.__doc__ = (process.__doc__ or "") + TIME_RULES
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _build(plans: Sequence[Any], reader: ReaderConfig, chunks: Any, i: int) -> Any:
+    return build_dataset(plans[i], reader=reader, chunks=chunks)
+
+
 def _submit(
     specs: Sequence[Any],
     plans: Sequence[Any],
@@ -279,7 +310,13 @@ def _check_credentials(client: Client) -> None:
 
 
 def _write_manifest(
-    fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence, labels: Sequence
+    fs: Any,
+    root: str,
+    call_token: str,
+    specs: Sequence,
+    plans: Sequence,
+    labels: Sequence,
+    series: Any = None,
 ) -> None:
     rows = [
         {
@@ -290,6 +327,8 @@ def _write_manifest(
         }
         for i, (spec, plan, label) in enumerate(zip(specs, plans, labels))
     ]
+    for row, entry in zip(rows, timeseries.manifest_entries(series) if series else ()):
+        row["series"] = entry  # a time series: how open_delivery rebuilds the row's Dataset
     try:
         delivery.write_manifest(fs, root, call_token, rows)
     except Exception as exc:  # OSError from s3fs, botocore's own errors (unreachable endpoint)

@@ -24,6 +24,7 @@ from xasync.plan import ReadPlan
 from xasync.processing import _delivery_root, delivery_filesystem
 from xasync.reader import ReaderConfig
 from xasync.results import Results
+from xasync.series_data import reattached_dataset
 from xasync.submitter import Order, SubmitOptions, get_submitter
 
 if TYPE_CHECKING:
@@ -71,7 +72,14 @@ def open_delivery(
     """
     root = _delivery_root(delivery)
     fs = delivery_filesystem(storage_options)
-    plans = _plans(_delivery.read_manifests(fs, root))
+    manifests = _delivery.read_manifests(fs, root)
+    plans = _plans(manifests)
+    series = {  # row_url -> time-series entry (xasync.series_data): rebuilds a series
+        row["plan"]["row_url"]: row["series"]
+        for manifest in manifests
+        for row in manifest.get("rows", [])
+        if isinstance(row.get("series"), dict)
+    }
     if not plans:
         raise ValidationError(f"no xasync delivery manifest found under {root}/_xasync/")
     logger.info("re-attaching to %d rows under %s", len(plans), root)
@@ -88,9 +96,15 @@ def open_delivery(
         index = pd.MultiIndex.from_tuples(labels)
     else:
         index = pd.Index(labels, name="label", tupleize_cols=False)
+
+    def build(i: int) -> Any:
+        ds = build_dataset(plans[i], reader=reader, chunks=chunks)
+        entry = series.get(plans[i].row_url)
+        return ds if entry is None else reattached_dataset(entry, ds, reader)
+
     return Results.deferred(
         len(plans),
-        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
+        build,
         index,
         job,
         delivery=root,

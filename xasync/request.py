@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from xasync._contract import USERDATA_IDENTIFIER
 from xasync.errors import (
     CollectionError,
     CrsError,
@@ -115,6 +116,9 @@ class RequestSpec:
     evalscript_digest : str or None
         For an ``evalscriptReference``: sha256 of the referenced script's content, read at
         ``process()`` time, so an edited script is a new request.
+    userdata : bool
+        Also request ``userdata.json`` (an ``application/json`` response); the time series of
+        :mod:`xasync.timeseries` read the scene dates from it.
 
     Notes
     -----
@@ -142,6 +146,7 @@ class RequestSpec:
     delivery_root: str
     mask: bool = False
     evalscript_digest: str | None = None
+    userdata: bool = False  # time series: also request userdata.json (xasync.timeseries)
 
     @property
     def geometry(self) -> dict[str, Any]:
@@ -174,6 +179,10 @@ class RequestSpec:
                 ],
             },
         }
+        if self.userdata:
+            body["output"]["responses"].append(
+                {"identifier": USERDATA_IDENTIFIER, "format": {"type": "application/json"}}
+            )
         if self.evalscript_ref is not None:
             body["evalscriptReference"] = {"s3": {"url": self.evalscript_ref}}
         else:

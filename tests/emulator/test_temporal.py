@@ -224,3 +224,20 @@ function evaluatePixel(samples) {
     assert tif["count"] == len(dates) and tif["dtype"] == "uint16"
     lon, lat = _lonlat()
     np.testing.assert_array_equal(tif["data"][3], scene("B05", lon, lat, dates[3], dn=True))
+
+
+def test_orbit_with_no_scene_in_the_range_runs_with_no_samples(emu, api, s3c, out_bucket):
+    day = datetime(2024, 6, 6, tzinfo=UTC)
+    assert not s2_scene_dates(day, day + timedelta(hours=23))
+    script = """//VERSION=3
+function setup() {
+  return {input: ["B04", "dataMask"], output: {bands: 1, sampleType: "FLOAT32"},
+          mosaicking: "ORBIT"};
+}
+function evaluatePixel(samples) { return [samples.length === 0 ? -1 : samples.length]; }
+"""
+    rng = ("2024-06-06T00:00:00Z", "2024-06-06T23:00:00Z")
+    rid = _run(api, out_bucket, script, time_range=rng)
+    assert C.ERROR_FILE not in {k.rsplit("/", 1)[1] for k in keys(s3c, out_bucket, f"out/{rid}/")}
+    data = read_tif(emu, out_bucket, f"out/{rid}/default.tif")["data"]
+    assert np.all(data == -1)

@@ -157,8 +157,8 @@ def _block_inputs(
     block: SceneBlock, setup: Setup, plan: ScenePlan, npix: int
 ) -> dict[str, np.ndarray]:
     """Band -> ``(scenes, npix)`` values of a block (one all-no-data sample if no scene)."""
-    if not plan.scenes and not plan.multi:
-        return {name: np.zeros((1, npix)) for name, _ in setup.inputs}
+    if not plan.scenes:  # SIMPLE: one all-no-data sample; ORBIT/TILE: no sample at all
+        return {name: np.zeros((0 if plan.multi else 1, npix)) for name, _ in setup.inputs}
     return {
         name: np.stack([block.band(name, sc.date, units) for sc in plan.scenes]).reshape(-1, npix)
         for name, units in setup.inputs
