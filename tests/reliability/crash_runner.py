@@ -39,6 +39,10 @@ def main() -> None:
         delivery=env["XASYNC_REL_DELIVERY"],
         storage_options=storage_options,
         client=client,
+        options=xasync.SubmitOptions(
+            # a claim left by a killed run is taken over after this; no other run races here
+            claim_timeout=float(env.get("XASYNC_REL_CLAIM_TIMEOUT", "60"))
+        ),
     )
     print("SUBMITTING", flush=True)
     results.wait(timeout=120, progress=False)

@@ -30,6 +30,7 @@ def start_runner(emu, delivery: str) -> subprocess.Popen:
         XASYNC_REL_CONCURRENCY=str(emu.concurrency_limit),
         XASYNC_REL_STORAGE_OPTIONS=json.dumps(emu.storage_options),
         XASYNC_REL_DELIVERY=delivery,
+        XASYNC_REL_CLAIM_TIMEOUT="5",  # the killed run's claim is stale after 5 s
     )
     return subprocess.Popen(
         [sys.executable, str(RUNNER)],
