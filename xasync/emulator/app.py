@@ -19,6 +19,7 @@ from werkzeug.exceptions import BadRequest
 from xasync import _contract as C
 
 from . import faults as F
+from .gcs import GCSWriteError
 from .process import Job, write_request_copy
 from .runtime import Runtime
 from .state import RequestRecord
@@ -214,7 +215,8 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
             return _error(400, str(exc), "COMMON_BAD_PAYLOAD")
         settings = rt.settings
         request_id = str(uuid.uuid4())
-        prefix = body["output"]["delivery"]["s3"]["url"]
+        scheme = parsed.delivery.scheme
+        prefix = body["output"]["delivery"][scheme]["url"]
         record = RequestRecord(id=request_id, account=str(subject), prefix=prefix, generation=0)
         if not reg.try_accept(record, settings.concurrency_limit):
             reg.count("rate_limited")
@@ -240,13 +242,13 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
         )
         try:
             write_request_copy(job)
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, GCSWriteError) as exc:
             reg.retract(request_id)
             reg.count("bad_requests")
             logger.info("request copy not writable: %s", exc)
             return _error(
                 400,
-                f"output.delivery.s3.url: bucket {parsed.delivery.bucket} does not exist or is "
+                f"output.delivery.{scheme}.url: bucket {parsed.delivery.bucket} does not exist or is "
                 "not writable with the given credentials",
                 "COMMON_BAD_PAYLOAD",
             )
@@ -279,6 +281,10 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
 
 def _delivery_client(rt: Runtime, parsed: ParsedRequest) -> Any:
     dest = parsed.delivery
+    if dest.scheme == "gs":
+        if rt.gcs_writer is None:
+            raise BadPayload("output.delivery.gs: this emulator has no GCS server")
+        return rt.gcs_writer
     if dest.access_key and dest.secret_key:
         client = rt.s3_client(dest.access_key, dest.secret_key)
     else:  # iamRoleARN: the emulator "assumes the role" with its own keys
