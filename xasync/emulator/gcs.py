@@ -231,8 +231,8 @@ class GCSServer:
         """``http://127.0.0.1:PORT`` of the running server."""
         if self._httpd is None:
             raise RuntimeError("GCSServer is not started")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._httpd.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     @property
     def storage_options(self) -> dict[str, Any]:
