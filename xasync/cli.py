@@ -109,17 +109,18 @@ def _add_demo_parser(sub: Any) -> None:
 def _add_status_parser(sub: Any) -> None:
     s = sub.add_parser(
         "status",
-        help="table of what was delivered under an s3:// prefix",
+        help="table of what was delivered under an s3:// (or gs://) prefix",
         description=(
             "List the rows that xasync calls delivered under DELIVERY (from their manifests "
             "in DELIVERY/_xasync/) and what S3 holds for each: request ids, state, cost in "
             "processing units, errors. Reads S3 only; S3 credentials come from the AWS "
-            "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)."
+            "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); for gs:// the Google "
+            "environment (GOOGLE_APPLICATION_CREDENTIALS, gcloud) as gcsfs finds it."
         ),
     )
-    s.add_argument("delivery", help="the s3://bucket/prefix given to process()")
-    s.add_argument("--endpoint-url", default=None, help="S3 endpoint (e.g. the emulator's)")
-    s.add_argument("--anon", action="store_true", help="anonymous S3 access")
+    s.add_argument("delivery", help="the s3:// or gs://bucket/prefix given to process()")
+    s.add_argument("--endpoint-url", default=None, help="S3/GCS endpoint (e.g. the emulator's)")
+    s.add_argument("--anon", action="store_true", help="anonymous S3/GCS access")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -270,9 +271,9 @@ def delivery_status(delivery: str, storage_options: dict[str, Any] | None = None
     Parameters
     ----------
     delivery : str
-        The ``s3://bucket/prefix`` given to ``process``.
+        The ``s3://bucket/prefix`` (or ``gs://...``) given to ``process``.
     storage_options : dict, optional
-        s3fs options (endpoint, credentials).
+        s3fs (gcsfs for ``gs://``) options (endpoint, credentials).
 
     Returns
     -------
@@ -284,7 +285,7 @@ def delivery_status(delivery: str, storage_options: dict[str, Any] | None = None
     Raises
     ------
     xasync.ValidationError
-        ``delivery`` is not an ``s3://`` URL, or holds no xasync manifest.
+        ``delivery`` is not an ``s3://``/``gs://`` URL, or holds no xasync manifest.
     xasync.DeliveryAccessError
         S3 cannot be read: no credentials, endpoint unreachable, access denied.
     """
@@ -294,7 +295,7 @@ def delivery_status(delivery: str, storage_options: dict[str, Any] | None = None
     from xasync.processing import _delivery_root, delivery_filesystem
 
     root = _delivery_root(delivery)
-    fs = delivery_filesystem(storage_options)
+    fs = delivery_filesystem(storage_options, root)
     try:
         plans = _manifest_plans(fs, root)
         found = _delivery.probe_rows(
@@ -356,11 +357,18 @@ def _s3_problem(exc: Exception, root: str) -> str:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from xasync.gcs import is_gcs
+
     so: dict[str, Any] = {}
+    gcs = is_gcs(args.delivery)
     if args.endpoint_url:
-        so["client_kwargs"] = {"endpoint_url": args.endpoint_url}
+        so.update(
+            {"endpoint_url": args.endpoint_url}
+            if gcs
+            else {"client_kwargs": {"endpoint_url": args.endpoint_url}}
+        )
     if args.anon:
-        so["anon"] = True
+        so.update({"token": "anon"} if gcs else {"anon": True})
     table = delivery_status(args.delivery, so or None)
     print(_format_table(table, ["label", "state", "request_id", "requests", "cost_pu", "error"]))
     counts = table["state"].value_counts().to_dict()

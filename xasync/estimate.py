@@ -342,6 +342,7 @@ def estimate(
     resubmit_failed: bool = False,
     options: Any = None,
     max_pu: float | None = None,
+    gcs_credentials: Any = None,
     scenes: int | None = None,
     input_bands: int | None = None,
     remote: int = 0,
@@ -353,7 +354,7 @@ def estimate(
 
     Takes the keywords of :meth:`xasync.accessor.XasyncAccessor.process`; those that do not
     change the cost (``client``, ``chunks``, ``iam_role_arn``, ``resubmit_failed``,
-    ``options``, ``max_pu``) are accepted and ignored, and ``delivery`` may be omitted.
+    ``options``, ``max_pu``, ``gcs_credentials``) are accepted and ignored, and ``delivery`` may be omitted.
     ``scenes``, ``input_bands`` and ``remote`` are described in :func:`estimate_specs`.
 
     With ``freq`` (a time series, :mod:`xasync.timeseries`): ``temporal="orbit"`` is one
@@ -375,7 +376,7 @@ def estimate(
     """
     from xasync.request import build_specs
 
-    del client, chunks, iam_role_arn, resubmit_failed, options, max_pu  # no effect on the cost
+    del client, chunks, iam_role_arn, resubmit_failed, options, max_pu, gcs_credentials  # no cost
     so = dict(storage_options) if storage_options else None
     specs = build_specs(
         gdf,

@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 BOUNDS_MODES = ("geometry", "bbox")
 #: Keys allowed in the delivery extras given to :meth:`RequestSpec.body`.
-DELIVERY_KEYS = frozenset({"accessKey", "secretAccessKey", "iamRoleARN", "region"})
-_BUCKET_URL = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])((?:/[^/<>{}\s]+)*)/?$")
+DELIVERY_KEYS = frozenset({"accessKey", "secretAccessKey", "iamRoleARN", "region", "credentials"})
+_BUCKET_URL = re.compile(r"^(?:s3|gs)://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])((?:/[^/<>{}\s]+)*)/?$")
 #: Resolutions beyond these look like the wrong unit (metres on degrees, or the other way round).
 MAX_DEGREE_RESOLUTION = 1.0
 MIN_PROJECTED_RESOLUTION = 0.01
@@ -210,7 +210,8 @@ def data_items(data: Any, time: Any) -> tuple[tuple[dict[str, Any], ...], tuple[
 def check_delivery(delivery: Any) -> str:
     if not isinstance(delivery, str) or not _BUCKET_URL.match(delivery.strip()):
         raise DeliveryUrlError(
-            f"delivery must be an S3 location like 's3://my-bucket/some/prefix' (lower-case bucket "
+            f"delivery must be an S3 or GCS location like 's3://my-bucket/some/prefix' or "
+            f"'gs://my-bucket/some/prefix' (lower-case bucket "
             f"name, no placeholders), got {delivery!r}",
         )
     return delivery.strip().rstrip("/")

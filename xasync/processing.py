@@ -18,6 +18,7 @@ from dask.base import tokenize
 from xasync import delivery, timeseries
 from xasync.errors import DeliveryAccessError, OptionError, ValidationError
 from xasync.estimate import row_estimates
+from xasync.gcs import gcs_filesystem, gs_delivery_extras, is_gcs
 from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset, normalize_chunks
@@ -58,6 +59,7 @@ def process(
     freq: Any = None,
     temporal: str = "orbit",
     reducer: str = "median",
+    gcs_credentials: str | os.PathLike[str] | Mapping[str, Any] | None = None,
 ) -> Results:
     """Submit one Async API request per distinct geometry; return lazy Datasets at once.
 
@@ -84,13 +86,14 @@ def process(
         Request CRS: default the GeoDataFrame's, ``"utm"`` for each geometry's UTM zone (right
         across the antimeridian too), or anything pyproj accepts.
     delivery : str
-        ``"s3://bucket/prefix"`` (required); each request is delivered under its own
-        deterministic prefix below it, so re-running the same call buys nothing again.
+        ``"s3://bucket/prefix"`` or ``"gs://bucket/prefix"`` (required); each request is
+        delivered under its own deterministic prefix below it, so re-running the same call
+        buys nothing again.
     storage_options : dict, optional
-        s3fs options used to probe and read the delivery. Their ``key``/``secret`` are also
-        sent as the delivery credentials the service writes with. When given, they travel
-        in the dask graph to the workers that read; otherwise workers use their own
-        AWS environment.
+        s3fs (``s3://``) or gcsfs (``gs://``) options used to probe and read the delivery.
+        On S3 their ``key``/``secret`` are also sent as the delivery credentials the service
+        writes with. When given, they travel in the dask graph to the workers that read;
+        otherwise workers use their own AWS/Google environment.
     client : xasync.Client, optional
         Endpoint and credentials; default :meth:`xasync.Client.from_env`.
     chunks : int, "auto", -1, (y, x), dict or None
@@ -131,6 +134,11 @@ def process(
     reducer : {"median", "mean", "min", "max", "first", "last", "count"}
         With ``temporal="orbit"``: how each interval's valid scenes (``dataMask``) become one
         value (``"last"``: the most recent one, as a request over that interval alone returns).
+    gcs_credentials : str, os.PathLike or dict, optional
+        For a ``gs://`` delivery (required there): the path of the service-account JSON the
+        service writes with, or its content as a dict. Sent base64-encoded as
+        ``output.delivery.gs.credentials``; never logged, never in the dask graph (readers use
+        ``storage_options``).
 
     Returns
     -------
@@ -153,7 +161,7 @@ def process(
     from xasync.client import Client  # deferred: keeps ``import xasync`` light
 
     if delivery is None:
-        raise OptionError("delivery='s3://bucket/prefix' is required")
+        raise OptionError("delivery='s3://bucket/prefix' (or 'gs://...') is required")
     root = _delivery_root(delivery)
     specs = build_specs(
         gdf,
@@ -177,12 +185,12 @@ def process(
         specs = series.specs
     scenes = series.scenes() if series is not None and series.temporal == "orbit" else None
     estimated = row_estimates(specs, max_pu, storage_options=storage_options, scenes=scenes)
-    s3_extras = delivery_credentials(storage_options, iam_role_arn)
+    s3_extras = _delivery_extras(root, storage_options, iam_role_arn, gcs_credentials)
     client = client if client is not None else Client.from_env()
     client.config.check_delivery(root, iam_role_arn=iam_role_arn)
     _check_credentials(client)
 
-    fs = delivery_filesystem(storage_options)
+    fs = delivery_filesystem(storage_options, root)
     plans = [spec.read_plan() for spec in specs]
     call_token = tokenize(
         "xasync-call", [(spec.token, plan.label) for spec, plan in zip(specs, plans)]
@@ -253,9 +261,22 @@ def _submit(
 
 
 def _delivery_root(url: str) -> str:
-    if not isinstance(url, str) or not url.startswith("s3://") or len(url) <= len("s3://"):
-        raise ValidationError(f"delivery must be an 's3://bucket/prefix' URL, got {url!r}")
+    if not isinstance(url, str) or not url.startswith(("s3://", "gs://")) or len(url) <= 5:
+        raise ValidationError(
+            f"delivery must be an 's3://bucket/prefix' or 'gs://bucket/prefix' URL, got {url!r}"
+        )
     return url.rstrip("/")
+
+
+def _delivery_extras(
+    root: str, storage_options: Mapping[str, Any] | None, iam_role_arn: str | None, gcs: Any
+) -> dict[str, Any]:
+    """The fields of ``output.delivery.s3`` (or ``.gs``) besides the URL, checked before paying."""
+    if is_gcs(root):
+        return gs_delivery_extras(gcs, iam_role_arn)
+    if gcs is not None:
+        raise OptionError("gcs_credentials applies to gs:// deliveries only")
+    return delivery_credentials(storage_options, iam_role_arn)
 
 
 def delivery_credentials(
@@ -291,8 +312,13 @@ def delivery_credentials(
     return extras
 
 
-def delivery_filesystem(storage_options: Mapping[str, Any] | None) -> Any:
-    """An s3fs filesystem for probing the delivery bucket (listing caches off)."""
+def delivery_filesystem(storage_options: Mapping[str, Any] | None, url: str = "s3://") -> Any:
+    """A filesystem for probing the delivery at ``url`` (listing caches off).
+
+    s3fs for ``s3://``, gcsfs (:func:`xasync.gcs.gcs_filesystem`) for ``gs://``.
+    """
+    if is_gcs(url):
+        return gcs_filesystem(storage_options, use_listings_cache=False)
     import s3fs
 
     return s3fs.S3FileSystem(use_listings_cache=False, **dict(storage_options or {}))
@@ -331,7 +357,7 @@ def _write_manifest(
         row["series"] = entry  # a time series: how open_delivery rebuilds the row's Dataset
     try:
         delivery.write_manifest(fs, root, call_token, rows)
-    except Exception as exc:  # OSError from s3fs, botocore's own errors (unreachable endpoint)
+    except Exception as exc:  # OSError from s3fs/gcsfs, botocore's errors (unreachable endpoint)
         raise DeliveryAccessError(
             f"cannot write to the delivery location {root}: {type(exc).__name__}: {exc}. Check "
             "that the bucket exists and is reachable, and that storage_options give write access "

@@ -132,7 +132,7 @@ class ReaderConfig:
 
 
 def filesystem_for(url: str, config: ReaderConfig) -> Any:
-    """The fsspec filesystem ``url`` is read through (s3 gets the tuned ``S3FileSystem``).
+    """The fsspec filesystem ``url`` is read through (s3/gs get a tuned s3fs/gcsfs filesystem).
 
     fsspec caches instances per arguments and thread, so calling this per task is cheap.
     """
@@ -146,6 +146,11 @@ def filesystem_for(url: str, config: ReaderConfig) -> Any:
         options.setdefault("default_block_size", config.block_size)
         options.setdefault("default_cache_type", "bytes")
         return s3fs.S3FileSystem(**options)
+    if protocol in ("gs", "gcs"):
+        from xasync.gcs import gcs_filesystem  # the plain JSON-API class (no gRPC probe)
+
+        options.setdefault("block_size", config.block_size)
+        return gcs_filesystem(options)
     return fsspec.filesystem(protocol, **options)
 
 

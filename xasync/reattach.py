@@ -46,9 +46,9 @@ def open_delivery(
     Parameters
     ----------
     delivery : str
-        The ``s3://bucket/prefix`` given to ``process``.
+        The ``s3://bucket/prefix`` (or ``gs://...``) given to ``process``.
     storage_options : dict, optional
-        s3fs options to list and read the bucket.
+        s3fs (gcsfs for ``gs://``) options to list and read the bucket.
     client : xasync.Client, optional
         Polls rows that are still running; without it they are followed in S3 until they end.
         Nothing is ever created.
@@ -71,7 +71,7 @@ def open_delivery(
 
     """
     root = _delivery_root(delivery)
-    fs = delivery_filesystem(storage_options)
+    fs = delivery_filesystem(storage_options, root)
     manifests = _delivery.read_manifests(fs, root)
     plans = _plans(manifests)
     series = {  # row_url -> time-series entry (xasync.series_data): rebuilds a series

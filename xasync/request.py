@@ -213,7 +213,8 @@ class RequestSpec:
         ----------
         delivery : mapping, optional
             Extras of ``output.delivery.s3``: ``accessKey``/``secretAccessKey`` and/or
-            ``iamRoleARN``, ``region``. The same credentials are given to
+            ``iamRoleARN``, ``region``; of ``output.delivery.gs`` (a ``gs://`` delivery):
+            ``credentials``. The same S3 credentials are given to
             ``evalscriptReference.s3`` when the script is a reference. The URL is always
             :attr:`row_url` (plain, so the service appends ``<REQUEST_ID>/<OUTPUT>``).
 
@@ -230,8 +231,9 @@ class RequestSpec:
                 f"unknown delivery keys {sorted(unknown)}; allowed: {sorted(DELIVERY_KEYS)}",
             )
         body = self.canonical_body()
-        body["output"]["delivery"] = {"s3": {"url": self.row_url, **extras}}
-        if self.evalscript_ref is not None:
+        scheme = "gs" if self.row_url.startswith("gs://") else "s3"
+        body["output"]["delivery"] = {scheme: {"url": self.row_url, **extras}}
+        if self.evalscript_ref is not None and scheme == "s3":
             body["evalscriptReference"]["s3"].update(extras)
         return body
 

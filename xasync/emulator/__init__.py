@@ -18,6 +18,7 @@ import threading
 from typing import Any
 
 from .faults import Faults
+from .gcs import GCSServer
 from .runtime import Runtime, Settings
 from .s3 import S3Server
 from .serving import serve, shutdown
@@ -97,6 +98,7 @@ class Emulator:
         self._port = port
         self._own_s3 = s3 is None
         self._s3 = s3
+        self._gcs: GCSServer | None = None
         self._runtime: Runtime | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -117,6 +119,7 @@ class Emulator:
             {self.client_id: self._client_secret},
             self._s3.endpoint_url,
         )
+        self._start_gcs()
         app = create_app(self._runtime, stats=lambda: self.stats)
         self._server, self._thread = serve(app, self._port, "xasync-emulator-api")
         logger.info("Async API emulator listening on %s", self.base_url)
@@ -132,6 +135,9 @@ class Emulator:
         if self._own_s3 and self._s3 is not None:
             self._s3.stop()
             self._s3 = None
+        if self._gcs is not None:
+            self._gcs.stop()
+            self._gcs = None
         self._server = None
         self._thread = None
 
@@ -184,6 +190,41 @@ class Emulator:
     def storage_options(self) -> dict[str, Any]:
         """Keyword arguments for ``s3fs.S3FileSystem(**storage_options)``."""
         return self.s3.storage_options
+
+    def _start_gcs(self) -> None:
+        try:
+            self._gcs = GCSServer().start()
+        except ImportError:  # gcp-storage-emulator missing: S3 only
+            logger.warning("gcp-storage-emulator is not installed: no GCS delivery")
+            return
+        assert self._runtime is not None
+        self._runtime.gcs_writer = self._gcs.writer()
+
+    @property
+    def gcs(self) -> GCSServer:
+        """The Google Cloud Storage server ``delivery.gs`` writes to."""
+        self._rt()
+        if self._gcs is None:
+            raise RuntimeError("no GCS server: install gcp-storage-emulator (xasync[emulator])")
+        return self._gcs
+
+    @property
+    def gcs_storage_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``gcsfs.GCSFileSystem(**gcs_storage_options)``."""
+        return self.gcs.storage_options
+
+    @property
+    def gcs_credentials(self) -> dict[str, str]:
+        """A made-up service-account JSON (dict) the emulator accepts in ``delivery.gs``.
+
+        ``base64(json.dumps(gcs_credentials))`` is ``delivery.gs.credentials``; the emulator
+        checks its fields, not its key (it signs nothing).
+        """
+        return dict(self.gcs.credentials)
+
+    def create_gcs_bucket(self, name: str) -> str:
+        """Create bucket ``name`` on the GCS server; return ``gs://name``."""
+        return self.gcs.create_bucket(name)
 
     def add_client(
         self, client_id: str | None = None, client_secret: str | None = None
@@ -308,7 +349,7 @@ class Emulator:
         Parameters
         ----------
         wipe_s3
-            Also delete every bucket. moto's state is process-wide: this wipes every moto
+            Also delete every bucket (S3 and GCS). moto's state is process-wide: this wipes every moto
             server of the process.
         restore_config
             Also restore the knobs given to the constructor.
@@ -331,3 +372,5 @@ class Emulator:
                 },
             )
         self.s3.reset(wipe=wipe_s3)
+        if wipe_s3 and self._gcs is not None:
+            self._gcs.wipe()

@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"s3_endpoint_url: {emu.s3_endpoint_url}",
                 f"s3_key:          {emu.storage_options['key']}",
                 f"s3_secret:       {emu.storage_options['secret']}",
+                f"gcs_endpoint_url: {emu.gcs.endpoint_url}",
                 f"concurrency:     {emu.concurrency_limit}",
                 f"processing_s:    {emu.processing_seconds}",
             ]

@@ -19,6 +19,7 @@ from werkzeug.exceptions import BadRequest
 from xasync import _contract as C
 
 from . import faults as F
+from .gcs import GCSWriteError
 from .process import Job, write_request_copy
 from .runtime import Runtime
 from .state import RequestRecord
@@ -90,29 +91,69 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
     see ``Emulator.hold``).
     """
     app = Flask("xasync.emulator")
-    reg = rt.registry
-
+    routes = _Routes(rt, stats)
     if stats is not None:
+        app.add_url_rule(STATS_PATH, "emulator_stats", routes.stats_view, methods=["GET"])
+    app.add_url_rule(HOLD_PATH, "emulator_hold", routes.hold, methods=["POST"])
+    app.add_url_rule(RELEASE_PATH, "emulator_release", routes.release, methods=["POST"])
+    app.register_error_handler(_Dropped, _dropped)
+    for i, path in enumerate(TOKEN_PATHS):
+        app.add_url_rule(path, f"token{i}", routes.token, methods=["POST"])
+    for i, path in enumerate(C.API_PATHS):
+        app.add_url_rule(path, f"create{i}", routes.create, methods=["POST"])
+        app.add_url_rule(f"{path}/<request_id>", f"status{i}", routes.status, methods=["GET"])
+    return app
 
-        def stats_view() -> Response:
-            return _json(stats())
 
-        app.add_url_rule(STATS_PATH, "emulator_stats", stats_view, methods=["GET"])
+def _dropped(_exc: _Dropped) -> Response:
+    return Response(b"", status=500)  # goes nowhere: the socket is already shut down
 
-    def gate_view(action: str) -> Response:
+
+def _client_credentials() -> tuple[str | None, str | None]:
+    """``client_id``/``client_secret`` of a token request: form fields, or HTTP Basic."""
+    form = request.form
+    client_id, secret = form.get("client_id"), form.get("client_secret")
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Basic "):
+        try:
+            user, _, pwd = base64.b64decode(auth[6:]).decode("utf-8").partition(":")
+            client_id, secret = unquote(user), unquote(pwd)
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return client_id, secret
+
+
+class _Routes:
+    """One method per route of the emulator's HTTP face, on one :class:`Runtime`."""
+
+    def __init__(self, rt: Runtime, stats: Callable[[], dict] | None) -> None:
+        self.rt = rt
+        self.reg = rt.registry
+        self._stats = stats
+
+    # -- admin -----------------------------------------------------------------------------
+    def stats_view(self) -> Response:
+        assert self._stats is not None
+        return _json(self._stats())
+
+    def hold(self) -> Response:
+        return self._gate("hold")
+
+    def release(self) -> Response:
+        return self._gate("release")
+
+    def _gate(self, action: str) -> Response:
         body = request.get_json(force=True, silent=True) or {}
         rid = body.get("id") if isinstance(body, dict) else None
         if rid is not None and not isinstance(rid, str):
             return _error(400, "id: must be a request id string", "COMMON_BAD_PAYLOAD")
-        (rt.gate.hold if action == "hold" else rt.gate.release)(rid)
-        return _json({"held": "all" if rid is None else rid, "waiting": rt.gate.waiting()})
+        gate = self.rt.gate
+        (gate.hold if action == "hold" else gate.release)(rid)
+        return _json({"held": "all" if rid is None else rid, "waiting": gate.waiting()})
 
-    app.add_url_rule(HOLD_PATH, "emulator_hold", lambda: gate_view("hold"), methods=["POST"])
-    app.add_url_rule(
-        RELEASE_PATH, "emulator_release", lambda: gate_view("release"), methods=["POST"]
-    )
-
-    def fault(endpoint: str) -> tuple[str, Response | None]:
+    # -- shared steps ----------------------------------------------------------------------
+    def _fault(self, endpoint: str) -> tuple[str, Response | None]:
+        rt, reg = self.rt, self.reg
         decision = rt.decider.call(endpoint)
         if decision == F.RATE_LIMIT:
             reg.count("rate_limited")
@@ -132,36 +173,26 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
             _drop_connection()
         return decision, None
 
-    def account() -> tuple[str | None, Response | None]:
+    def _account(self) -> tuple[str | None, Response | None]:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
-            reg.count("unauthorized")
+            self.reg.count("unauthorized")
             return None, _error(401, "Missing bearer token", "COMMON_UNAUTHORIZED")
-        subject, reason = rt.issuer.verify(header[7:].strip())
+        subject, reason = self.rt.issuer.verify(header[7:].strip())
         if subject is None:
-            reg.count("unauthorized")
+            self.reg.count("unauthorized")
             return None, _error(401, f"Unauthorized: {reason}", "COMMON_UNAUTHORIZED")
         return subject, None
 
-    @app.errorhandler(_Dropped)
-    def _dropped(_exc: _Dropped) -> Response:
-        return Response(b"", status=500)  # goes nowhere: the socket is already shut down
-
-    def token(realm: str | None = None) -> Response:
-        reg.count("token_calls")
-        _, answer = fault("token")
+    # -- token -----------------------------------------------------------------------------
+    def token(self, realm: str | None = None) -> Response:
+        rt = self.rt
+        self.reg.count("token_calls")
+        _, answer = self._fault("token")
         if answer is not None:
             return answer
-        form = request.form
-        client_id, secret = form.get("client_id"), form.get("client_secret")
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Basic "):
-            try:
-                user, _, pwd = base64.b64decode(auth[6:]).decode("utf-8").partition(":")
-                client_id, secret = unquote(user), unquote(pwd)
-            except (ValueError, UnicodeDecodeError):
-                pass
-        if form.get("grant_type") != "client_credentials":
+        client_id, secret = _client_credentials()
+        if request.form.get("grant_type") != "client_credentials":
             return _json(
                 {
                     "error": "unsupported_grant_type",
@@ -178,7 +209,7 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
                 401,
             )
         lifetime = rt.settings.token_lifetime
-        reg.count("tokens_issued")
+        self.reg.count("tokens_issued")
         return _json(
             {
                 "access_token": rt.issuer.issue(str(client_id), lifetime),
@@ -190,15 +221,13 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
             },
         )
 
-    for i, path in enumerate(TOKEN_PATHS):
-        app.add_url_rule(path, f"token{i}", token, methods=["POST"])
-
-    def create() -> Response:
-        reg.count("create_calls")
-        subject, answer = account()
+    # -- create ----------------------------------------------------------------------------
+    def create(self) -> Response:
+        self.reg.count("create_calls")
+        subject, answer = self._account()
         if answer is not None:
             return answer
-        decision, answer = fault("create")
+        decision, answer = self._fault("create")
         if answer is not None:
             return answer
         try:
@@ -207,15 +236,31 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
             body = None
         try:
             parsed = parse_body(body)
-            script = _load_evalscript(rt, parsed)
-            client = _delivery_client(rt, parsed)
+            script = _load_evalscript(self.rt, parsed)
+            client = _delivery_client(self.rt, parsed)
         except BadPayload as exc:
-            reg.count("bad_requests")
+            self.reg.count("bad_requests")
             return _error(400, str(exc), "COMMON_BAD_PAYLOAD")
+        prefix = body["output"]["delivery"][parsed.delivery.scheme]["url"]
+        record = RequestRecord(
+            id=str(uuid.uuid4()), account=str(subject), prefix=prefix, generation=0
+        )
+        answer = self._accept(record, body, parsed, script, client)
+        if answer is not None:
+            return answer
+        logger.info("accepted request %s for %s", record.id, prefix)
+        if decision == F.DROP_AFTER:
+            self.reg.count("dropped")
+            self.reg.count("dropped_after_accept")
+            _drop_connection()
+        return _json({"id": record.id, "status": C.STATUS_RUNNING})
+
+    def _accept(
+        self, record: RequestRecord, body: dict, parsed: ParsedRequest, script: str, client: Any
+    ) -> Response | None:
+        """Take a concurrency slot, write the request copy, start the job; or the refusal."""
+        rt, reg = self.rt, self.reg
         settings = rt.settings
-        request_id = str(uuid.uuid4())
-        prefix = body["output"]["delivery"]["s3"]["url"]
-        record = RequestRecord(id=request_id, account=str(subject), prefix=prefix, generation=0)
         if not reg.try_accept(record, settings.concurrency_limit):
             reg.count("rate_limited")
             ms = max(100, int(settings.processing_seconds * 1000 / 2))
@@ -226,9 +271,9 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
                 {"Retry-After": str(ms)},
             )
         copy = redact(body)
-        copy.update(id=request_id, status=C.STATUS_RUNNING, created=record.created)
+        copy.update(id=record.id, status=C.STATUS_RUNNING, created=record.created)
         job = Job(
-            request_id=request_id,
+            request_id=record.id,
             parsed=parsed,
             script=script,
             copy=copy,
@@ -240,30 +285,27 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
         )
         try:
             write_request_copy(job)
-        except (BotoCoreError, ClientError) as exc:
-            reg.retract(request_id)
+        except (BotoCoreError, ClientError, GCSWriteError) as exc:
+            reg.retract(record.id)
             reg.count("bad_requests")
             logger.info("request copy not writable: %s", exc)
             return _error(
                 400,
-                f"output.delivery.s3.url: bucket {parsed.delivery.bucket} does not exist or is "
-                "not writable with the given credentials",
+                f"output.delivery.{parsed.delivery.scheme}.url: bucket {parsed.delivery.bucket} "
+                "does not exist or is not writable with the given credentials",
                 "COMMON_BAD_PAYLOAD",
             )
         rt.submit(job, record)
-        logger.info("accepted request %s for %s", request_id, prefix)
-        if decision == F.DROP_AFTER:
-            reg.count("dropped")
-            reg.count("dropped_after_accept")
-            _drop_connection()
-        return _json({"id": request_id, "status": C.STATUS_RUNNING})
+        return None
 
-    def status(request_id: str) -> Response:
+    # -- status ----------------------------------------------------------------------------
+    def status(self, request_id: str) -> Response:
+        reg = self.reg
         reg.count("status_calls")
-        subject, answer = account()
+        subject, answer = self._account()
         if answer is not None:
             return answer
-        _, answer = fault("status")
+        _, answer = self._fault("status")
         if answer is not None:
             return answer
         if reg.is_running(request_id, subject):  # another account's request: 404 too
@@ -271,14 +313,13 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
         reg.count("not_found")
         return _error(404, f"Async request {request_id} not found", "COMMON_NOT_FOUND")
 
-    for i, path in enumerate(C.API_PATHS):
-        app.add_url_rule(path, f"create{i}", create, methods=["POST"])
-        app.add_url_rule(f"{path}/<request_id>", f"status{i}", status, methods=["GET"])
-    return app
-
 
 def _delivery_client(rt: Runtime, parsed: ParsedRequest) -> Any:
     dest = parsed.delivery
+    if dest.scheme == "gs":
+        if rt.gcs_writer is None:
+            raise BadPayload("output.delivery.gs: this emulator has no GCS server")
+        return rt.gcs_writer
     if dest.access_key and dest.secret_key:
         client = rt.s3_client(dest.access_key, dest.secret_key)
     else:  # iamRoleARN: the emulator "assumes the role" with its own keys

@@ -63,7 +63,7 @@ class Job:
     inject_failure: bool
     visibility_delay: float
     tiff_layout: str
-    s3_client: Any  # boto3 client with the delivery credentials
+    s3_client: Any  # boto3 client with the delivery credentials (a GCSWriter for gs://)
     due: float = 0.0  # monotonic time at which hold_seconds is over (set by the runtime)
 
 
@@ -273,7 +273,8 @@ def _write_results(
             write_request_copy(job)
     except Exception as exc:
         logger.warning("request %s: delivery failed: %s", job.request_id, exc)
-        error = f"Delivery to s3://{job.parsed.delivery.bucket} failed: {exc}"
+        dest = job.parsed.delivery
+        error = f"Delivery to {dest.scheme}://{dest.bucket} failed: {exc}"
         try:
             _put_json(job, C.ERROR_FILE, {"message": error})
         except Exception as exc2:

@@ -62,6 +62,7 @@ class Runtime:
         self._executor = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="xasync-emu-job")
         self._scheduler = Scheduler()
         self._s3_clients: dict[tuple[str, str], Any] = {}
+        self.gcs_writer: Any = None  # GCSWriter on the emulator's GCS server (set by Emulator)
 
     def __repr__(self) -> str:
         return f"Runtime(s3={self.s3_endpoint!r}, clients={len(self._clients)})"

@@ -29,7 +29,7 @@ class BadPayload(Exception):
 
 @dataclass(frozen=True)
 class S3Location:
-    """An ``s3://bucket/key`` location with the credentials given for it (never logged)."""
+    """An ``s3://bucket/key`` (or ``gs://``) location with its credentials (never logged)."""
 
     bucket: str
     key: str
@@ -37,9 +37,10 @@ class S3Location:
     secret_key: str | None
     iam_role: str | None
     region: str | None
+    scheme: str = "s3"  # "gs": Google Cloud Storage (credentials checked, not kept)
 
     def __repr__(self) -> str:  # credentials stay out of reprs
-        return f"S3Location(bucket={self.bucket!r}, key={self.key!r})"
+        return f"S3Location(bucket={self.bucket!r}, key={self.key!r}, scheme={self.scheme!r})"
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,52 @@ def _parse_s3(info: Any, field: str, *, need_creds: bool) -> S3Location:
     return S3Location(bucket, key.strip("/"), ak, sk, role, region)
 
 
+#: Fields a service-account JSON in ``delivery.gs.credentials`` must have.
+GS_CREDENTIAL_FIELDS = ("type", "project_id", "private_key", "client_email")
+
+
+def _parse_gs(info: Any, field: str) -> S3Location:
+    """``delivery.gs``: ``url`` ``gs://bucket/...`` and ``credentials`` (base64 of a JSON)."""
+    import base64
+    import binascii
+    import json
+
+    if not isinstance(info, dict):
+        raise _fail(field, "must be an object")
+    url = info.get("url")
+    if not isinstance(url, str) or not url.startswith("gs://") or len(url) <= 5:
+        raise _fail(f"{field}.url", f"must be a gs://bucket/... URL, got {url!r}")
+    bucket, _, key = url[5:].partition("/")
+    if len(bucket) < 3:
+        raise _fail(f"{field}.url", f"invalid bucket name {bucket!r}")
+    creds = info.get("credentials")
+    if not isinstance(creds, str) or not creds:
+        raise _fail(f"{field}.credentials", "is required: base64 of a service-account JSON")
+    try:
+        account = json.loads(base64.b64decode(creds, validate=True))
+    except (binascii.Error, ValueError):
+        raise _fail(f"{field}.credentials", "must be base64 of a JSON document") from None
+    if not isinstance(account, dict):
+        raise _fail(f"{field}.credentials", "must encode a JSON object")
+    missing = [k for k in GS_CREDENTIAL_FIELDS if not isinstance(account.get(k), str)]
+    if missing:
+        raise _fail(f"{field}.credentials", f"service-account JSON lacks {', '.join(missing)}")
+    if account["type"] != "service_account":
+        raise _fail(f"{field}.credentials", "type must be service_account")
+    return S3Location(bucket, key.strip("/"), None, None, None, None, scheme="gs")
+
+
+def _parse_delivery(out: dict) -> S3Location:
+    delivery = out.get("delivery")
+    if not isinstance(delivery, dict) or not ({"s3", "gs"} & delivery.keys()):
+        raise _fail("output.delivery", "is required and must contain s3 or gs")
+    if "s3" in delivery and "gs" in delivery:
+        raise _fail("output.delivery", "set exactly one of s3 and gs")
+    if "gs" in delivery:
+        return _parse_gs(delivery["gs"], "output.delivery.gs")
+    return _parse_s3(delivery["s3"], "output.delivery.s3", need_creds=True)
+
+
 def parse_body(body: Any) -> ParsedRequest:
     """Validate a create body; raise :class:`BadPayload` naming the field at fault."""
     if not isinstance(body, dict) or not body:
@@ -261,10 +308,7 @@ def parse_body(body: Any) -> ParsedRequest:
         raise _fail("output", "is required and must be an object")
     width, height = _parse_size(out, bbox)
     responses = _parse_responses(out)
-    delivery = out.get("delivery")
-    if not isinstance(delivery, dict) or "s3" not in delivery:
-        raise _fail("output.delivery", "is required and must contain s3")
-    dest = _parse_s3(delivery["s3"], "output.delivery.s3", need_creds=True)
+    dest = _parse_delivery(out)
     script, ref = body.get("evalscript"), body.get("evalscriptReference")
     if (script is None) == (ref is None):
         raise _fail("evalscript", "set exactly one of evalscript or evalscriptReference")
@@ -296,17 +340,18 @@ def parse_body(body: Any) -> ParsedRequest:
 
 
 def redact(body: dict) -> dict:
-    """A deep copy of ``body`` with every S3 credential replaced by ``"***"``."""
+    """A deep copy of ``body`` with every S3/GCS credential replaced by ``"***"``."""
     import copy
 
     out = copy.deepcopy(body)
     places = [
         ((out.get("output") or {}).get("delivery") or {}).get("s3"),
         (out.get("evalscriptReference") or {}).get("s3"),
+        ((out.get("output") or {}).get("delivery") or {}).get("gs"),
     ]
     for place in places:
         if isinstance(place, dict):
-            for name in ("accessKey", "secretAccessKey", "iamRoleARN"):
+            for name in ("accessKey", "secretAccessKey", "iamRoleARN", "credentials"):
                 if name in place:
                     place[name] = "***"
     return out

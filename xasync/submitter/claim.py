@@ -10,6 +10,11 @@ appeared. A loser waits for a new request folder and follows it in S3. A claim o
 ``claim_timeout`` seconds with no new request folder beside it is stale (its writer died between
 claiming and creating) and is taken over.
 
+On Google Cloud Storage the same claim is an upload with the generation precondition
+``ifGenerationMatch=0`` (gcsfs ``pipe_file(..., mode="create")``), which GCS refuses with 412
+when the object exists (gcsfs raises ``FileExistsError``). gcp-storage-emulator ignores
+preconditions; the xasync emulator's GCS server adds this one, so claims are tested there too.
+
 Claims sit at the top level of the request's prefix, where the delivery layout never looks for
 request folders. A server that cannot do conditional writes answers with an error other than
 ``FileExistsError``; then the claim is skipped (only the probe before the create protects, as
@@ -48,7 +53,7 @@ def take(fs: Any, url: str, generation: int, owner: str) -> tuple[str, float | N
     payload = json.dumps({"owner": owner, "created": _now().isoformat()}).encode()
     for _ in range(3):  # the claim may vanish between our write and our read
         try:
-            fs.pipe_file(path, payload, IfNoneMatch="*")
+            fs.pipe_file(path, payload, **_create_only(fs))
             return WON, None
         except FileExistsError:
             pass
@@ -69,6 +74,13 @@ def take(fs: Any, url: str, generation: int, owner: str) -> tuple[str, float | N
             continue
         return (WON, None) if holder == owner else (HELD, age)
     return HELD, None
+
+
+def _create_only(fs: Any) -> dict[str, str]:
+    """The keyword that makes ``fs.pipe_file`` refuse to overwrite (S3: If-None-Match, GCS:
+    ifGenerationMatch=0)."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return {"mode": "create"} if protocol in ("gs", "gcs") else {"IfNoneMatch": "*"}
 
 
 def release(fs: Any, url: str, generation: int) -> None:
@@ -102,7 +114,7 @@ def _holder(fs: Any, path: str) -> tuple[str | None, float | None]:
         owner = str(json.loads(raw).get("owner"))
     except (ValueError, AttributeError):
         owner = "?"
-    modified = info.get("LastModified")
+    modified = info.get("LastModified") or info.get("mtime")  # s3fs / gcsfs
     age = (_now() - modified).total_seconds() if isinstance(modified, dt.datetime) else None
     return owner, age
 
