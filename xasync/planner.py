@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 
 from xasync._contract import MAX_PIXELS_PER_SIDE
 from xasync.cost import area_factor, async_pu
-from xasync.grid import SNAP_TOLERANCE_PX, PixelGrid
+from xasync.grid import (
+    SNAP_TOLERANCE_PX,
+    GridError,
+    PixelGrid,
+    _snap_outward,
+    check_resolution,
+    snapped_size,
+)
 from xasync.inputs import OptionError
 
 logger = logging.getLogger(__name__)
@@ -52,6 +59,9 @@ __all__ = [
 DEFAULT_MAX_REQUEST_PX = MAX_PIXELS_PER_SIDE
 #: Default largest side of a packed request in pixels.
 DEFAULT_PACK_MAX_PX = 2500
+
+#: Largest side of a row's grid when tiling (a sanity cap: 2000 km at 10 m).
+MAX_ROW_PX = 200_000
 
 #: ``(row_off, col_off, height, width)`` in pixels.
 Window = tuple[int, int, int, int]
@@ -100,6 +110,30 @@ def check_plan_options(
 
 
 # --------------------------------------------------------------------------- tiles
+
+
+def row_grid(bounds: Sequence[float], epsg: int, resolution: float | Sequence[float]) -> PixelGrid:
+    """:meth:`PixelGrid.from_resolution` without the 10000 px limit (the row will be tiled).
+
+    Raises
+    ------
+    xasync.grid.GridError
+        Bad bounds or resolution, or more than :data:`MAX_ROW_PX` a side.
+
+    """
+    width, height = snapped_size(bounds, resolution)
+    if max(width, height) <= MAX_PIXELS_PER_SIDE:
+        return PixelGrid.from_resolution(bounds, epsg, resolution)
+    if max(width, height) > MAX_ROW_PX:
+        raise GridError(
+            f"the image would be {width} x {height} px, more than {MAX_ROW_PX} px a side even "
+            "when tiled; use a coarser resolution or split the geometry",
+        )
+    resx, resy = check_resolution(resolution)
+    kx0, _ = _snap_outward(float(bounds[0]), float(bounds[2]), resx)  # as from_resolution snaps
+    ky0, _ = _snap_outward(float(bounds[1]), float(bounds[3]), resy)
+    bbox = (kx0 * resx, ky0 * resy, (kx0 + width) * resx, (ky0 + height) * resy)
+    return PixelGrid(int(epsg), bbox, width, height)
 
 
 @dataclass(frozen=True)

@@ -314,3 +314,22 @@ def test_default_cost_is_the_published_rule():
         async_pu(area_factor(2048, 2048), 2048, 2048)
     )
     assert default_cost("k", 2048, 2048) == pytest.approx(16 * 2 / 3)
+
+
+def test_row_grid_is_from_resolution_without_the_size_limit():
+    from xasync.grid import GridError
+    from xasync.planner import MAX_ROW_PX, row_grid
+
+    small = (426003.2, 3960007.9, 461995.1, 3993991.0)
+    assert row_grid(small, 32633, 10) == PixelGrid.from_resolution(small, 32633, 10)
+    big = (400003.2, 3900007.9, 561995.1, 3993991.0)
+    with pytest.raises(GridError):
+        PixelGrid.from_resolution(big, 32633, 10)
+    g = row_grid(big, 32633, 10)
+    assert g.bbox == (400000.0, 3900000.0, 562000.0, 3994000.0)
+    assert (g.width, g.height) == (16200, 9400)
+    assert g.transform.a == 10.0 and g.transform.e == -10.0
+    tiles = tile_grid(g, 10000)
+    assert len(tiles) == 2 and all(max(t.grid.shape) <= 10000 for t in tiles)
+    with pytest.raises(GridError):
+        row_grid((0, 0, (MAX_ROW_PX + 1) * 10.0, 10.0), 32633, 10)
