@@ -231,3 +231,82 @@ def plan_specs(
         row_requests.append(tuple(p.request for p in parts))
     logger.debug("%d rows -> %d requests", len(specs), len(requests))
     return PlannedSpecs(requests, sources, row_requests)
+
+
+def estimate_planned(
+    planned: PlannedSpecs,
+    specs: Sequence[RequestSpec],
+    index: Any = None,
+    **keywords: Any,
+) -> Any:
+    """The estimate frame of :func:`xasync.estimate.estimate_specs` for a planned call.
+
+    A row's ``requests`` names every request it needs (space-separated folders), its
+    ``request_pu`` is their summed cost and its ``estimated_pu`` its share of them (a request
+    shared by ``n`` rows counts ``1/n`` for each), so the column sums to ``attrs["total_pu"]``,
+    the cost of the distinct requests. ``width``/``height`` are the row's grid.
+
+    ``keywords`` are those of :func:`xasync.estimate.request_costs`.
+    """
+    import pandas as pd
+
+    from xasync.errors import ValidationError
+    from xasync.estimate import ESTIMATE_COLUMNS, request_costs
+
+    idx = pd.RangeIndex(len(specs)) if index is None else pd.Index(index)
+    if len(idx) != len(specs):
+        raise ValidationError(f"{len(idx)} index labels for {len(specs)} rows")
+    costs = request_costs(planned.requests, **keywords)
+    urls = [tuple(planned.requests[k].row_url for k in ks) for ks in planned.row_requests]
+    shares: dict[str, int] = {}
+    for row_urls in urls:
+        for u in set(row_urls):
+            shares[u] = shares.get(u, 0) + 1
+    rows = []
+    for spec, row_urls in zip(specs, urls, strict=True):
+        fs = [costs[u] for u in row_urls]
+        rows.append(
+            (
+                " ".join(u.rsplit("/", 1)[-1] for u in row_urls),
+                spec.grid.width,
+                spec.grid.height,
+                fs[0].input_bands,
+                fs[0].samples,
+                sum(f.pu for f in fs),
+                shares[row_urls[0]],
+                sum(costs[u].pu / shares[u] for u in row_urls),
+                all(f.exact for f in fs),
+            )
+        )
+    frame = pd.DataFrame(rows, index=idx, columns=ESTIMATE_COLUMNS)
+    frame.attrs["total_pu"] = float(sum(f.pu for f in costs.values()))
+    frame.attrs["requests"] = len(costs)
+    return frame
+
+
+def plan_call(
+    specs: Sequence[RequestSpec],
+    *,
+    max_request_px: int = DEFAULT_MAX_REQUEST_PX,
+    pack: bool = False,
+    pack_max_px: int = DEFAULT_PACK_MAX_PX,
+    storage_options: Mapping[str, Any] | None = None,
+) -> PlannedSpecs | None:
+    """The plan of a ``process``/``estimate`` call, or None when each row is its own request."""
+    from xasync.planner import check_plan_options
+
+    max_request_px, pack, pack_max_px = check_plan_options(max_request_px, pack, pack_max_px)
+    if not pack and all(max(s.grid.width, s.grid.height) <= max_request_px for s in specs):
+        return None
+    return plan_specs(
+        specs,
+        max_request_px=max_request_px,
+        pack=pack,
+        pack_max_px=pack_max_px,
+        storage_options=storage_options,
+    )
+
+
+def row_parts(planned: PlannedSpecs) -> list[tuple[tuple[str, str], ...]]:
+    """Per row, its requests as ``(request URL, name)`` (for :class:`~xasync.tiledjob.TiledJob`)."""
+    return [tuple((s.row_url, s.name) for s in sources) for sources in planned.sources]

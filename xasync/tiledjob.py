@@ -1,0 +1,101 @@
+"""A :class:`~xasync.jobs.Job` whose rows may each need several requests (tiles).
+
+A tiled row is final when all its tiles are: ``failed`` if one of them failed (its error names
+the tiles), else ``done``; before that it is in the least advanced state of its unfinished
+tiles. Its ``row_url``
+(the ``requests`` column of ``status()``) lists its request folders, space-separated, and its
+``cost_pu`` is the sum of its shares of them. Rows of one request (packed rows included) are
+shown as :class:`~xasync.jobs.Job` shows them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from xasync.jobs import Job, RowStatus, State, _Row
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TiledJob"]
+
+_PROGRESS = (State.QUEUED, State.CLAIMED, State.RUNNING, State.DONE)
+
+
+class TiledJob(Job):
+    """The rows of one call, each delivered by one or more requests.
+
+    Parameters
+    ----------
+    rows : sequence
+        Anything with ``token``, ``row_url`` (the row's first request) and ``label``.
+    parts : sequence of sequence of (str, str)
+        Per row, its requests as ``(request URL, name)``, e.g. ``(url, "tile (0, 1)")``.
+    **kwargs
+        See :class:`~xasync.jobs.Job`.
+
+    """
+
+    def __init__(
+        self, rows: Sequence[Any], parts: Sequence[Sequence[tuple[str, str]]], **kwargs: Any
+    ) -> None:
+        super().__init__(rows, **kwargs)
+        self._parts = [tuple(p) for p in parts]
+        if len(self._parts) != len(self._rows):
+            raise ValueError(f"{len(self._parts)} part lists for {len(self._rows)} rows")
+        self._share = dict(Counter(u for p in self._parts for u in {url for url, _ in p}))
+
+    @property
+    def urls(self) -> list[str]:
+        """Every request URL of the job, once, in row order."""
+        return list(dict.fromkeys(url for p in self._parts for url, _ in p))
+
+    def row(self, index: int) -> RowStatus:
+        """The current state of row ``index``."""
+        with self.ledger.cond:
+            entries = [self.ledger.get(url) for url, _ in self._parts[index]]
+        return self._combined(index, entries)
+
+    def snapshot(self) -> list[RowStatus]:
+        """A consistent copy of every row's status."""
+        with self.ledger.cond:
+            urls = self.urls
+            got = dict(zip(urls, self.ledger.entries(urls), strict=True))
+        return [
+            self._combined(i, [got[url] for url, _ in parts]) for i, parts in enumerate(self._parts)
+        ]
+
+    def _combined(self, index: int, entries: list) -> RowStatus:
+        row, parts = self._rows[index], self._parts[index]
+        each = [
+            self._status(_Row(row.token, url, row.label), entry)
+            for (url, _), entry in zip(parts, entries, strict=True)
+        ]
+        if len(each) == 1:
+            return each[0]
+        failed = [
+            (name, s) for (_, name), s in zip(parts, each, strict=True) if s.state is State.FAILED
+        ]
+        if all(s.state.is_final for s in each):
+            state = State.FAILED if failed else State.DONE
+        else:  # final only when every tile is: waiting for the row waits for all of them
+            state = min((s.state for s in each if not s.state.is_final), key=_PROGRESS.index)
+        costs = [s.cost_pu for s in each if s.cost_pu is not None]
+        ids = [s.request_id for s in each if s.request_id]
+        started = [s.submitted for s in each if s.submitted is not None]
+        ended = [s.finished for s in each if s.finished is not None]
+        return RowStatus(
+            row.token,
+            " ".join(url for url, _ in parts),
+            row.label,
+            state=state,
+            request_id=" ".join(ids) if ids else None,
+            submitted=min(started) if started else None,
+            finished=max(ended) if state.is_final and ended else None,
+            cost_pu=sum(costs) if costs else None,
+            error="; ".join(f"{name}: {s.error}" for name, s in failed) if failed else None,
+            reused=all(s.reused for s in each),
+            creates=sum(s.creates for s in each),
+        )
