@@ -60,18 +60,23 @@ class EmulatorProcess:
 
 @contextlib.contextmanager
 def emulator_process(
-    concurrency: int, processing_seconds: float, bucket: str = "bench"
+    concurrency: int, processing_seconds: float, bucket: str = "bench", jitter: float = 0.0
 ) -> Iterator[EmulatorProcess]:
-    """Start ``python -m xasync.emulator`` and yield its endpoints; stop it afterwards."""
+    """Start an emulator in a child process and yield its endpoints; stop it afterwards.
+
+    ``jitter``: extra RUNNING time per request, uniform in ``[0, jitter]`` seconds.
+    """
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "xasync.emulator",
+            "benchmarks._emulator_child",
             "--concurrency",
             str(concurrency),
             "--processing-seconds",
             str(processing_seconds),
+            "--jitter",
+            str(jitter),
             "--bucket",
             bucket,
         ],

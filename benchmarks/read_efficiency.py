@@ -78,9 +78,10 @@ def _windows(case: int) -> tuple[tuple[int, int], tuple[int, int]]:
 def run(block_sizes: tuple[int, ...] = (32 * 1024, 16 * 1024, 64 * 1024)) -> list[dict]:
     import s3fs
 
-    from xasync import delivery, reader
+    from xasync import reader
     from xasync.grid import PixelGrid
     from xasync.lazy import build_dataset
+    from xasync.ledger import LEDGER, Entry, Stage
     from xasync.plan import OutputPlan, ReadPlan
 
     rows = []
@@ -97,9 +98,7 @@ def run(block_sizes: tuple[int, ...] = (32 * 1024, 16 * 1024, 64 * 1024)) -> lis
         grid = PixelGrid(32633, (500_000.0, 5_000_000.0, 600_000.0, 5_100_000.0), SIZE, SIZE)
         plan = ReadPlan("bench-read", row_url, grid, (OutputPlan("default", 1, "uint16"),))
         # delivered, as the submitter of this process would record it: no listing in the figure
-        delivery.mark_delivered(
-            row_url, delivery.RowDelivery("done", ("req-0",), "req-0", {"default": url})
-        )
+        LEDGER.record(row_url, Entry(row_url, Stage.DONE, "req-0", outputs={"default": url}))
         cases = [(TILE, bs) for bs in block_sizes] + [(None, block_sizes[0])]
         for case, (chunks, block_size) in enumerate(cases):
             config = reader.ReaderConfig(storage_options=emu.storage_options, block_size=block_size)

@@ -1,5 +1,10 @@
 """Benchmarks 1 and 2: throughput against the physical limit, and API calls per request.
 
+**P1** (:func:`run_p1`): xasync alone, with 20 % jitter on the processing time, against the
+work-conserving bound ``max(sum(d_i)/K, max(d_i))`` over the service-side durations ``d_i``
+(accept to finish, read from the emulator's ``stats["requests"]``; when an emulator does not
+expose them, the nominal ``ceil(N/K) * T * (1 + jitter/2)`` is used and the row says so).
+
 With a concurrency limit K and a processing time T, N requests cannot finish faster than
 ``ceil(N/K)*T``. Three clients run side by side against one emulator process (its own GIL, as
 a remote service has):
@@ -121,6 +126,56 @@ def run_xasync(emu: EmulatorProcess, n: int, *, k: int, prefix: str) -> dict:
     return {"wall": wall, "returned": returned, "states": states, **_delta(before, emu.stats())}
 
 
+def service_bound(stats: dict, ids: set[str] | None, k: int) -> tuple[float | None, int]:
+    """``max(sum(d_i)/K, max(d_i))`` over the requests of ``ids`` (None: all), and their count."""
+    timed = [
+        r
+        for r in stats.get("requests") or []
+        if r.get("finished") is not None and (ids is None or r["id"] in ids)
+    ]
+    if not timed:
+        return None, 0
+    durations = [r["finished"] - r["accepted"] for r in timed]
+    return max(sum(durations) / k, max(durations)), len(durations)
+
+
+def run_p1(settings=((500, 10, 0.5), (200, 20, 5.0)), jitter: float = 0.2) -> list[dict]:
+    """P1: wall time / work-conserving bound and calls per request, one emulator per setting."""
+    rows = []
+    for n, k, t in settings:
+        with emulator_process(k, t, jitter=jitter * t) as emu:
+            run_xasync(emu, k, k=k, prefix="warmup")  # imports, first connections, a clock
+            before = emu.stats()
+            known = {r["id"] for r in before.get("requests") or []}
+            fig = run_xasync(emu, n, k=k, prefix=f"p1-{n}-{k}")
+            after = emu.stats()
+            ids = {r["id"] for r in after.get("requests") or []} - known
+            bound, timed = service_bound(after, ids, k)
+            source = "service-side d_i"
+            if bound is None or timed < n:
+                bound = math.ceil(n / k) * t * (1 + jitter / 2)
+                source = "nominal (no stats['requests'])"
+            calls = (fig["create_calls"] + fig["status_calls"] + fig["lists"]) / n
+            rows.append(
+                {
+                    "N": n,
+                    "K": k,
+                    "T_s": t,
+                    "jitter": f"{jitter:.0%}",
+                    "wall_s": round(fig["wall"], 2),
+                    "bound_s": round(bound, 2),
+                    "bound_from": source,
+                    "ratio": round(fig["wall"] / bound, 3),
+                    "calls_per_request": round(calls, 2),
+                    "status_per_request": round(fig["status_calls"] / n, 2),
+                    "lists_per_request": round(fig["lists"] / n, 3),
+                    "429s": fig["rate_limited"],
+                    "states": fig["states"],
+                }
+            )
+    return rows
+
+
 def run(n: int = 500, k: int = 10, t: float = 0.5, *, n_pool: int | None = None, n_seq: int = 10):
     """All three clients against one emulator; returns rows of figures."""
     n_pool = n if n_pool is None else n_pool
@@ -156,3 +211,13 @@ def run(n: int = 500, k: int = 10, t: float = 0.5, *, n_pool: int | None = None,
                 }
             )
     return rows
+
+
+if __name__ == "__main__":
+    import json
+
+    from benchmarks._common import machine
+
+    print(machine())
+    for row in run_p1():
+        print(json.dumps(row))

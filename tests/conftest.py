@@ -14,16 +14,22 @@ Fixture names and what they yield are part of the test suite's contract; keep th
 - ``emu`` (function): the same instance after ``emulator.reset(restore_config=True)``: no
   requests, zeroed ``stats``, the knobs above restored. Change knobs freely with
   ``emu.configure(...)``; the next test gets the defaults back.
+
+``emulator`` and ``emu`` are the fixtures of xasync's own pytest plugin (``xasync.testing``:
+``xasync_emulator_session`` and ``xasync_emulator``) under their historic names, so the suite
+tests the plugin users get; its ``xasync_client``, ``xasync_bucket`` and ``xasync_faults`` are
+available too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import uuid
 from dataclasses import dataclass, field
 
 import pytest
+
+import xasync.testing as xasync_plugin
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 for _var in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
@@ -77,7 +83,7 @@ def s3fs_fs(s3_server):
 def bucket(s3_server):
     import boto3
 
-    name = f"test-{uuid.uuid4().hex[:12]}"
+    name = xasync_plugin.new_bucket_name("test")
     boto3.client(
         "s3",
         endpoint_url=s3_server.endpoint_url,
@@ -91,16 +97,23 @@ def bucket(s3_server):
 EMULATOR_DEFAULTS = {"concurrency_limit": 4, "processing_seconds": 0.2}
 
 
-@pytest.fixture(scope="session")
-def emulator():
-    from xasync.emulator import Emulator
+def pytest_configure(config):
+    # Installed, xasync's plugin is loaded through its pytest11 entry point; from a checkout
+    # without that metadata (or with plugin autoloading off) it is registered here instead.
+    if not config.pluginmanager.is_registered(xasync_plugin):
+        config.pluginmanager.register(xasync_plugin, "xasync")
 
-    with Emulator(**EMULATOR_DEFAULTS) as emu:
-        yield emu
+
+@pytest.fixture(scope="session")
+def xasync_emulator_options():
+    return dict(EMULATOR_DEFAULTS)
+
+
+@pytest.fixture(scope="session")
+def emulator(xasync_emulator_session):
+    return xasync_emulator_session
 
 
 @pytest.fixture
-def emu(emulator):
-    emulator.reset(restore_config=True)
-    yield emulator
-    emulator.reset(restore_config=True)
+def emu(xasync_emulator):
+    return xasync_emulator

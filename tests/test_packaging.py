@@ -17,14 +17,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -222,3 +218,25 @@ def test_mkdocs_nav_lists_every_page():
     nav = set(walk(cfg["nav"]))
     pages = {str(p.relative_to(ROOT / "docs")) for p in (ROOT / "docs").rglob("*.md")}
     assert pages == nav, f"not in nav: {pages - nav}; missing files: {nav - pages}"
+
+
+def test_ci_requires_the_spec_type_checks_and_runs_the_newest_stack():
+    assert "XASYNC_REQUIRE_SPEC=1" in CI_RUN
+    assert re.search(r"^\s*mypy\b", CI_RUN, re.M) and "[tool.mypy]" in CI_RUN
+    assert PYPROJECT["tool"]["mypy"]["files"] == ["xasync"]
+    assert "tests/unit tests/integration" in CI_RUN and "3.12" in CI_RUN
+    assert "SKIPPED newest-stack step" in CI_RUN  # says so when no 3.12 exists
+
+
+def test_declared_python_versions_agree():
+    project = PYPROJECT["project"]
+    declared = {
+        c.rsplit(" :: ", 1)[-1]
+        for c in project["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    }
+    assert declared == {"3.11", "3.12"}  # the two .ci/run tests
+    requires = SpecifierSet(project["requires-python"])
+    assert all(requires.contains(f"{v}.0") for v in declared)
+    assert not requires.contains("3.10.0")
+    assert not any("<1.5" in d for d in project["dependencies"] if d.startswith("rasterio"))

@@ -1,12 +1,15 @@
 """The ``.xasync`` accessor on GeoDataFrames (registered by ``import xasync``).
 
-Thin by design: it checks that it sits on a GeoDataFrame and delegates to
-:func:`xasync.process.process`.
+Thin by design: ``gdf.xasync.process(evalscript, **kw)`` is ``xasync.process(gdf, evalscript,
+**kw)``. The parameters are defined once, on :func:`xasync.processing.process`; the accessor
+method forwards to it and shows its signature and docstring (``help(gdf.xasync.process)``),
+taken when first looked up so that ``import xasync`` stays light.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -14,14 +17,57 @@ import pandas as pd
 from xasync.errors import ValidationError
 
 if TYPE_CHECKING:
-    from xasync.client import Client
-    from xasync.results import Results
-    from xasync.submitter import SubmitOptions
+    from collections.abc import Callable
+
+
+def _forward_doc(doc: str) -> str:
+    """The function's docstring for the method: the ``gdf`` parameter is the accessor's frame."""
+    lines = doc.splitlines()
+    out, skip = [], False
+    for line in lines:
+        if line.strip().startswith("gdf : "):
+            skip = True
+            continue
+        if skip and line.startswith("        "):
+            continue
+        skip = False
+        out.append(line)
+    return "\n".join(out)
+
+
+@functools.cache
+def _method_signature() -> tuple[inspect.Signature, str]:
+    from xasync.processing import process
+
+    sig = inspect.signature(process)
+    params = [p for name, p in sig.parameters.items() if name != "gdf"]
+    self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    return sig.replace(parameters=[self_param, *params]), _forward_doc(process.__doc__ or "")
+
+
+class _SharedParameters:
+    """Descriptor: the accessor's ``process`` with the signature of ``xasync.process``."""
+
+    def __get__(self, accessor: XasyncAccessor | None, owner: type | None = None) -> Callable:
+        sig, doc = _method_signature()
+
+        def process(self: XasyncAccessor, evalscript: str, /, **kwargs: Any) -> Any:
+            from xasync.processing import process as run
+
+            return run(self._gdf, evalscript, **kwargs)
+
+        process.__signature__ = sig  # type: ignore[attr-defined]
+        process.__doc__ = doc
+        process.__qualname__ = "XasyncAccessor.process"
+        return process if accessor is None else process.__get__(accessor, owner)
 
 
 @pd.api.extensions.register_dataframe_accessor("xasync")
 class XasyncAccessor:
     """Sentinel Hub Async processing for each geometry of a GeoDataFrame.
+
+    ``gdf.xasync.process(evalscript, **kw)`` is :func:`xasync.process` ``(gdf, evalscript,
+    **kw)``: same keyword-only parameters, same documentation (``help(gdf.xasync.process)``).
 
     Examples
     --------
@@ -39,108 +85,4 @@ class XasyncAccessor:
             raise ValidationError(".xasync needs a GeoDataFrame (with a geometry column and a CRS)")
         self._gdf = obj
 
-    def process(
-        self,
-        evalscript: str,
-        data: str | Sequence[Mapping[str, Any]] = "sentinel-2-l2a",
-        time: Any = None,
-        resolution: float | tuple[float, float] | None = None,
-        size: tuple[int, int] | None = None,
-        crs: Any = None,
-        delivery: str | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-        client: Client | None = None,
-        chunks: int | tuple[int, int] | Mapping[str, int] | None = None,
-        mask: bool = False,
-        *,
-        outputs: Mapping[str, Any] | None = None,
-        responses: Sequence[str] | None = None,
-        bounds: str = "geometry",
-        iam_role_arn: str | None = None,
-        resubmit_failed: bool = False,
-        options: SubmitOptions | None = None,
-    ) -> Results:
-        """Submit one Async API request per geometry; return lazy Datasets at once.
-
-        Parameters
-        ----------
-        evalscript : str
-            The evalscript text, or ``"s3://..."`` to send it as an ``evalscriptReference``.
-        data : str or list of dict
-            A collection type (``"sentinel-2-l2a"``...) or the full ``input.data`` list.
-        time : tuple or str
-            ``(start, end)`` as strings, dates or timestamps; a bare date as the end means the
-            whole day. A single value means that one day.
-        resolution : float or (float, float)
-            Pixel size in CRS units. Exactly one of ``resolution`` and ``size``.
-        size : (int, int)
-            ``(width, height)`` in pixels.
-        crs : optional
-            Request CRS: default the GeoDataFrame's, ``"utm"`` for each geometry's UTM zone, or
-            anything pyproj accepts.
-        delivery : str
-            ``"s3://bucket/prefix"``; each row is delivered under its own deterministic prefix
-            below it, so re-running the same call buys nothing again.
-        storage_options : dict, optional
-            s3fs options used to probe and read the delivery. Their ``key``/``secret`` are also
-            sent as the delivery credentials the service writes with. When given, they travel
-            in the dask graph to the workers that read; otherwise workers use their own
-            AWS environment.
-        client : xasync.Client, optional
-            Endpoint and credentials; default :meth:`xasync.Client.from_env`.
-        chunks : int, (int, int) or dict, optional
-            Dask chunk size in pixels for ``y``/``x`` (default 2048, a multiple of the usual
-            GeoTIFF tile sizes).
-        mask : bool
-            Pixels outside the geometry become NaN (floats).
-        outputs : dict, optional
-            ``{identifier: {"bands": n, "sampleType": "FLOAT32"}}`` when the evalscript's
-            ``setup()`` cannot be evaluated locally.
-        responses : list of str, optional
-            Which outputs to request (default: every output of ``setup()``).
-        bounds : {"geometry", "bbox"}
-            Send each geometry (pixels outside are 0) or only its bounding box.
-        iam_role_arn : str, optional
-            A role the service assumes to write to the bucket instead of keys.
-        resubmit_failed : bool
-            Buy new requests for rows whose earlier delivery failed.
-        options : xasync.submitter.SubmitOptions, optional
-            Polling and retry tuning.
-
-        Returns
-        -------
-        xasync.Results
-            Lazy Datasets aligned with the rows, and their requests' states.
-
-        Raises
-        ------
-        xasync.ValidationError
-            Bad input, before any request is sent.
-        xasync.AuthError
-            Wrong Sentinel Hub credentials, before any request is sent.
-
-        """
-        from xasync.process import process
-
-        if delivery is None:
-            raise ValidationError("delivery='s3://bucket/prefix' is required")
-        return process(
-            self._gdf,
-            evalscript,
-            data=data,
-            time=time,
-            resolution=resolution,
-            size=size,
-            crs=crs,
-            delivery=delivery,
-            storage_options=storage_options,
-            client=client,
-            chunks=chunks,
-            mask=mask,
-            outputs=outputs,
-            responses=responses,
-            bounds=bounds,
-            iam_role_arn=iam_role_arn,
-            resubmit_failed=resubmit_failed,
-            options=options,
-        )
+    process = _SharedParameters()

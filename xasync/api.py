@@ -1,55 +1,53 @@
 """The thin HTTP layer over the Async API: create a request, ask its status.
 
-:class:`AsyncApi` (an :class:`httpx.AsyncClient`, for the submitter's event loop) and its
-blocking twin :class:`Api` (an :class:`httpx.Client`) share every decision through the pure
-functions below: the URLs and headers, the parsing of answers, the mapping of error statuses to
-:mod:`xasync.errors` types and the retry policy. Only the sending and the sleeping differ.
+:class:`AsyncApi` (over an :class:`httpx.AsyncClient`) holds the only implementation: one retry
+loop, one token fetch (:meth:`xasync.auth.ClientCredentialsAuth.token`). :class:`Api`, the
+blocking facade, runs that same code on a private event loop in a daemon thread (shared by every
+``Api`` of the process), so a blocking call and an awaited one behave identically.
 
 Retry policy
 ------------
-* ``status`` is idempotent: 5xx, 429 (waiting at least ``Retry-After``), transport errors and an
-  unavailable token endpoint are retried with exponential back-off and full jitter, at most
-  ``config.max_retries`` times.
+Waits come from :class:`xasync.backoff.Backoff` (full jitter, capped, at least ``Retry-After``),
+at most ``config.max_retries`` retries.
+
+* ``status`` is idempotent: 5xx, 429, transport errors and passing faults of the token endpoint
+  are retried.
 * ``create`` buys something, so it is retried only when the request certainly never reached the
-  service (connection refused, connect timeout, token not obtained). Everything else is raised for
-  the caller to decide after looking at the delivery prefix: :class:`~xasync.errors.ServerError`,
-  :class:`~xasync.errors.RateLimited`, or :class:`~xasync.errors.TransportError` with
-  ``maybe_sent=True``.
+  service: connection refused or connect timeout, or a passing fault of the token endpoint (the
+  create was then never sent). Everything else is raised for the caller to decide after looking
+  at the delivery prefix: :class:`~xasync.errors.ServerError`, :class:`~xasync.errors.RateLimited`,
+  or :class:`~xasync.errors.TransportError` with ``maybe_sent=True``.
+* Wrong credentials (:class:`~xasync.errors.AuthError`) and 4xx answers are never retried. A 401
+  of the API (a token it no longer accepts) refreshes the token and repeats the call once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import random
+import os
+import threading
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import httpx
 
-from xasync._contract import RETRY_AFTER_UNIT_SECONDS, STATUS_RUNNING
-from xasync.auth import ClientCredentialsAuth, TokenEndpointUnavailable
+from xasync._contract import STATUS_RUNNING
+from xasync.auth import ClientCredentialsAuth
+from xasync.backoff import Backoff
 from xasync.config import Config
-from xasync.errors import (
-    ApiError,
-    RateLimited,
-    ServerError,
-    TransportError,
-    XasyncError,
-    error_class_for_status,
-)
+from xasync.errors import ApiError, RateLimited, ServerError, TransportError, XasyncError
+from xasync.http_errors import error_from_response, json_body, transport_error
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Api", "AsyncApi"]
+__all__ = ["Api", "AsyncApi", "parse_create", "parse_status", "retryable"]
 
-#: Longest ``Retry-After`` honoured as such (seconds); longer hints are capped.
-MAX_RETRY_AFTER = 120.0
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+T = TypeVar("T")
 
 
-# -- pure pieces shared by both facades ---------------------------------------------------------
+# -- pure pieces ---------------------------------------------------------------------------------
 def endpoint(config: Config, request_id: str | None = None) -> str:
     """The create URL, or the status URL of ``request_id``."""
     url = config.base_url + config.api_path
@@ -57,169 +55,59 @@ def endpoint(config: Config, request_id: str | None = None) -> str:
 
 
 def default_headers() -> dict[str, str]:
-    """Headers of every API call (the bearer token is added by the auth)."""
+    """Headers of every call (``Content-Type`` is set per body; the token per call)."""
     import xasync  # at call time: xasync/__init__.py imports this module
 
-    return {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "User-Agent": f"xasync/{xasync.__version__}",
-    }
+    return {"Accept": "application/json", "User-Agent": f"xasync/{xasync.__version__}"}
 
 
-def error_from_response(
-    response: httpx.Response, *, request_id: str | None = None, redact: Any = None
-) -> ApiError:
-    """The typed error for an error answer (RestErrorWrapper body optional, spec 3.2/3.3)."""
-    status = response.status_code
-    try:
-        payload = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        payload = None
-    inner = payload.get("error", payload) if isinstance(payload, dict) else None
-    message = code = errors = None
-    if isinstance(inner, dict):
-        message = inner.get("message") or inner.get("reason")
-        code = inner.get("code")
-        errors = inner.get("errors") or None
-    elif isinstance(inner, str):
-        message = inner
-    if not message:
-        message = response.text.strip()[:300] or response.reason_phrase or "no message"
-    message = str(message)
-    if redact is not None:
-        message = redact(message)
-    cls = error_class_for_status(status)
-    kwargs: dict[str, Any] = {
-        "status_code": status,
-        "code": str(code) if code is not None else None,
-        "request_id": request_id,
-        "errors": errors,
-    }
-    if cls is RateLimited:
-        return RateLimited(message, retry_after=retry_after_seconds(response), **kwargs)
-    return cls(message, **kwargs)
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The ``Retry-After`` header (milliseconds on Sentinel Hub) in seconds, if valid."""
-    raw = response.headers.get("Retry-After")
-    if raw is None:
-        return None
-    try:
-        value = float(raw) * RETRY_AFTER_UNIT_SECONDS
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-def parse_create(response: httpx.Response, redact: Any = None) -> str:
+def parse_create(response: httpx.Response, redact: Callable[[str], str] | None = None) -> str:
     """The request id of a create answer; raise the typed error of a failed one."""
     if response.status_code != 200:
         raise error_from_response(response, redact=redact)
-    try:
-        payload = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        payload = None
+    payload = json_body(response)
     if not isinstance(payload, dict) or not payload.get("id"):
         # Accepted or not? The caller must check the delivery prefix, as for a lost answer.
         raise ApiError("create answered 200 without a request id", status_code=200)
     return str(payload["id"])
 
 
-def parse_status(response: httpx.Response, request_id: str, redact: Any = None) -> bool:
+def parse_status(
+    response: httpx.Response, request_id: str, redact: Callable[[str], str] | None = None
+) -> bool:
     """True while the request runs (200), False once it is gone (404: finished or unknown)."""
     if response.status_code == 404:
         return False
     if response.status_code != 200:
         raise error_from_response(response, request_id=request_id, redact=redact)
-    try:
-        payload = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        payload = {}
+    payload = json_body(response)
     status = payload.get("status") if isinstance(payload, dict) else None
     if status not in (None, STATUS_RUNNING):
         logger.warning("request %s: unexpected status %r, taken as running", request_id, status)
     return True
 
 
-def transport_error(exc: httpx.TransportError, method: str, url: str) -> TransportError:
-    """Wrap an httpx transport failure; ``maybe_sent`` False only if nothing left this host."""
-    maybe_sent = not isinstance(exc, _NOT_SENT)
-    path = httpx.URL(url).path
-    return TransportError(
-        f"{method} {path}: {type(exc).__name__}: {exc}"
-        + ("" if maybe_sent else " (the request was not sent)"),
-        maybe_sent=maybe_sent,
-    )
+def retryable(error: XasyncError, *, create: bool, sent: bool = True) -> bool:
+    """Whether a call that failed with ``error`` may be repeated.
+
+    ``sent=False`` means the failure came before the call left this host (the token fetch).
+    """
+    transient = isinstance(error, (ServerError, RateLimited, TransportError))
+    if not sent or not create:
+        return transient
+    return isinstance(error, TransportError) and not error.maybe_sent
 
 
-def retry_delay(config: Config, attempt: int, error: XasyncError, *, create: bool) -> float | None:
-    """Seconds to wait before retry number ``attempt + 1``, or None to give up and raise."""
-    if attempt >= config.max_retries:
-        return None
-    if create:
-        retryable = isinstance(error, TokenEndpointUnavailable) or (
-            isinstance(error, TransportError) and not error.maybe_sent
-        )
-    else:
-        retryable = isinstance(error, (ServerError, RateLimited, TransportError))
-        retryable = retryable or isinstance(error, TokenEndpointUnavailable)
-    if not retryable:
-        return None
-    delay = random.uniform(0.0, min(config.backoff_max, config.backoff_base * 2**attempt))
-    if isinstance(error, RateLimited) and error.retry_after is not None:
-        delay = max(delay, min(error.retry_after, MAX_RETRY_AFTER))
-    return delay
+class _NotSent(Exception):
+    """Internal: ``error`` happened before the API call was sent (fetching the token)."""
+
+    def __init__(self, error: XasyncError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
-def _log(method: str, url: str, response: httpx.Response, started: float, rid: str | None) -> None:
-    logger.info(
-        "%s %s -> %s%s",
-        method,
-        httpx.URL(url).path,
-        response.status_code,
-        f" (request {rid})" if rid else "",
-    )
-    logger.debug("%s %s took %.3f s", method, httpx.URL(url).path, time.monotonic() - started)
-
-
-class _Base:
-    """Configuration, auth and the per-call bookkeeping shared by both facades."""
-
-    def __init__(self, config: Config, auth: ClientCredentialsAuth | None) -> None:
-        if auth is None:
-            config.require_credentials()
-            assert config.client_id is not None and config.client_secret is not None
-            auth = ClientCredentialsAuth(config.token_url, config.client_id, config.client_secret)
-        self.config = config
-        self.auth = auth
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config.base_url}{self.config.api_path})"
-
-    def __reduce__(self) -> Any:
-        raise TypeError(f"{type(self).__name__} holds credentials and is not picklable")
-
-    def _client_kwargs(self) -> dict[str, Any]:
-        return {
-            "auth": self.auth,
-            "headers": default_headers(),
-            "timeout": httpx.Timeout(self.config.timeout),
-            "follow_redirects": False,
-        }
-
-    def _give_up(self, error: XasyncError, op: str, attempt: int, create: bool) -> float | None:
-        delay = retry_delay(self.config, attempt, error, create=create)
-        if delay is None:
-            if attempt:
-                logger.warning("%s failed after %d retries: %s", op, attempt, error)
-            return None
-        logger.info("%s: %s; retry %d in %.2f s", op, type(error).__name__, attempt + 1, delay)
-        return delay
-
-
-class AsyncApi(_Base):
+# -- the implementation --------------------------------------------------------------------------
+class AsyncApi:
     """The Async API over :class:`httpx.AsyncClient`, for use inside one event loop.
 
     Parameters
@@ -230,6 +118,8 @@ class AsyncApi(_Base):
         Share one (and so its token cache) between several API objects.
     transport : httpx.AsyncBaseTransport, optional
         A custom transport (tests).
+    backoff : Backoff, optional
+        The waits between retries (default: from ``config.backoff_base``/``backoff_max``).
     """
 
     def __init__(
@@ -238,33 +128,27 @@ class AsyncApi(_Base):
         *,
         auth: ClientCredentialsAuth | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
-        super().__init__(config, auth)
-        self._http = httpx.AsyncClient(transport=transport, **self._client_kwargs())
+        if auth is None:
+            config.require_credentials()
+            assert config.client_id is not None and config.client_secret is not None
+            auth = ClientCredentialsAuth(config.token_url, config.client_id, config.client_secret)
+        self.config = config
+        self.auth = auth
+        self.backoff = backoff if backoff is not None else Backoff.from_config(config)
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            headers=default_headers(),
+            timeout=httpx.Timeout(config.timeout),
+            follow_redirects=False,
+        )
 
-    async def _call(
-        self, method: str, url: str, body: dict | None, rid: str | None, create: bool
-    ) -> Any:
-        op = f"{method} {httpx.URL(url).path}"
-        attempt = 0
-        while True:
-            started = time.monotonic()
-            try:
-                response = await self._http.request(method, url, json=body)
-                _log(method, url, response, started, rid)
-                if create:
-                    return parse_create(response, self.auth.redact)
-                assert rid is not None
-                return parse_status(response, rid, self.auth.redact)
-            except httpx.TransportError as exc:
-                error: XasyncError = transport_error(exc, method, url)
-            except XasyncError as exc:
-                error = exc
-            delay = self._give_up(error, op, attempt, create)
-            if delay is None:
-                raise error
-            attempt += 1
-            await asyncio.sleep(delay)
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config.base_url}{self.config.api_path})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError(f"{type(self).__name__} holds credentials and is not picklable")
 
     async def create(self, body: dict) -> str:
         """Submit one async request; return its id. Never retried once it may have been sent.
@@ -273,17 +157,37 @@ class AsyncApi(_Base):
         ------
         BadRequest, Unauthorized, Forbidden, RateLimited, ServerError, TransportError, AuthError
         """
-        rid = await self._call("POST", endpoint(self.config), body, None, True)
+        url = endpoint(self.config)
+        rid = await self._retrying(
+            f"POST {httpx.URL(url).path}",
+            lambda: self._exchange("POST", url, body, lambda r: parse_create(r, self.auth.redact)),
+            create=True,
+        )
         logger.info("created async request %s", rid)
         return rid
 
     async def status(self, request_id: str) -> bool:
         """True while ``request_id`` runs; False once it answers 404 (finished or unknown)."""
-        return await self._call("GET", endpoint(self.config, request_id), None, request_id, False)
+        url = endpoint(self.config, request_id)
+        return await self._retrying(
+            f"GET {httpx.URL(url).path}",
+            lambda: self._exchange(
+                "GET", url, None, lambda r: parse_status(r, request_id, self.auth.redact)
+            ),
+            create=False,
+        )
 
     async def check_credentials(self) -> None:
-        """Obtain a token now (raises :class:`~xasync.errors.AuthError` on bad credentials)."""
-        await asyncio.to_thread(_check_sync, self.config, self.auth)
+        """Obtain a token now (passing faults of the token endpoint are retried).
+
+        Raises
+        ------
+        AuthError
+            Wrong credentials.
+        TransportError, RateLimited, ServerError
+            The token endpoint stayed unreachable or faulty through every retry.
+        """
+        await self._retrying(f"POST {self.auth.token_url}", self._token, create=False)
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -295,11 +199,106 @@ class AsyncApi(_Base):
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    # -- internals -------------------------------------------------------------------------------
+    async def _token(self) -> str:
+        try:
+            return await self.auth.token(self._http)
+        except XasyncError as exc:
+            raise _NotSent(exc) from None
 
-class Api(_Base):
-    """The blocking facade of :class:`AsyncApi`: same methods, over :class:`httpx.Client`.
+    async def _exchange(
+        self, method: str, url: str, body: dict | None, parse: Callable[[httpx.Response], T]
+    ) -> T:
+        """One authorised call, parsed; a 401 refreshes the token and repeats the call once."""
+        for repeat in (False, True):
+            token = await self._token()
+            started = time.monotonic()
+            try:
+                response = await self._http.request(
+                    method, url, json=body, headers={"Authorization": f"Bearer {token}"}
+                )
+            except httpx.TransportError as exc:
+                raise transport_error(exc, method, url) from None
+            code = response.status_code
+            level = (
+                logging.INFO if code >= 400 and (method, code) != ("GET", 404) else logging.DEBUG
+            )
+            logger.log(level, "%s %s -> %s", method, httpx.URL(url).path, code)
+            logger.debug("%s took %.3f s", url, time.monotonic() - started)
+            if response.status_code == 401 and not repeat:
+                logger.info("HTTP 401: refreshing the OAuth2 token and repeating the call once")
+                self.auth.invalidate(token)
+                continue
+            return parse(response)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    Thread-safe: many threads may share one instance (and its connection pool and token).
+    async def _retrying(self, op: str, once: Callable[[], Awaitable[T]], *, create: bool) -> T:
+        """``await once()``, retried by the module's policy with :attr:`backoff` waits."""
+        attempt = 0
+        while True:
+            sent = True
+            try:
+                return await once()
+            except _NotSent as exc:
+                error, sent = exc.error, False
+            except XasyncError as exc:
+                error = exc
+            if attempt >= self.config.max_retries or not retryable(error, create=create, sent=sent):
+                if attempt:
+                    logger.warning("%s failed after %d retries: %s", op, attempt, error)
+                raise error
+            delay = self.backoff.delay(attempt, getattr(error, "retry_after", None))
+            logger.info("%s: %s; retry %d in %.2f s", op, type(error).__name__, attempt + 1, delay)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+
+# -- the blocking facade -------------------------------------------------------------------------
+class _LoopThread:
+    """An event loop running forever in a daemon thread: where blocking :class:`Api` calls run."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="xasync-api", daemon=True)
+        self.thread.start()
+
+    def alive(self) -> bool:
+        """False in a forked child (the thread did not survive the fork) or once it died."""
+        return self.pid == os.getpid() and self.thread.is_alive()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and block until it ends (cancel it if the wait is broken)."""
+        if threading.current_thread() is self.thread:
+            coro.close()
+            raise RuntimeError("the blocking xasync Api was called on its own loop: use AsyncApi")
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # a KeyboardInterrupt must not leave the call running
+            raise
+
+
+_LOOP_LOCK = threading.Lock()
+_LOOP: _LoopThread | None = None
+
+
+def _facade_loop() -> _LoopThread:
+    """The process's facade loop, started on first use (and again in a forked child)."""
+    global _LOOP
+    with _LOOP_LOCK:
+        if _LOOP is None or not _LOOP.alive():
+            _LOOP = _LoopThread()
+        return _LOOP
+
+
+class Api:
+    """The blocking facade of :class:`AsyncApi`: the same code, run on a private event loop.
+
+    Thread-safe: many threads may share one instance (and its connection pool and token). Not
+    to be called from a coroutine running on that private loop (use :class:`AsyncApi`).
+    Parameters are those of :class:`AsyncApi`.
     """
 
     def __init__(
@@ -307,64 +306,59 @@ class Api(_Base):
         config: Config,
         *,
         auth: ClientCredentialsAuth | None = None,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
-        super().__init__(config, auth)
-        self._http = httpx.Client(transport=transport, **self._client_kwargs())
+        self._make = lambda: AsyncApi(config, auth=auth, transport=transport, backoff=backoff)
+        self._async = self._make()
+        auth = self._async.auth  # a fork rebuilds the AsyncApi with the same token cache
+        self._loop = _facade_loop()
+        self._closed = False
 
-    def _call(self, method: str, url: str, body: dict | None, rid: str | None, create: bool) -> Any:
-        op = f"{method} {httpx.URL(url).path}"
-        attempt = 0
-        while True:
-            started = time.monotonic()
-            try:
-                response = self._http.request(method, url, json=body)
-                _log(method, url, response, started, rid)
-                if create:
-                    return parse_create(response, self.auth.redact)
-                assert rid is not None
-                return parse_status(response, rid, self.auth.redact)
-            except httpx.TransportError as exc:
-                error: XasyncError = transport_error(exc, method, url)
-            except XasyncError as exc:
-                error = exc
-            delay = self._give_up(error, op, attempt, create)
-            if delay is None:
-                raise error
-            attempt += 1
-            time.sleep(delay)
+    @property
+    def config(self) -> Config:
+        """The configuration."""
+        return self._async.config
+
+    @property
+    def auth(self) -> ClientCredentialsAuth:
+        """The token cache (shared with every API built on it)."""
+        return self._async.auth
+
+    def __repr__(self) -> str:
+        return f"Api({self.config.base_url}{self.config.api_path})"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("Api holds credentials and is not picklable")
+
+    def _run(self, call: Callable[[AsyncApi], Coroutine[Any, Any, T]]) -> T:
+        if self._closed:
+            raise RuntimeError("this Api is closed")
+        if not self._loop.alive():  # a forked child: the parent's loop and pool are unusable
+            self._loop, self._async = _facade_loop(), self._make()
+        return self._loop.run(call(self._async))
 
     def create(self, body: dict) -> str:
         """Submit one async request; return its id (see :meth:`AsyncApi.create`)."""
-        rid = self._call("POST", endpoint(self.config), body, None, True)
-        logger.info("created async request %s", rid)
-        return rid
+        return self._run(lambda api: api.create(body))
 
     def status(self, request_id: str) -> bool:
         """True while ``request_id`` runs; False once it answers 404 (finished or unknown)."""
-        return self._call("GET", endpoint(self.config, request_id), None, request_id, False)
+        return self._run(lambda api: api.status(request_id))
 
     def check_credentials(self) -> None:
-        """Obtain a token now (raises :class:`~xasync.errors.AuthError` on bad credentials)."""
-        try:
-            self.auth.get_token(self._http)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, "POST", self.auth.token_url) from None
+        """Obtain a token now (see :meth:`AsyncApi.check_credentials`)."""
+        self._run(lambda api: api.check_credentials())
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
+        """Close the connection pool (idempotent)."""
+        if not self._closed:
+            if self._loop.alive():
+                self._loop.run(self._async.aclose())
+            self._closed = True
 
     def __enter__(self) -> Api:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _check_sync(config: Config, auth: ClientCredentialsAuth) -> None:
-    with httpx.Client(timeout=httpx.Timeout(config.timeout), headers=default_headers()) as http:
-        try:
-            auth.get_token(http)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, "POST", auth.token_url) from None

@@ -1,9 +1,18 @@
-"""OAuth2 client-credentials authentication as an :class:`httpx.Auth`.
+"""OAuth2 client-credentials tokens: one cached token per account, one way to fetch it.
 
-The token request is yielded from the auth flow, so httpx sends it with the same (pooled)
-client as the API call it precedes. One token is cached per :class:`ClientCredentialsAuth` and
-shared by every client that uses it, sync or async. It is refreshed shortly before it expires,
-and once more when the API answers 401 (the call is then repeated once).
+:meth:`ClientCredentialsAuth.token` is the only token fetch of the library. It runs in an event
+loop, over the caller's pooled :class:`httpx.AsyncClient`; the blocking :class:`xasync.api.Api`
+reaches it through the same loop-based code as the :class:`~xasync.api.AsyncApi`. The token is
+cached per :class:`ClientCredentialsAuth` and shared by every API object built on it; it is
+refreshed shortly before it expires, and when the API answers 401 (:meth:`invalidate`).
+
+What a failed fetch raises
+--------------------------
+* 400/401 (and any other 4xx but 429), or a 200 without a usable token:
+  :class:`~xasync.errors.AuthError`: the credentials are wrong, retrying cannot help.
+* 429: :class:`~xasync.errors.RateLimited`; 5xx: :class:`~xasync.errors.ServerError`; a
+  connection failure: :class:`~xasync.errors.TransportError` with ``maybe_sent=False``. These are
+  passing faults; nothing was sent to the API, so the caller may retry or look at S3.
 
 Neither the client secret nor the access token is ever logged, shown by ``repr`` or put into an
 exception message.
@@ -18,16 +27,16 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, Generator
 from typing import Any
 
 import httpx
 
-from xasync.errors import AuthError, ConfigError
+from xasync.errors import AuthError, ConfigError, RateLimited, ServerError, TransportError
+from xasync.http_errors import error_from_response, json_body, transport_error
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClientCredentialsAuth", "TokenEndpointUnavailable"]
+__all__ = ["ClientCredentialsAuth"]
 
 #: Refresh when less than min(MAX_MARGIN, MARGIN_FRACTION * lifetime) seconds remain.
 MAX_MARGIN = 120.0
@@ -38,12 +47,8 @@ FALLBACK_LIFETIME = 300.0
 _MASK = "***"
 
 
-class TokenEndpointUnavailable(AuthError):
-    """The token endpoint answered 429 or 5xx: a passing fault, worth retrying later."""
-
-
-class ClientCredentialsAuth(httpx.Auth):
-    """OAuth2 client-credentials grant with a cached, shared, thread- and task-safe token.
+class ClientCredentialsAuth:
+    """OAuth2 client-credentials grant with a cached token shared by threads and event loops.
 
     Parameters
     ----------
@@ -56,11 +61,9 @@ class ClientCredentialsAuth(httpx.Auth):
 
     Notes
     -----
-    Safe to share between many threads (one token fetch at a time, under a lock) and between
-    event loops (one fetch at a time per loop; a loop never blocks on a thread lock).
+    One fetch at a time per event loop (an :class:`asyncio.Lock` per loop; a loop never blocks
+    on a thread lock); the cache itself is guarded by a thread lock held only briefly.
     """
-
-    requires_response_body = True
 
     def __init__(
         self, token_url: str, client_id: str, client_secret: str, *, scope: str | None = None
@@ -75,10 +78,8 @@ class ClientCredentialsAuth(httpx.Auth):
         self._secret = client_secret
         self._scope = scope
         self._token: str | None = None
-        self._expires_at = 0.0  # time.monotonic() deadline
-        self._refresh_at = 0.0
-        self._state_lock = threading.Lock()  # guards the cached token (held only briefly)
-        self._fetch_lock = threading.Lock()  # one sync fetch at a time (held across the yield)
+        self._refresh_at = 0.0  # time.monotonic() deadline
+        self._state_lock = threading.Lock()
         self._loop_locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
         self.token_fetches = 0
 
@@ -106,21 +107,55 @@ class ClientCredentialsAuth(httpx.Auth):
         return text
 
     # -- the cache ------------------------------------------------------------------------------
-    def _cached(self) -> str | None:
-        """The cached token unless it is due for refresh."""
+    def cached(self) -> str | None:
+        """The cached token unless it is due for refresh (do not log it)."""
         with self._state_lock:
             if self._token is not None and time.monotonic() < self._refresh_at:
                 return self._token
             return None
 
-    def _invalidate(self, rejected: str) -> None:
+    def invalidate(self, rejected: str) -> None:
         """Forget ``rejected`` (a 401 answered it) unless a newer token already replaced it."""
         with self._state_lock:
             if self._token == rejected:
                 self._token = None
                 self._refresh_at = 0.0
 
-    def _token_request(self) -> httpx.Request:
+    # -- the one fetch path ---------------------------------------------------------------------
+    async def token(self, http: httpx.AsyncClient) -> str:
+        """A valid access token, fetched with ``http`` when the cache has none.
+
+        Raises
+        ------
+        AuthError
+            The token endpoint refused the credentials.
+        RateLimited, ServerError, TransportError
+            A passing fault of the token endpoint (see the module docstring).
+        """
+        token = self.cached()
+        if token is not None:
+            return token
+        async with self._loop_lock():
+            token = self.cached()  # another task may have fetched it meanwhile
+            if token is not None:
+                return token
+            started = time.monotonic()
+            try:
+                response = await http.post(self.token_url, data=self._form())
+            except httpx.TransportError as exc:
+                error = transport_error(exc, "POST", self.token_url, sent=False)
+                raise TransportError(f"token endpoint: {error}", maybe_sent=False) from None
+            return self._store(response, started)
+
+    def _loop_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._state_lock:
+            lock = self._loop_locks.get(loop)
+            if lock is None:
+                lock = self._loop_locks[loop] = asyncio.Lock()
+            return lock
+
+    def _form(self) -> dict[str, str]:
         form = {
             "grant_type": "client_credentials",
             "client_id": self.client_id,
@@ -128,32 +163,31 @@ class ClientCredentialsAuth(httpx.Auth):
         }
         if self._scope:
             form["scope"] = self._scope
-        return httpx.Request(
-            "POST", self.token_url, data=form, headers={"Accept": "application/json"}
-        )
+        return form
 
     def _store(self, response: httpx.Response, started: float) -> str:
-        """Parse a token response, cache the token, return it; raise AuthError on failure."""
+        """Parse a token response, cache the token and return it; raise the typed error."""
         status = response.status_code
-        try:
-            payload = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-            payload = None
+        payload = json_body(response)
+        if status == 429 or status >= 500:
+            error = error_from_response(
+                response, redact=self.redact, prefix=f"token endpoint {self.token_url}: "
+            )
+            assert isinstance(error, (RateLimited, ServerError))
+            logger.warning("token endpoint answered HTTP %s (a passing fault)", status)
+            raise error
         if status != 200 or not isinstance(payload, dict) or not payload.get("access_token"):
             detail = _oauth_error(payload) or response.reason_phrase or "no error description"
-            detail = self.redact(detail)
-            cls = TokenEndpointUnavailable if status == 429 or status >= 500 else AuthError
-            logger.warning("token endpoint answered HTTP %s: %s", status, detail)
-            raise cls(
+            logger.warning("token endpoint refused the credentials: HTTP %s", status)
+            raise AuthError(
                 f"could not obtain an OAuth2 token for client {self.client_id!r} from "
-                f"{self.token_url}: HTTP {status}: {detail}"
+                f"{self.token_url}: HTTP {status}: {self.redact(detail)}"
             )
         token = str(payload["access_token"])
         lifetime = _lifetime(payload, token)
         margin = min(MAX_MARGIN, MARGIN_FRACTION * lifetime)
         with self._state_lock:
             self._token = token
-            self._expires_at = started + lifetime
             self._refresh_at = started + lifetime - margin
             self.token_fetches += 1
         logger.info(
@@ -163,90 +197,6 @@ class ClientCredentialsAuth(httpx.Auth):
             margin,
         )
         return token
-
-    # -- sync flow --------------------------------------------------------------------------------
-    def _sync_token(self) -> Generator[httpx.Request, httpx.Response, str]:
-        token = self._cached()
-        if token is not None:
-            return token
-        with self._fetch_lock:
-            token = self._cached()  # another thread may have fetched it meanwhile
-            if token is not None:
-                return token
-            started = time.monotonic()
-            response = yield self._token_request()
-            response.read()
-            return self._store(response, started)
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        """Add the bearer token; on a 401 refresh it once and repeat the request."""
-        token = yield from self._sync_token()
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code == 401:
-            logger.info("HTTP 401: refreshing the OAuth2 token and repeating the call once")
-            self._invalidate(token)
-            token = yield from self._sync_token()
-            request.headers["Authorization"] = f"Bearer {token}"
-            yield request
-
-    def get_token(self, client: httpx.Client) -> str:
-        """A valid access token, fetched with ``client`` when the cache has none.
-
-        Used to check credentials before anything is submitted. Do not log the result.
-        """
-        flow = self._sync_token()
-        try:
-            request = next(flow)
-        except StopIteration as stop:
-            return stop.value
-        response = client.send(request, auth=None)
-        try:
-            flow.send(response)
-        except StopIteration as stop:
-            return stop.value
-        finally:
-            response.close()
-        raise AssertionError("unreachable: the token flow sends one request")  # pragma: no cover
-
-    # -- async flow -------------------------------------------------------------------------------
-    def _loop_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        with self._state_lock:
-            lock = self._loop_locks.get(loop)
-            if lock is None:
-                lock = self._loop_locks[loop] = asyncio.Lock()
-            return lock
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        """The async twin of :meth:`sync_auth_flow` (never blocks the event loop on a lock)."""
-        token = self._cached()
-        if token is None:
-            async with self._loop_lock():
-                token = self._cached()
-                if token is None:
-                    started = time.monotonic()
-                    response = yield self._token_request()
-                    await response.aread()
-                    token = self._store(response, started)
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code == 401:
-            logger.info("HTTP 401: refreshing the OAuth2 token and repeating the call once")
-            self._invalidate(token)
-            async with self._loop_lock():
-                fresh = self._cached()
-                if fresh is None:
-                    started = time.monotonic()
-                    token_response = yield self._token_request()
-                    await token_response.aread()
-                    fresh = self._store(token_response, started)
-            request.headers["Authorization"] = f"Bearer {fresh}"
-            yield request
 
 
 def _oauth_error(payload: Any) -> str:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from xasync.errors import XasyncError
+from xasync.errors import DeliveryAccessError, ValidationError, XasyncError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,7 +44,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo_parser(sub)
+    _add_status_parser(sub)
+    sub.add_parser(
+        "emulator",
+        help="run the local Async API emulator in the foreground",
+        add_help=False,
+        description="See `xasync emulator --help`.",
+    )
+    return p
 
+
+def _add_demo_parser(sub: Any) -> None:
     d = sub.add_parser(
         "demo",
         help="NDVI of ~20 fields on the embedded emulator",
@@ -86,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
 
+
+def _add_status_parser(sub: Any) -> None:
     s = sub.add_parser(
         "status",
         help="table of what was delivered under an s3:// prefix",
@@ -99,14 +112,6 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("delivery", help="the s3://bucket/prefix given to process()")
     s.add_argument("--endpoint-url", default=None, help="S3 endpoint (e.g. the emulator's)")
     s.add_argument("--anon", action="store_true", help="anonymous S3 access")
-
-    sub.add_parser(
-        "emulator",
-        help="run the local Async API emulator in the foreground",
-        add_help=False,
-        description="See `xasync emulator --help`.",
-    )
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -224,29 +229,25 @@ def delivery_status(delivery: str, storage_options: dict[str, Any] | None = None
     ------
     xasync.ValidationError
         ``delivery`` is not an ``s3://`` URL, or holds no xasync manifest.
+    xasync.DeliveryAccessError
+        S3 cannot be read: no credentials, endpoint unreachable, access denied.
     """
     import pandas as pd
 
     from xasync import delivery as _delivery
-    from xasync.errors import ValidationError
-    from xasync.plan import ReadPlan
-    from xasync.process import _delivery_root, delivery_filesystem
+    from xasync.processing import _delivery_root, delivery_filesystem
 
     root = _delivery_root(delivery)
     fs = delivery_filesystem(storage_options)
-    plans: list[ReadPlan] = []
-    seen: set[str] = set()
-    for manifest in _delivery.read_manifests(fs, root):
-        for row in manifest.get("rows", []):
-            plan = ReadPlan.from_dict(row["plan"])
-            if plan.row_url not in seen:
-                seen.add(plan.row_url)
-                plans.append(plan)
-    if not plans:
-        raise ValidationError(f"no xasync delivery manifest found under {root}/_xasync/")
-    found = _delivery.probe_rows(
-        fs, {p.row_url: tuple(o.identifier for o in p.outputs) for p in plans}
-    )
+    try:
+        plans = _manifest_plans(fs, root)
+        found = _delivery.probe_rows(
+            fs, {p.row_url: tuple(o.identifier for o in p.outputs) for p in plans}
+        )
+    except XasyncError:
+        raise
+    except Exception as exc:  # botocore/s3fs: no credentials, endpoint down, access denied
+        raise DeliveryAccessError(_s3_problem(exc, root)) from None
     rows = []
     for p in plans:
         r = found[p.row_url]
@@ -262,6 +263,40 @@ def delivery_status(delivery: str, storage_options: dict[str, Any] | None = None
             }
         )
     return pd.DataFrame(rows)
+
+
+def _manifest_plans(fs: Any, root: str) -> list[Any]:
+    """The read plans of every row in the manifests under ``root`` (one per row URL)."""
+    from xasync import delivery as _delivery
+    from xasync.plan import ReadPlan
+
+    plans: list[ReadPlan] = []
+    seen: set[str] = set()
+    for manifest in _delivery.read_manifests(fs, root):
+        for row in manifest.get("rows", []):
+            plan = ReadPlan.from_dict(row["plan"])
+            if plan.row_url not in seen:
+                seen.add(plan.row_url)
+                plans.append(plan)
+    if not plans:
+        raise ValidationError(f"no xasync delivery manifest found under {root}/_xasync/")
+    return plans
+
+
+def _s3_problem(exc: Exception, root: str) -> str:
+    """One line saying why S3 could not be read (no traceback, no secret)."""
+    name = type(exc).__name__
+    if "Credential" in name:
+        hint = "no S3 credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --anon"
+    elif (
+        "Connect" in name or "Endpoint" in name or isinstance(exc, (ConnectionError, TimeoutError))
+    ):
+        hint = "the S3 endpoint cannot be reached (check --endpoint-url and the network)"
+    elif isinstance(exc, PermissionError):
+        hint = "access denied (check the credentials' rights on the bucket)"
+    else:
+        hint = str(exc).splitlines()[0][:200] if str(exc) else "S3 error"
+    return f"cannot read {root}: {hint} ({name})"
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

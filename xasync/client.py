@@ -64,7 +64,7 @@ class Client:
         config: Config | None = None,
         profile: str | None = None,
     ) -> None:
-        given = {
+        given: dict[str, Any] = {
             "base_url": base_url,
             "token_url": token_url,
             "client_id": client_id,
@@ -139,7 +139,18 @@ class Client:
         return AsyncApi(self._config, auth=self.auth)
 
     def check_credentials(self) -> None:
-        """Fetch a token now: wrong credentials fail before anything is submitted."""
+        """Fetch a token now: wrong credentials fail before anything is submitted.
+
+        Raises
+        ------
+        ConfigError
+            No client id or secret was configured.
+        AuthError
+            The token endpoint refused the credentials.
+        TransportError, RateLimited, ServerError
+            The token endpoint stayed unreachable or faulty through every retry (a passing
+            fault: nothing was submitted).
+        """
         self.api.check_credentials()
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Endpoints and credentials of an Async API deployment.
 
 A :class:`Config` is a frozen value: where the API and its OAuth2 token endpoint live, the
-client credentials, and the few knobs of the HTTP layer (timeout, retries, back-off). Its
+client credentials, the deployment whose rules apply (:mod:`xasync.deployments`), and the few
+knobs of the HTTP layer (timeout, retries, back-off). Its
 ``repr`` never shows the client secret, and it refuses to be pickled so that the secret cannot
 travel into a dask graph by accident.
 """
@@ -10,23 +11,36 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from xasync._contract import API_PATH_LEGACY, API_PATHS
-from xasync.errors import ConfigError
+import tomllib
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+from xasync._contract import API_PATH_LEGACY, API_PATHS
+from xasync.deployments import CDSE as _CDSE
+from xasync.deployments import (
+    ENV_DEPLOYMENT,
+    Deployment,
+    deployment,
+    deployment_for_url,
+)
+from xasync.deployments import SENTINEL_HUB_EU as _SH_EU
+from xasync.deployments import SENTINEL_HUB_US_WEST as _SH_US_WEST
+from xasync.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CDSE", "SENTINEL_HUB", "Config", "default_config_file"]
+__all__ = [
+    "CDSE",
+    "SENTINEL_HUB",
+    "SENTINEL_HUB_US_WEST",
+    "Config",
+    "Deployment",
+    "default_config_file",
+    "deployment",
+]
 
 #: Environment variables read by :meth:`Config.resolve`.
 ENV_CLIENT_ID = "SH_CLIENT_ID"
@@ -78,6 +92,10 @@ class Config:
     backoff_base, backoff_max : float
         Exponential back-off with full jitter: the n-th retry waits a random time in
         ``[0, min(backoff_max, backoff_base * 2**n)]`` seconds.
+    deployment : str or None
+        Name of the :class:`~xasync.deployments.Deployment` whose delivery rules apply
+        (``"sentinel-hub-eu"``, ``"sentinel-hub-us-west"``, ``"cdse"`` or an alias). When
+        ``None`` it is inferred from ``base_url`` (``None`` for any other URL, e.g. the emulator).
     """
 
     base_url: str
@@ -90,6 +108,7 @@ class Config:
     max_retries: int = 5
     backoff_base: float = 0.5
     backoff_max: float = 30.0
+    deployment: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("base_url", "token_url"):
@@ -115,6 +134,11 @@ class Config:
         c = self.concurrency
         if c is not None and (isinstance(c, bool) or not isinstance(c, int) or c < 1):
             raise ConfigError(f"Config.concurrency must be a positive int or None, got {c!r}")
+        if self.deployment is not None:
+            object.__setattr__(self, "deployment", deployment(self.deployment).name)
+        else:
+            found = deployment_for_url(self.base_url)
+            object.__setattr__(self, "deployment", found.name if found else None)
 
     # -- presentation: the secret never shows -------------------------------------------------
     def __repr__(self) -> str:
@@ -140,6 +164,37 @@ class Config:
     def has_credentials(self) -> bool:
         """True when both the client id and the client secret are set."""
         return bool(self.client_id) and bool(self.client_secret)
+
+    @property
+    def preset(self) -> Deployment | None:
+        """The :class:`~xasync.deployments.Deployment` whose rules apply, if any."""
+        return deployment(self.deployment) if self.deployment else None
+
+    def check_delivery(self, delivery: str, *, iam_role_arn: str | None = None) -> None:
+        """Refuse, before paying, a delivery the deployment cannot write.
+
+        ``gs://`` and ``iam_role_arn`` raise :class:`~xasync.errors.ValidationError` on CDSE
+        (see :meth:`Deployment.check_delivery`); any deployment refuses a URL that is neither
+        ``s3://`` nor ``gs://``. Without a known deployment (e.g. the emulator) only the scheme
+        is checked.
+        """
+        preset = self.preset
+        if preset is None:
+            preset = Deployment(
+                name="custom", title=self.base_url, base_url=self.base_url, token_url=self.token_url
+            )
+        preset.check_delivery(delivery, iam_role_arn=iam_role_arn)
+
+    def storage_options(
+        self, key: str | None = None, secret: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
+        """``storage_options`` for the deployment's buckets (CDSE: the CloudFerro endpoint).
+
+        See :meth:`Deployment.storage_options`; without a known deployment only ``key``,
+        ``secret`` and ``extra`` are returned.
+        """
+        preset = self.preset or _SH_EU
+        return preset.storage_options(key, secret, **extra)
 
     def require_credentials(self) -> None:
         """Raise :class:`~xasync.errors.ConfigError` unless id and secret are both set.
@@ -193,11 +248,16 @@ class Config:
         base_url      ``SH_BASE_URL``           ``sh_base_url``             Sentinel Hub
         token_url     ``SH_TOKEN_URL``          ``sh_token_url``            see below
         concurrency   ``XASYNC_CONCURRENCY``    --                          None
+        deployment    ``SH_DEPLOYMENT``         --                          from base_url
         ============  ========================  ==========================  =================
 
         Explicit keyword arguments (any :class:`Config` field; ``None`` means "not given") come
-        first of all. The file is ``$XDG_CONFIG_HOME/sentinelhub/config.toml`` (else
-        ``~/.config/...``, as sentinelhub-py 3.x), profile ``profile=`` > ``SH_PROFILE`` >
+        first of all. A deployment named by ``deployment=`` or ``SH_DEPLOYMENT`` (see
+        :mod:`xasync.deployments`: ``"sentinel-hub-eu"``, ``"sentinel-hub-us-west"``,
+        ``"cdse"``) sets ``base_url``, ``token_url`` and ``api_path`` over the environment and
+        the file (only explicit arguments override it), and its delivery rules apply. The file
+        is ``$XDG_CONFIG_HOME/sentinelhub/config.toml`` (else ``~/.config/...``, as
+        sentinelhub-py 3.x), profile ``profile=`` > ``SH_PROFILE`` >
         ``"default-profile"``. When no source gives a token URL and the base URL is a known
         deployment (Sentinel Hub, CDSE), that deployment's token URL is used.
 
@@ -220,47 +280,65 @@ class Config:
         Config
         """
         env = os.environ if env is None else env
-        names = {f.name for f in fields(cls)}
-        unknown = set(explicit) - names
+        unknown = set(explicit) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigError(f"unknown configuration arguments: {sorted(unknown)}")
         given = {k: v for k, v in explicit.items() if v is not None}
-
-        from_env: dict[str, Any] = {}
-        for var, name in (
-            (ENV_CLIENT_ID, "client_id"),
-            (ENV_CLIENT_SECRET, "client_secret"),
-            (ENV_BASE_URL, "base_url"),
-            (ENV_TOKEN_URL, "token_url"),
-        ):
-            if env.get(var):
-                from_env[name] = env[var]
-        if env.get(ENV_CONCURRENCY):
-            raw = env[ENV_CONCURRENCY]
-            try:
-                from_env["concurrency"] = int(raw)
-            except ValueError:
-                raise ConfigError(f"{ENV_CONCURRENCY} must be an integer, got {raw!r}") from None
-
+        named = given.pop("deployment", None) or env.get(ENV_DEPLOYMENT) or None
+        preset = deployment(named) if named else None
+        from_env = _env_values(env)
         from_file = _read_profile(config_file, profile if profile else env.get(ENV_PROFILE))
+        layers = [("arguments", given)]
+        if preset is not None:
+            # a named deployment sets the endpoints: only explicit arguments override them
+            for source, mapping in (("environment", from_env), ("file", from_file)):
+                for k in _ENDPOINT_FIELDS & set(mapping):
+                    if mapping.pop(k) != getattr(preset, k):
+                        logger.info(
+                            "deployment %r named: %s from the %s ignored", preset.name, k, source
+                        )
+            preset_values = {k: getattr(preset, k) for k in _ENDPOINT_FIELDS}
+            layers.append(
+                (f"deployment {preset.name}", {**preset_values, "deployment": preset.name})
+            )
+        layers += [("environment", from_env), ("file", from_file)]
         values: dict[str, Any] = {}
         sources = []
-        for source, mapping in (
-            ("arguments", given),
-            ("environment", from_env),
-            ("file", from_file),
-        ):
+        for source, mapping in layers:
             for k, v in mapping.items():
                 if k not in values:
                     values[k] = v
                     sources.append(f"{k}<-{source}")
         values.setdefault("base_url", SENTINEL_HUB.base_url)
         if "token_url" not in values:
-            values["token_url"] = _PRESET_TOKENS.get(
-                str(values["base_url"]).rstrip("/"), SENTINEL_HUB.token_url
-            )
+            known = deployment_for_url(str(values["base_url"]))
+            values["token_url"] = (known or _SH_EU).token_url
         logger.debug("resolved configuration: %s", ", ".join(sources) or "defaults")
         return cls(**values)
+
+
+#: The Config fields a named deployment sets.
+_ENDPOINT_FIELDS = frozenset({"base_url", "token_url", "api_path"})
+
+
+def _env_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """The Config fields the environment sets (``SH_*``, ``XASYNC_CONCURRENCY``)."""
+    values: dict[str, Any] = {}
+    for var, name in (
+        (ENV_CLIENT_ID, "client_id"),
+        (ENV_CLIENT_SECRET, "client_secret"),
+        (ENV_BASE_URL, "base_url"),
+        (ENV_TOKEN_URL, "token_url"),
+    ):
+        if env.get(var):
+            values[name] = env[var]
+    if env.get(ENV_CONCURRENCY):
+        raw = env[ENV_CONCURRENCY]
+        try:
+            values["concurrency"] = int(raw)
+        except ValueError:
+            raise ConfigError(f"{ENV_CONCURRENCY} must be an integer, got {raw!r}") from None
+    return values
 
 
 def _check_number(name: str, value: Any, *, minimum: float, strict: bool = False) -> None:
@@ -297,18 +375,18 @@ def _read_profile(path: str | os.PathLike[str] | None, profile: str | None) -> d
     return {ours: section[key] for key, ours in _FILE_KEYS.items() if section.get(key)}
 
 
-#: Sentinel Hub (Planet), EU deployment: the default.
-SENTINEL_HUB = Config(
-    base_url="https://services.sentinel-hub.com",
-    token_url="https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token",
-)
+def _preset_config(preset: Deployment) -> Config:
+    return Config(
+        base_url=preset.base_url,
+        token_url=preset.token_url,
+        api_path=preset.api_path,
+        deployment=preset.name,
+    )
 
+
+#: Sentinel Hub (Planet), EU deployment (Frankfurt): the default.
+SENTINEL_HUB = _preset_config(_SH_EU)
+#: Sentinel Hub (Planet), US West deployment (Oregon).
+SENTINEL_HUB_US_WEST = _preset_config(_SH_US_WEST)
 #: Copernicus Data Space Ecosystem: its Sentinel Hub API and identity service.
-CDSE = Config(
-    base_url="https://sh.dataspace.copernicus.eu",
-    token_url=(
-        "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
-    ),
-)
-
-_PRESET_TOKENS = {SENTINEL_HUB.base_url: SENTINEL_HUB.token_url, CDSE.base_url: CDSE.token_url}
+CDSE = _preset_config(_CDSE)

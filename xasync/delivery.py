@@ -30,9 +30,8 @@ so that a later session can re-attach to earlier results (``xasync.open_delivery
       ]
     }
 
-The process-local registry (:func:`mark_delivered`, :func:`lookup`) lets the submitter in this
-process record outcomes so that local computes skip S3 polling. It lives in module globals and is
-never pickled: on a dask worker it is simply empty and the worker asks S3.
+What this process knows about requests (outcomes recorded by its submitter) lives in
+:mod:`xasync.ledger`, not here: this module only reads and writes S3.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ import datetime as _dt
 import json
 import logging
 import posixpath
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -55,9 +53,8 @@ __all__ = [
     "MANIFEST_DIR",
     "MANIFEST_VERSION",
     "RowDelivery",
-    "clear_registry",
-    "lookup",
-    "mark_delivered",
+    "decode_label",
+    "encode_label",
     "probe_row",
     "probe_rows",
     "read_manifests",
@@ -65,11 +62,6 @@ __all__ = [
 ]
 
 State = Literal["none", "pending", "done", "failed"]
-
-#: Folder under the delivery root that holds the call manifests.
-MANIFEST_DIR = "_xasync"
-#: Version of the manifest schema written by :func:`write_manifest`.
-MANIFEST_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -349,142 +341,12 @@ def probe_row(
     ]
 
 
-# --------------------------------------------------------------------------- manifests
-
-
-def _manifest_dir(delivery_root: str) -> str:
-    protocol, path = _split_url(delivery_root)
-    if not path:
-        raise ValidationError(f"delivery root must name a bucket, got {delivery_root!r}")
-    return _join_url(protocol, f"{path}/{MANIFEST_DIR}")
-
-
-def write_manifest(fs: Any, delivery_root: str, call_token: str, rows: list[dict[str, Any]]) -> str:
-    """Write the manifest of one ``process`` call; see the module docstring for its schema.
-
-    Parameters
-    ----------
-    fs : fsspec.AbstractFileSystem
-        Filesystem of the delivery bucket.
-    delivery_root : str
-        ``s3://bucket/prefix`` as passed to ``process``.
-    call_token : str
-        Deterministic id of the call (file name of the manifest).
-    rows : list of dict
-        One JSON-able object per row: ``{"position", "plan": ReadPlan.to_dict(), "body"}``
-        (the body without secrets); a flat row with ``token`` and ``row_url`` is accepted too.
-
-    Returns
-    -------
-    str
-        The manifest's URL.
-
-    """
-    if not call_token or "/" in call_token:
-        raise ValidationError(f"call_token must be a non-empty name without '/': {call_token!r}")
-    for i, row in enumerate(rows):
-        plan = row.get("plan") if isinstance(row, dict) else None
-        ids = plan if isinstance(plan, dict) else row
-        if not isinstance(ids, dict) or "token" not in ids or "row_url" not in ids:
-            raise ValidationError(
-                f"manifest row {i} needs 'token' and 'row_url' (at its top level or in 'plan')"
-            )
-    doc = {
-        "version": MANIFEST_VERSION,
-        "call_token": call_token,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "rows": rows,
-    }
-    try:
-        payload = json.dumps(doc, sort_keys=True, allow_nan=False).encode()
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"manifest rows are not JSON-able: {exc}") from exc
-    url = f"{_manifest_dir(delivery_root)}/{call_token}.json"
-    fs.pipe_file(url, payload)
-    logger.info("wrote manifest %s (%d rows)", url, len(rows))
-    return url
-
-
-def read_manifests(fs: Any, delivery_root: str) -> list[dict[str, Any]]:
-    """All call manifests under ``delivery_root``, oldest first.
-
-    Files that are not valid version-1 manifests are skipped with a warning in the log.
-    """
-    mdir = _manifest_dir(delivery_root)
-    _invalidate(fs, fs._strip_protocol(mdir))
-    try:
-        names = [p for p in fs.ls(mdir, detail=False) if p.endswith(".json")]
-    except FileNotFoundError:
-        return []
-    if not names:
-        return []
-    got = fs.cat(names, on_error="return")
-    if not isinstance(got, dict):
-        got = {names[0]: got}
-    out = []
-    for name, raw in sorted(got.items()):
-        if isinstance(raw, Exception):
-            logger.warning("manifest %s could not be read: %s", name, type(raw).__name__)
-            continue
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            logger.warning("manifest %s is not JSON; skipped", name)
-            continue
-        if not isinstance(doc, dict) or doc.get("version") != MANIFEST_VERSION:
-            logger.warning("manifest %s has an unknown version; skipped", name)
-            continue
-        out.append(doc)
-    out.sort(key=lambda d: (str(d.get("created", "")), str(d.get("call_token", ""))))
-    return out
-
-
-# --------------------------------------------------------------------------- registry
-
-_REGISTRY: dict[str, RowDelivery] = {}
-_REGISTRY_COND = threading.Condition()
-
-
-def mark_delivered(row_url: str, delivery: RowDelivery) -> None:
-    """Record what this process knows of the row at ``row_url``.
-
-    The submitter records ``pending`` when it starts following a row and the final outcome when
-    it has one; the lazy await tasks of this process then wait on it instead of polling S3.
-    Keys are row URLs, which include the delivery root: the same request sent to two
-    deliveries is two rows.
-    """
-    with _REGISTRY_COND:
-        _REGISTRY[row_url] = delivery
-        _REGISTRY_COND.notify_all()
-
-
-def lookup(row_url: str) -> RowDelivery | None:
-    """The outcome recorded in this process for ``row_url``, or None."""
-    with _REGISTRY_COND:
-        return _REGISTRY.get(row_url)
-
-
-def wait_for(row_url: str, timeout: float) -> RowDelivery | None:
-    """Block until the entry of ``row_url`` is final or gone, or ``timeout`` seconds."""
-
-    def settled() -> bool:
-        entry = _REGISTRY.get(row_url)
-        return entry is None or entry.is_final
-
-    with _REGISTRY_COND:
-        _REGISTRY_COND.wait_for(settled, timeout)
-        return _REGISTRY.get(row_url)
-
-
-def forget(row_url: str) -> None:
-    """Drop what is recorded for ``row_url`` (readers fall back to S3)."""
-    with _REGISTRY_COND:
-        _REGISTRY.pop(row_url, None)
-        _REGISTRY_COND.notify_all()
-
-
-def clear_registry() -> None:
-    """Forget every recorded outcome (tests, long sessions)."""
-    with _REGISTRY_COND:
-        _REGISTRY.clear()
-        _REGISTRY_COND.notify_all()
+# manifests and typed labels live in xasync.manifests; re-exported here for existing callers
+from xasync.manifests import (  # noqa: E402
+    MANIFEST_DIR,
+    MANIFEST_VERSION,
+    decode_label,
+    encode_label,
+    read_manifests,
+    write_manifest,
+)

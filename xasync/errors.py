@@ -1,7 +1,8 @@
-"""The exception and warning family of xasync.
+"""The exception family of xasync: every class lives here.
 
 Every error the library raises on purpose is an :class:`XasyncError`. Validation errors are also
-:class:`ValueError`, so code written against plain Python keeps working.
+:class:`ValueError`, so code written against plain Python keeps working. Every exception pickles
+with its fields (dask sends them from workers to the client), see :meth:`XasyncError.__reduce__`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 
+def _rebuild(cls: type[XasyncError], args: tuple, state: dict[str, Any]) -> XasyncError:
+    """Unpickle without calling ``cls.__init__`` (whose keyword-only fields ``args`` lacks)."""
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
+
+
 class XasyncError(Exception):
     """Base class of every error xasync raises on purpose."""
+
+    def __reduce__(self) -> tuple:
+        # The default (cls(*args)) would call __init__ with the formatted message only, which
+        # fails or loses fields for classes with keyword-only fields: rebuild from the parts.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigError(XasyncError):
@@ -21,8 +35,54 @@ class ValidationError(XasyncError, ValueError):
     """An input was rejected before any request was paid for."""
 
 
+# -- validation, before paying ------------------------------------------------------------------
+class GeometryError(ValidationError):
+    """The GeoDataFrame or one of its geometries cannot be requested (empty, invalid, not areal)."""
+
+
+class LabelError(ValidationError):
+    """A row label cannot name a row (NaN or None in the GeoDataFrame's index)."""
+
+
+class CrsError(ValidationError):
+    """The CRS is missing, unknown, or has no EPSG code the service accepts."""
+
+
+class TimeRangeError(ValidationError):
+    """The time range is unparsable, reversed or of zero length."""
+
+
+class DeliveryUrlError(ValidationError):
+    """The delivery location is not ``s3://bucket/prefix`` (or its extras are unknown)."""
+
+
+class DeliveryAccessError(ValidationError):
+    """The delivery bucket cannot be written (or read) with the given credentials."""
+
+
+class CollectionError(ValidationError):
+    """An input data collection type is unknown or malformed."""
+
+
+class ResponseError(ValidationError):
+    """A requested response is not an output of the evalscript."""
+
+
+class OptionError(ValidationError):
+    """Inconsistent or unknown options (e.g. both size and resolution, or bad ``chunks``)."""
+
+
+class GridError(ValidationError):
+    """The requested pixel grid is impossible (bad resolution/size, too many pixels)."""
+
+
+class EvalscriptError(ValidationError):
+    """The evalscript's outputs cannot be known (no setup, bad setup, unknown sampleType)."""
+
+
+# -- credentials and HTTP -----------------------------------------------------------------------
 class AuthError(XasyncError):
-    """The OAuth2 token could not be obtained (bad credentials, token endpoint down)."""
+    """The OAuth2 token could not be obtained: the credentials were refused."""
 
 
 class TransportError(XasyncError):
@@ -96,6 +156,7 @@ class ServerError(ApiError):
     """HTTP 5xx: a fault on the service's side."""
 
 
+# -- after paying -------------------------------------------------------------------------------
 class ProcessingError(XasyncError):
     """A request was accepted but failed while processing; carries the service's error.json message.
 
@@ -116,25 +177,39 @@ class ProcessingError(XasyncError):
         self.request_id = request_id
         self.row = row
 
-    def __reduce__(self) -> tuple:
-        # keyword-only arguments: rebuild from the parts, not from the formatted text
-        return (_rebuild_processing_error, (self.message, self.request_id, self.row))
 
+class OutputMismatchError(XasyncError, ValueError):
+    """A delivered file does not match its declared output (band count or data type).
 
-def _rebuild_processing_error(message: str, request_id: str | None, row: Any) -> ProcessingError:
-    return ProcessingError(message, request_id=request_id, row=row)
+    Raised when reading, instead of a silent cast or an array of the wrong shape: the declared
+    output (from ``setup()`` or ``outputs=``) is wrong for what the service wrote.
 
+    Attributes
+    ----------
+    output : str
+        The output identifier.
+    what : str
+        ``"bands"`` or ``"dtype"``.
+    declared, delivered : object
+        The declared value and the delivered file's value.
+    url : str
+        The delivered file.
+    """
 
-#: Alias with the name of the design map.
-DeliveryError = ProcessingError
+    def __init__(self, output: str, what: str, declared: Any, delivered: Any, url: str) -> None:
+        super().__init__(
+            f"output {output!r}: declared {what} {declared!r} but the delivered file has "
+            f"{delivered!r} ({url}); fix outputs= (or the evalscript's setup())"
+        )
+        self.output = output
+        self.what = what
+        self.declared = declared
+        self.delivered = delivered
+        self.url = url
 
 
 class DeliveryTimeout(XasyncError, TimeoutError):
     """Nothing was delivered within the allowed time."""
-
-
-class XasyncWarning(UserWarning):
-    """Warnings of xasync."""
 
 
 _STATUS_ERRORS: dict[int, type[ApiError]] = {

@@ -8,20 +8,32 @@ user how to declare the outputs by hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from xasync._contract import DEFAULT_OUTPUT_ID, DEFAULT_SAMPLE_TYPE, SAMPLE_TYPE_DTYPES
-from xasync.errors import ValidationError
+from xasync._contract import (
+    DEFAULT_OUTPUT_ID,
+    DEFAULT_SAMPLE_TYPE,
+    SAMPLE_TYPE_DTYPES,
+    USERDATA_IDENTIFIER,
+)
+from xasync.errors import EvalscriptError, ResponseError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvalscriptError", "OutputSpec", "load_evalscript", "parse_outputs"]
+__all__ = [
+    "EvalscriptError",
+    "OutputSpec",
+    "load_evalscript",
+    "parse_outputs",
+    "script_and_outputs",
+    "script_digest",
+]
 
 #: Seconds and bytes a ``setup()`` may use before it is stopped.
 SETUP_TIME_LIMIT_S = 2.0
@@ -58,10 +70,6 @@ _EXTRACT = """
   })});
 })()
 """
-
-
-class EvalscriptError(ValidationError):
-    """The evalscript's outputs cannot be known (no setup, bad setup, unknown sampleType)."""
 
 
 @dataclass(frozen=True)
@@ -239,12 +247,11 @@ def parse_outputs(
     return tuple(merged.values())
 
 
-_CACHE: dict[str, str] = {}
-_CACHE_LOCK = threading.Lock()
-
-
 def load_evalscript(url: str, storage_options: dict[str, Any] | None = None) -> str:
-    """Read an evalscript stored at ``url`` (``s3://...``), once per process (cached by URL).
+    """Read an evalscript stored at ``url`` (``s3://...``), fresh at each call (no cache).
+
+    :func:`xasync.process` reads it once per call: its content is part of the request's
+    identity, so an edited script makes a new request instead of reusing stale deliveries.
 
     Parameters
     ----------
@@ -261,19 +268,57 @@ def load_evalscript(url: str, storage_options: dict[str, Any] | None = None) -> 
     """
     if not isinstance(url, str) or not url.startswith("s3://") or "/" not in url[5:].strip("/"):
         raise EvalscriptError(f"an evalscript reference must be s3://bucket/key, got {url!r}")
-    with _CACHE_LOCK:
-        if url in _CACHE:
-            return _CACHE[url]
     import fsspec
 
     try:
         with fsspec.open(url, "rb", **(storage_options or {})) as f:
             text = f.read().decode("utf-8")
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # OSError, botocore's own errors (no credentials, endpoint down)
         raise EvalscriptError(
             f"could not read the evalscript at {url} ({type(exc).__name__})",
         ) from None
     logger.debug("loaded evalscript %s (%d chars)", url, len(text))
-    with _CACHE_LOCK:
-        _CACHE[url] = text
     return text
+
+
+def script_digest(text: str) -> str:
+    """sha256 hex of a script's text: the part of a request's identity a reference stands for."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def script_and_outputs(
+    evalscript: Any,
+    outputs: Any,
+    responses: Any,
+    storage_options: dict[str, Any] | None,
+) -> tuple[str | None, str | None, tuple[OutputSpec, ...], tuple[str, ...]]:
+    """``(reference URL, its content digest, outputs, requested ids)`` of a call.
+
+    A reference (``s3://...``) is read once with ``storage_options``; its content digest is
+    part of the request identity. ``outputs`` overrides win over ``setup()``.
+    """
+    if not isinstance(evalscript, str) or not evalscript.strip():
+        raise EvalscriptError("evalscript must be the script source or an s3:// URL of one")
+    ref = evalscript.strip() if evalscript.strip().startswith("s3://") else None
+    source = load_evalscript(ref, storage_options) if ref else evalscript
+    wanted = tuple(responses) if responses is not None else None
+    if wanted is not None and (not wanted or len(set(wanted)) != len(wanted)):
+        raise ResponseError(f"responses must be distinct output ids, got {list(wanted)}")
+    if outputs and (wanted is None or all(r in outputs for r in wanted)):
+        outs = parse_outputs(None, outputs, responses=wanted)
+    else:
+        outs = parse_outputs(source, outputs, responses=wanted)
+    ids = [o.id for o in outs]
+    if wanted is None:
+        wanted = tuple(ids)
+    missing = [r for r in wanted if r not in ids]
+    if missing:
+        extra = (
+            " ('userdata' responses are not supported yet)"
+            if USERDATA_IDENTIFIER in missing
+            else ""
+        )
+        raise ResponseError(
+            f"responses {missing} are not outputs of the evalscript, whose outputs are {ids}{extra}",
+        )
+    return ref, script_digest(source) if ref else None, outs, wanted

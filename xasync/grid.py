@@ -13,16 +13,12 @@ import numpy as np
 from affine import Affine
 
 from xasync._contract import MAX_PIXELS_PER_SIDE, MIN_PIXELS_PER_SIDE, OPENGIS_EPSG_PREFIX
-from xasync.errors import ValidationError
+from xasync.errors import GridError
 
 logger = logging.getLogger(__name__)
 
 #: A bound closer than this fraction of a pixel to a grid line is taken as on it (float noise).
 SNAP_TOLERANCE_PX = 1e-6
-
-
-class GridError(ValidationError):
-    """The requested pixel grid is impossible (bad resolution/size, too many pixels)."""
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,13 @@ from typing import Any
 import numpy as np
 
 from xasync._contract import COLLECTION_TYPES, CUSTOM_COLLECTION_PREFIXES
-from xasync.errors import ValidationError
-from xasync.grid import GridError
+from xasync.errors import (
+    CollectionError,
+    CrsError,
+    DeliveryUrlError,
+    GridError,
+    TimeRangeError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,91 +36,126 @@ MAX_DEGREE_RESOLUTION = 1.0
 MIN_PROJECTED_RESOLUTION = 0.01
 
 
-class GeometryError(ValidationError):
-    """The GeoDataFrame or one of its geometries cannot be requested (empty, invalid, not areal)."""
+_PERIOD_STRINGS = ((re.compile(r"\d{4}"), "Y"), (re.compile(r"\d{4}-\d{2}"), "M"))
+_DAY_STRING = re.compile(r"\d{4}-\d{2}-\d{2}")
+_NP_PERIOD_UNITS = {"Y": "Y", "M": "M", "D": "D"}
+TIME_RULES = """
+    Time values (``time=`` of ``process``) follow these rules:
+
+    - ``(start, end)``: each a ``str``, ``datetime.date``, ``datetime.datetime``,
+      ``pandas.Timestamp``, ``numpy.datetime64`` or ``pandas.Period``; or one such value; or a
+      ``pandas.DatetimeIndex`` (from its first to its last day).
+    - A value without a time of day (a ``date``; a string ``"2024-06-15"``; a datetime,
+      Timestamp or datetime64 at exactly midnight) means that whole day: as a start its first
+      second, as an end its last second (an end date is inclusive).
+    - A month string ``"2024-06"``, a year ``"2024"``, a ``datetime64`` of unit M/Y or a
+      ``pandas.Period`` means that whole month, year or period.
+    - A string with a time of day (``"2024-06-15T10:00:00Z"``) or a datetime not at midnight is
+      that instant. Naive values are UTC; aware ones are converted to UTC.
+    - One value alone stands for its whole day/month/year/period; an instant alone, or any range
+      that ends where it starts, is zero-length and raises :class:`TimeRangeError` (the service
+      would find no scene and still charge for the empty images).
+"""
 
 
-class CrsError(ValidationError):
-    """The CRS is missing, unknown, or has no EPSG code the service accepts."""
-
-
-class TimeRangeError(ValidationError):
-    """The time range is unparsable or reversed."""
-
-
-class DeliveryUrlError(ValidationError):
-    """The delivery location is not ``s3://bucket/prefix`` (or its extras are unknown)."""
-
-
-class CollectionError(ValidationError):
-    """An input data collection type is unknown or malformed."""
-
-
-class ResponseError(ValidationError):
-    """A requested response is not an output of the evalscript."""
-
-
-class OptionError(ValidationError):
-    """Inconsistent or unknown options (e.g. both size and resolution)."""
-
-
-def _to_utc(value: Any, *, end: bool, what: str) -> dt.datetime:
-    """One time bound as an aware UTC datetime; a bare date is its day's start (or end)."""
+def _span(value: Any, what: str) -> tuple[Any, Any]:
+    """``(first, last)`` aware UTC Timestamps (whole seconds) of the time a value stands for."""
     import pandas as pd
 
-    bare = False
-    if isinstance(value, str):
-        s = value.strip()
-        bare = bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", s))
-        try:
-            ts = pd.Timestamp(s)
-        except (ValueError, TypeError):
-            raise TimeRangeError(
-                f"cannot read the {what} time {value!r}; use e.g. '2023-06-01' or "
-                "'2023-06-01T10:00:00Z'",
-            ) from None
-    elif isinstance(value, (dt.datetime, pd.Timestamp, np.datetime64)):
-        ts = pd.Timestamp(value)
-    elif isinstance(value, dt.date):
-        ts, bare = pd.Timestamp(value), True
-    else:
-        raise TimeRangeError(f"the {what} time must be a string, date or datetime, got {value!r}")
-    if ts is pd.NaT or pd.isna(ts):
-        raise TimeRangeError(f"the {what} time {value!r} is not a time")
+    try:
+        if isinstance(value, pd.Period):
+            return _utc(value.start_time), _utc(value.end_time)
+        if isinstance(value, str):
+            text = value.strip()
+            for pattern, freq in _PERIOD_STRINGS:
+                if pattern.fullmatch(text):
+                    return _span(pd.Period(text, freq=freq), what)
+            ts = pd.Timestamp(text)
+            if _DAY_STRING.fullmatch(text):
+                return _day(ts)
+            return _instant(ts)
+        if isinstance(value, np.datetime64):
+            unit = np.datetime_data(value.dtype)[0]
+            if unit in _NP_PERIOD_UNITS and not np.isnat(value):
+                return _span(pd.Period(value, freq=_NP_PERIOD_UNITS[unit]), what)
+            value = pd.Timestamp(value)
+        if isinstance(value, dt.datetime):  # pandas Timestamp included
+            ts = pd.Timestamp(value)
+            if ts is pd.NaT:
+                raise ValueError("NaT")
+            return _day(ts) if ts == ts.normalize() else _instant(ts)
+        if isinstance(value, dt.date):
+            return _day(pd.Timestamp(value))
+    except (ValueError, TypeError, OverflowError):
+        raise TimeRangeError(
+            f"cannot read the {what} time {value!r}; use e.g. '2023-06-01', '2023-06' or "
+            "'2023-06-01T10:00:00Z'",
+        ) from None
+    raise TimeRangeError(
+        f"the {what} time must be a string, date, datetime, Timestamp, datetime64 or Period, "
+        f"got {value!r}",
+    )
+
+
+def _utc(ts: Any) -> Any:
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    if bare and end:
-        ts = ts + pd.Timedelta(hours=23, minutes=59, seconds=59)
-    return ts.to_pydatetime().replace(microsecond=0)
+    return ts.floor("s")
+
+
+def _day(ts: Any) -> tuple[Any, Any]:
+    import pandas as pd
+
+    start = ts.normalize()
+    return _utc(start), _utc(start + pd.Timedelta(days=1) - pd.Timedelta(seconds=1))
+
+
+def _instant(ts: Any) -> tuple[Any, Any]:
+    return _utc(ts), _utc(ts)
 
 
 def parse_time_range(time: Any) -> tuple[str, str]:
     """``(from, to)`` RFC 3339 strings (``YYYY-MM-DDTHH:MM:SSZ``, UTC) from the user's ``time``.
 
-    Accepts ``(start, end)`` of str/date/datetime/pandas Timestamp (naive means UTC; a bare date
-    as start is 00:00:00, as end 23:59:59), or one string/date meaning that whole day.
-
     Raises
     ------
     TimeRangeError
-        Unparsable, or end before start.
+        Unparsable, reversed or zero-length.
 
+    Notes
+    -----
     """
+    import pandas as pd
+
     if time is None:
         raise TimeRangeError("a time range is needed, e.g. time=('2023-06-01', '2023-06-30')")
-    if isinstance(time, (str, dt.date)) or type(time).__name__ == "Timestamp":
-        start_v = end_v = time
-    elif isinstance(time, Sequence) and len(time) == 2:
+    if isinstance(time, pd.DatetimeIndex):
+        if len(time) == 0 or time.hasnans:
+            raise TimeRangeError("time is an empty DatetimeIndex or holds NaT")
+        start, end = _span(time.min(), "start")[0], _span(time.max(), "end")[1]
+        start_v, end_v = time.min(), time.max()
+    elif isinstance(time, (Sequence, np.ndarray)) and not isinstance(time, str):
+        if len(time) != 2:
+            raise TimeRangeError(f"time must be (start, end) or one value, got {time!r}")
         start_v, end_v = time
+        start, end = _span(start_v, "start")[0], _span(end_v, "end")[1]
     else:
-        raise TimeRangeError(f"time must be (start, end) or a single day, got {time!r}")
-    start = _to_utc(start_v, end=False, what="start")
-    end = _to_utc(end_v, end=True, what="end")
+        start_v = end_v = time
+        start, end = _span(time, "given")
     if end < start:
         raise TimeRangeError(
             f"the time range is reversed: end {end_v!r} is before start {start_v!r}",
         )
+    if end == start:
+        raise TimeRangeError(
+            f"the time range {start_v!r} .. {end_v!r} has zero length ({start.isoformat()}); the "
+            "service would find no scene and still charge. Give a day ('2024-06-15'), a month "
+            "('2024-06') or (start, end)",
+        )
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     return start.strftime(fmt), end.strftime(fmt)
+
+
+parse_time_range.__doc__ = (parse_time_range.__doc__ or "") + TIME_RULES
 
 
 def check_collection(ctype: Any) -> str:

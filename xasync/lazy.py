@@ -7,10 +7,10 @@ Graph of one row (stackstac's two-layer model)::
        ├── <identifier>-<tok> (0, 0, 1)
        └── ...
 
-The await task first asks the process-local registry (:func:`xasync.delivery.lookup`, filled by
-the submitter of this process), else polls S3 with :func:`xasync.delivery.probe_row` with a
-growing interval, up to ``wait_timeout`` (then :class:`~xasync.errors.DeliveryTimeout`). An
-``error.json`` raises :class:`~xasync.errors.ProcessingError` with the service's message, and
+The await task is :func:`xasync.awaiting.await_delivery`: it asks the ledger of this process
+(filled by its submitter), else polls S3, up to ``wait_timeout`` (then
+:class:`~xasync.errors.DeliveryTimeout`). An ``error.json`` raises
+:class:`~xasync.errors.ProcessingError` with the service's message, and
 only the chunks of that row fail. Building the Dataset touches no network: coordinates, CRS,
 bands and dtypes all come from the :class:`~xasync.plan.ReadPlan`.
 
@@ -21,332 +21,55 @@ appears in a key), the chunks and the wait settings.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from affine import Affine
-from dask.array.core import getter
-from dask.highlevelgraph import HighLevelGraph
-from rasterio.windows import Window
+from dask.base import tokenize
 
-from xasync import delivery as _delivery
-from xasync.errors import DeliveryTimeout, ProcessingError, ValidationError
-from xasync.plan import OutputPlan, ReadPlan
-from xasync.reader import ReaderConfig, filesystem_for, read_window
+from xasync.awaiting import await_delivery
+from xasync.errors import ValidationError
+from xasync.plan import ReadPlan
+from xasync.reader import ReaderConfig
+from xasync.rowgraph import DEFAULT_CHUNK, RowLayers, band_dims, normalize_chunks, out_dtype
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_CHUNK", "DEFAULT_WAIT_TIMEOUT", "build_dataset", "normalize_chunks"]
 
-#: Default chunk side in pixels: a multiple of the common 256/512 px GeoTIFF tile sizes.
-DEFAULT_CHUNK = 2048
 #: Default cap on waiting for one delivery, in seconds.
 DEFAULT_WAIT_TIMEOUT = 24 * 3600.0
 #: Default first polling interval (seconds); it grows by 1.5x up to MAX_POLL_INTERVAL.
 DEFAULT_POLL_INTERVAL = 2.0
 MAX_POLL_INTERVAL = 60.0
-#: Consecutive failed S3 probes (network errors) after which the await task gives up.
-MAX_PROBE_FAILURES = 5
-
-
-def normalize_chunks(chunks: Any) -> tuple[int, int]:
-    """``None | int | (y, x) | {"y": .., "x": ..}`` -> ``(y, x)`` chunk sides in pixels.
-
-    ``-1`` (or None inside a tuple/dict) means the default side; values must be positive ints.
-    """
-
-    def side(v: Any) -> int:
-        if v is None or v == -1:
-            return DEFAULT_CHUNK
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValidationError(f"chunk sizes must be positive integers, got {v!r}")
-        return int(v)
-
-    if chunks is None:
-        return DEFAULT_CHUNK, DEFAULT_CHUNK
-    if isinstance(chunks, Mapping):
-        unknown = set(chunks) - {"y", "x", "band"}
-        if unknown:
-            raise ValidationError(f"unknown chunk dims {sorted(unknown)}; use 'y' and 'x'")
-        return side(chunks.get("y")), side(chunks.get("x"))
-    if isinstance(chunks, (tuple, list)):
-        if len(chunks) != 2:
-            raise ValidationError(f"chunks tuple must be (y, x), got {chunks!r}")
-        return side(chunks[0]), side(chunks[1])
-    return side(chunks), side(chunks)
-
-
-def _split(total: int, step: int) -> tuple[int, ...]:
-    full, rest = divmod(total, step)
-    return (step,) * full + ((rest,) if rest else ())
-
-
-def _out_dtype(output: OutputPlan, masked: bool) -> np.dtype:
-    dtype = np.dtype(output.dtype)
-    if not masked:
-        return dtype
-    if dtype.kind == "f":
-        return dtype
-    return np.dtype("float32") if dtype.itemsize <= 2 else np.dtype("float64")
 
 
 # --------------------------------------------------------------------------- tasks
 
-try:  # s3fs lets botocore's connection errors through untranslated
-    from botocore.exceptions import BotoCoreError as _BotoCoreError
-
-    _TRANSIENT: tuple[type[BaseException], ...] = (OSError, _BotoCoreError)
-except ImportError:  # pragma: no cover - botocore comes with s3fs
-    _TRANSIENT = (OSError,)
-
-
-def _await_delivery(
-    token: str,
-    row_url: str,
-    identifiers: tuple[str, ...],
-    extension: str,
-    label: Any,
-    reader: ReaderConfig,
-    wait_timeout: float,
-    poll_interval: float,
-) -> dict[str, str]:
-    """Task: block until the row is delivered; return ``{identifier: url}``.
-
-    In the process whose submitter follows the row, the outcome comes from the registry without
-    any S3 call (waiting on it); anywhere else (a cluster worker, a re-attached session) S3 is
-    polled with a growing interval.
-    """
-    deadline = time.monotonic() + wait_timeout
-    interval = poll_interval
-    fs = None
-    polls = failures = 0
-    while True:
-        known = _delivery.lookup(row_url)
-        if known is not None and not known.is_final:
-            # followed by this process's submitter: wait for its word
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise DeliveryTimeout(
-                    f"row {label!r}: not delivered under {row_url} within {wait_timeout:g} s"
-                )
-            _delivery.wait_for(row_url, min(remaining, 5.0))
-            continue
-        if known is not None:
-            state = known
-        else:
-            if fs is None:
-                fs = filesystem_for(row_url, reader)
-            try:
-                state = _delivery.probe_row(
-                    fs, row_url, identifiers, read_cost=False, extension=extension
-                )
-                failures = 0
-            except (PermissionError, FileNotFoundError):
-                raise
-            except _TRANSIENT as exc:  # a transient S3 hiccup must not fail the row at once
-                failures += 1
-                if failures >= MAX_PROBE_FAILURES:
-                    raise
-                logger.warning("probing %s failed (%s); retrying", row_url, type(exc).__name__)
-                state = _delivery.RowDelivery("pending")
-            polls += 1
-        if state.state == "done":
-            missing = [i for i in identifiers if i not in state.outputs]
-            if not missing:
-                logger.debug("row %s delivered (%s) after %d polls", token, state.request_id, polls)
-                return dict(state.outputs)
-            _delivery.forget(row_url)  # registry entry without our outputs: ask S3
-            continue
-        elif state.state == "failed":
-            raise ProcessingError(
-                state.error or "the request failed without a message",
-                request_id=state.request_id,
-                row=label,
-            )
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise DeliveryTimeout(
-                f"row {label!r}: nothing delivered under {row_url} within {wait_timeout:g} s "
-                f"({polls} polls, last state {state.state!r})",
-            )
-        time.sleep(min(interval, remaining))
-        interval = min(interval * 1.5, MAX_POLL_INTERVAL)
-
-
-def _read_masked(
-    url: str,
-    reader: ReaderConfig,
-    window: tuple[int, int, int, int],
-    dtype: np.dtype,
-    grid_shape: tuple[int, int],
-    mask_wkb: bytes | None,
-    transform: tuple[float, ...] | None,
-    nodata: float | None,
-) -> np.ndarray:
-    """Read ``(row_off, col_off, height, width)`` of a delivered file as (bands, h, w)."""
-    row_off, col_off, height, width = window
-    arr = read_window(
-        url,
-        reader,
-        Window(col_off, row_off, width, height),
-        out_dtype=dtype,
-        expected_shape=grid_shape,
-    )
-    if mask_wkb is not None:
-        import shapely
-        from rasterio.features import geometry_mask
-
-        geom = shapely.from_wkb(mask_wkb)
-        a, b, c, d, e, f = transform
-        win_t = Affine(a, b, c + col_off * a + row_off * b, d, e, f + col_off * d + row_off * e)
-        outside = geometry_mask([geom], out_shape=(height, width), transform=win_t)
-        if nodata is not None and not np.isnan(nodata):
-            arr[arr == nodata] = np.nan
-        arr[:, outside] = np.nan
-    return arr
-
-
-def _span(index: Any, size: int) -> tuple[int, int, Any]:
-    """Pixel range ``[lo, hi)`` an index of one axis touches, and the index relative to ``lo``."""
-    if isinstance(index, slice):
-        start, stop, step = index.indices(size)
-        if step > 0:
-            stop = max(stop, start)
-            return start, stop, slice(0, stop - start, step)
-        return 0, size, index
-    if isinstance(index, (int, np.integer)):
-        k = int(index) + (size if index < 0 else 0)
-        return k, k + 1, 0
-    positions = np.asarray(index)
-    if positions.dtype == bool:
-        positions = np.flatnonzero(positions)
-    positions = np.where(positions < 0, positions + size, positions)
-    if positions.size == 0:
-        return 0, 0, positions
-    lo = int(positions.min())
-    return lo, int(positions.max()) + 1, positions - lo
-
-
-def _take(arr: np.ndarray, axis: int, index: Any) -> np.ndarray:
-    if isinstance(index, slice):
-        return arr[(slice(None),) * axis + (index,)]
-    return np.take(arr, index, axis=axis)
-
-
-class _WindowSource:
-    """One delivered output as an array: indexing it reads only the window it touches.
-
-    Chunk tasks are ``getter(source, index)`` tasks, so dask fuses a later slice (``isel``,
-    ``[...]``) into the chunk's index and a small window of a big delivery reads only its tiles,
-    whatever the chunk size.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        reader: ReaderConfig,
-        dtype: str,
-        grid_shape: tuple[int, int],
-        bands: int,
-        squeeze: bool,
-        mask_wkb: bytes | None,
-        transform: tuple[float, ...] | None,
-        nodata: float | None,
-    ) -> None:
-        self.url, self.reader, self.dtype = url, reader, np.dtype(dtype)
-        self.grid_shape, self.bands, self.squeeze = grid_shape, bands, squeeze
-        self.mask_wkb, self.transform, self.nodata = mask_wkb, transform, nodata
-        self.shape = grid_shape if squeeze else (bands, *grid_shape)
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, index: Any) -> np.ndarray:
-        index = index if isinstance(index, tuple) else (index,)
-        if any(i is None or i is Ellipsis for i in index) or len(index) > self.ndim:
-            return self._read((0, self.grid_shape[0]), (0, self.grid_shape[1]))[index]
-        index = index + (slice(None),) * (self.ndim - len(index))
-        band_index, y_index, x_index = (None, *index) if self.squeeze else index
-        y0, y1, y_rel = _span(y_index, self.grid_shape[0])
-        x0, x1, x_rel = _span(x_index, self.grid_shape[1])
-        arr = self._read((y0, y1), (x0, x1))
-        if self.squeeze:
-            arr = arr[0]
-            return _take(_take(arr, 1, x_rel), 0, y_rel)
-        return _take(_take(_take(arr, 2, x_rel), 1, y_rel), 0, band_index)
-
-    def _read(self, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
-        (y0, y1), (x0, x1) = rows, cols
-        if y1 <= y0 or x1 <= x0:
-            return np.empty((self.bands, max(0, y1 - y0), max(0, x1 - x0)), self.dtype)
-        window = (y0, x0, y1 - y0, x1 - x0)
-        return _read_masked(
-            self.url,
-            self.reader,
-            window,
-            self.dtype,
-            self.grid_shape,
-            self.mask_wkb,
-            self.transform,
-            self.nodata,
-        )
-
-
-def _open_source(
-    outputs: Mapping[str, str],
-    identifier: str,
-    reader: ReaderConfig,
-    dtype: str,
-    grid_shape: tuple[int, int],
-    bands: int,
-    squeeze: bool,
-    mask_wkb: bytes | None,
-    transform: tuple[float, ...] | None,
-    nodata: float | None,
-) -> _WindowSource:
-    """Task: the delivered output as an array-like (opens nothing until indexed)."""
-    return _WindowSource(
-        outputs[identifier], reader, dtype, grid_shape, bands, squeeze, mask_wkb, transform, nodata
-    )
-
-
-# --------------------------------------------------------------------------- build
-
 
 def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
-    """Deterministic graph-key token of a row: a digest of everything that shapes its tasks.
+    """Deterministic graph-key token of a row: ``dask.base.tokenize`` of all that shapes its tasks.
 
-    Cheaper than ``dask.base.tokenize(plan.to_dict(), ...)`` (the request token already hashes
-    the body) while covering every field of the plan.
+    The plan's fields are given as plain tuples (dask tokenizes those faster than dataclasses);
+    the reader config tokenizes as a digest, so no option value reaches a key.
     """
-    mask = hashlib.sha256(plan.mask_wkb).hexdigest() if plan.mask_wkb is not None else None
-    text = repr(
-        (
-            plan.token,
-            plan.row_url,
-            plan.grid,
-            plan.outputs,
-            plan.label,
-            plan.time_range,
-            mask,
-            reader.__dask_tokenize__(),
-            parts,
-        )
+    g = plan.grid
+    outputs = tuple((o.identifier, o.bands, o.dtype, o.nodata, o.extension) for o in plan.outputs)
+    return tokenize(
+        plan.token,
+        plan.row_url,
+        (g.epsg, tuple(g.bbox), g.width, g.height),
+        outputs,
+        repr(plan.label),
+        plan.time_range,
+        plan.mask_wkb,
+        reader.__dask_tokenize__(),
+        parts,
     )
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _band_dims(outputs: tuple[OutputPlan, ...]) -> dict[str, str]:
-    """Band dim name per multi-band output: ``band`` unless band counts differ."""
-    multi = [o for o in outputs if o.bands > 1]
-    if len({o.bands for o in multi}) <= 1:
-        return {o.identifier: "band" for o in multi}
-    return {o.identifier: f"{o.identifier}_band" for o in multi}
 
 
 def _validate(plan: ReadPlan, wait_timeout: float, poll_interval: float) -> None:
@@ -386,8 +109,9 @@ def build_dataset(
         Grid, outputs, delivery URL, label, time range and optional mask geometry of the row.
     reader : ReaderConfig
         How the chunk tasks reach S3 (travels in the graph; see its notes on secrets).
-    chunks : int, (y, x), {"y": .., "x": ..} or None
-        Chunk sides in pixels; default 2048 x 2048, all bands in one chunk.
+    chunks : int, "auto", -1, (y, x), {"y": .., "x": ..} or None
+        Dask chunks of ``y``/``x`` (see :func:`normalize_chunks`); default 2048 x 2048, all
+        bands in one chunk.
     wait_timeout : float, optional
         Seconds the await task waits for the delivery before
         :class:`~xasync.errors.DeliveryTimeout`; default :data:`DEFAULT_WAIT_TIMEOUT`.
@@ -395,6 +119,12 @@ def build_dataset(
         First S3 polling interval in seconds; it grows 1.5x per poll up to 60 s.
     attrs : mapping, optional
         Extra Dataset attributes (must not hold secrets).
+
+    Notes
+    -----
+    ``ds.attrs`` holds only what neighbouring rows of one call share (``time_from``,
+    ``time_to``), so ``xr.combine_by_coords`` of neighbouring rows works; the row's own
+    ``token``, ``row_url`` and ``label`` are in ``ds.encoding["xasync"]``.
 
     Returns
     -------
@@ -408,17 +138,17 @@ def build_dataset(
     """
     timeout = DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout)
     _validate(plan, timeout, float(poll_interval))
-    cy, cx = normalize_chunks(chunks)
     grid = plan.grid
     masked = plan.mask_wkb is not None
-    ychunks, xchunks = _split(grid.height, cy), _split(grid.width, cx)
+    widest = max((out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
+    ychunks, xchunks = normalize_chunks(chunks, grid.shape, widest)
     identifiers = tuple(o.identifier for o in plan.outputs)
     extension = plan.outputs[0].extension
-    tok = _graph_token(plan, reader, (cy, cx), timeout, float(poll_interval))
+    tok = _graph_token(plan, reader, (ychunks, xchunks), timeout, float(poll_interval))
     await_key = f"await-delivery-{tok}"
     await_layer = {
         await_key: (
-            _await_delivery,
+            await_delivery,
             plan.token,
             plan.row_url,
             identifiers,
@@ -429,75 +159,26 @@ def build_dataset(
             float(poll_interval),
         ),
     }
-    transform = tuple(grid.transform)[:6] if masked else None
-    yoffs = np.cumsum((0, *ychunks[:-1]))
-    xoffs = np.cumsum((0, *xchunks[:-1]))
-    band_dims = _band_dims(plan.outputs)
-
+    rows = RowLayers(plan, reader, await_key, await_layer, ychunks, xchunks)
     coords: dict[str, Any] = {"y": grid.y_coords(), "x": grid.x_coords()}
+    dims_of = band_dims(plan.outputs)
     data_vars = {}
     for output in plan.outputs:
-        dtype = _out_dtype(output, masked)
-        squeeze = output.bands == 1
-        name = f"{output.identifier}-{tok}"
-        source_key = f"{output.identifier}-source-{tok}"
-        source_layer = {
-            source_key: (
-                _open_source,
-                await_key,
-                output.identifier,
-                reader,
-                dtype.str,
-                grid.shape,
-                output.bands,
-                squeeze,
-                plan.mask_wkb,
-                transform,
-                output.nodata,
-            )
-        }
-        layer: dict[Any, Any] = {}
-        for iy, (yo, h) in enumerate(zip(yoffs, ychunks, strict=True)):
-            for ix, (xo, w) in enumerate(zip(xoffs, xchunks, strict=True)):
-                window = (slice(int(yo), int(yo + h)), slice(int(xo), int(xo + w)))
-                if squeeze:
-                    layer[(name, iy, ix)] = (getter, source_key, window)
-                else:
-                    layer[(name, 0, iy, ix)] = (
-                        getter,
-                        source_key,
-                        (slice(0, output.bands), *window),
-                    )
-        hlg = HighLevelGraph(
-            {await_key: await_layer, source_key: source_layer, name: layer},
-            {await_key: set(), source_key: {await_key}, name: {source_key}},
-        )
-        if squeeze:
-            arr_chunks: tuple = (ychunks, xchunks)
-            dims: tuple[str, ...] = ("y", "x")
-        else:
-            arr_chunks = ((output.bands,), ychunks, xchunks)
-            dims = (band_dims[output.identifier], "y", "x")
-            coords[dims[0]] = np.arange(1, output.bands + 1)
-        arr = da.Array(hlg, name, arr_chunks, meta=np.empty((0,) * len(arr_chunks), dtype))
-        var_attrs = {}
-        if masked:
-            var_attrs["_FillValue"] = np.nan  # rioxarray's write_nodata(nan, encoded=False)
-        elif output.nodata is not None:
-            var_attrs["_FillValue"] = dtype.type(output.nodata)
-        data_vars[output.identifier] = xr.Variable(
-            dims, arr, attrs=var_attrs, encoding={"grid_mapping": "spatial_ref"}
-        )
-
+        dim = dims_of.get(output.identifier)
+        if dim is not None:
+            coords[dim] = np.arange(1, output.bands + 1)
+        data_vars[output.identifier] = rows.variable(output, tok, dim)
     ds = _assemble(data_vars, coords, grid)
-    base = {"token": plan.token, "row_url": plan.row_url}
-    if plan.label is not None:
-        base["label"] = _attr_value(plan.label)
     if plan.time_range:
-        base["time_from"], base["time_to"] = (str(t) for t in plan.time_range)
-    ds.attrs.update(base)
+        ds.attrs["time_from"], ds.attrs["time_to"] = (str(t) for t in plan.time_range)
     if attrs:
         ds.attrs.update(attrs)
+    # Row identifiers differ between rows: in attrs they would make xr.combine_by_coords of
+    # neighbouring rows fail on conflicting values, so they live in the encoding.
+    row = {"token": plan.token, "row_url": plan.row_url}
+    if plan.label is not None:
+        row["label"] = _attr_value(plan.label)
+    ds.encoding["xasync"] = row
     return ds
 
 

@@ -31,7 +31,7 @@ class ReadPlan:
     Attributes
     ----------
     token : str
-        Deterministic hash of the request (body without secrets, plus the row's label/position).
+        Deterministic hash of the request (body without secrets; no row label or position).
     row_url : str
         ``s3://bucket/prefix/<token>``: the delivery URL sent to the service for this row; the
         service writes ``<row_url>/<REQUEST_ID>/<identifier>.tif``.

@@ -30,12 +30,13 @@ import rasterio
 from rasterio.abc import FileContainer
 from rasterio.windows import Window
 
-from xasync.errors import ValidationError, XasyncError
+from xasync.errors import OutputMismatchError, ValidationError, XasyncError
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "DeclaredOutput",
     "ReaderConfig",
     "cache_stats",
     "clear_cache",
@@ -314,14 +315,23 @@ def _open(url: str, config: ReaderConfig) -> Any:
     return ds
 
 
+@dataclass(frozen=True)
+class DeclaredOutput:
+    """What a delivered file must be: the output's identifier, band count and numpy dtype name."""
+
+    identifier: str
+    bands: int
+    dtype: str
+
+
 def read_window(
     url: str,
     config: ReaderConfig,
     window: Window,
     *,
     out_dtype: Any = None,
-    fill_value: float | None = None,
     expected_shape: tuple[int, int] | None = None,
+    declared: DeclaredOutput | None = None,
 ) -> np.ndarray:
     """Read one window of all bands of a GeoTIFF.
 
@@ -332,13 +342,15 @@ def read_window(
     config : ReaderConfig
         How to reach it.
     window : rasterio.windows.Window
-        Integer pixel window; parts outside the file are filled with ``fill_value``.
+        Integer pixel window; parts outside the file are the file's nodata, else 0 (NaN for
+        floats).
     out_dtype : dtype, optional
         Cast the result to this dtype (default: the file's).
-    fill_value : float, optional
-        For pixels outside the file; default the file's nodata, else 0 (NaN for floats).
     expected_shape : (height, width), optional
         When given, a file of another size raises :class:`xasync.errors.XasyncError`.
+    declared : DeclaredOutput, optional
+        When given, a file whose band count or data type differs raises
+        :class:`xasync.errors.OutputMismatchError` naming the output and both values.
 
     Returns
     -------
@@ -351,8 +363,25 @@ def read_window(
     if width <= 0 or height <= 0:
         raise ValidationError(f"empty window {window!r}")
     return _context().run(
-        _read, url, config, row_off, col_off, height, width, out_dtype, fill_value, expected_shape
+        _read, url, config, row_off, col_off, height, width, out_dtype, expected_shape, declared
     )
+
+
+def _check_file(
+    ds: Any, url: str, expected_shape: tuple[int, int] | None, declared: DeclaredOutput | None
+) -> None:
+    if expected_shape is not None and (ds.height, ds.width) != tuple(expected_shape):
+        raise XasyncError(
+            f"{url} is {ds.height}x{ds.width} px, expected {expected_shape[0]}x{expected_shape[1]}",
+        )
+    if declared is None:
+        return
+    if ds.count != declared.bands:
+        raise OutputMismatchError(declared.identifier, "bands", declared.bands, ds.count, url)
+    if np.dtype(ds.dtypes[0]).name != declared.dtype:
+        raise OutputMismatchError(
+            declared.identifier, "dtype", declared.dtype, np.dtype(ds.dtypes[0]).name, url
+        )
 
 
 def _read(
@@ -363,19 +392,14 @@ def _read(
     height: int,
     width: int,
     out_dtype: Any,
-    fill_value: float | None,
     expected_shape: tuple[int, int] | None,
+    declared: DeclaredOutput | None,
 ) -> np.ndarray:
     with _env(config):
         ds = _open(url, config)
-        if expected_shape is not None and (ds.height, ds.width) != tuple(expected_shape):
-            raise XasyncError(
-                f"{url} is {ds.height}x{ds.width} px, expected "
-                f"{expected_shape[0]}x{expected_shape[1]}",
-            )
+        _check_file(ds, url, expected_shape, declared)
         dtype = np.dtype(out_dtype if out_dtype is not None else ds.dtypes[0])
-        if fill_value is None:
-            fill_value = ds.nodata
+        fill_value = ds.nodata
         if fill_value is None:
             fill_value = np.nan if dtype.kind == "f" else 0
         r0, r1 = max(row_off, 0), min(row_off + height, ds.height)

@@ -2,8 +2,10 @@
 
 Every ``process`` call leaves one manifest under ``<delivery>/_xasync/`` describing its rows
 (grid, outputs, label, time range). Re-attaching rebuilds the same lazy Datasets from the manifests
-and follows the rows' states in S3; no Sentinel Hub credentials are needed unless rows are still
-running and a ``client`` is given to poll them.
+and follows the rows' requests: finished ones are read at once, running ones are followed until
+they end, by status calls when a ``client`` is given, else in S3 (their outputs or ``error.json``
+appear when they end). No Sentinel Hub credentials are needed. ``status()`` reports what each
+delivered request was charged (from its request copy).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import pandas as pd
 
 from xasync import delivery as _delivery
 from xasync.errors import ValidationError
-from xasync.jobs import Job, RowStatus
+from xasync.jobs import Job
 from xasync.lazy import build_dataset
 from xasync.plan import ReadPlan
-from xasync.process import _delivery_root, delivery_filesystem
+from xasync.processing import _delivery_root, delivery_filesystem
 from xasync.reader import ReaderConfig
 from xasync.results import Results
 from xasync.submitter import Order, SubmitOptions, get_submitter
@@ -47,7 +49,8 @@ def open_delivery(
     storage_options : dict, optional
         s3fs options to list and read the bucket.
     client : xasync.Client, optional
-        Only needed to poll rows that are still running; without it they are followed in S3.
+        Polls rows that are still running; without it they are followed in S3 until they end.
+        Nothing is ever created.
     chunks : optional
         Dask chunks, as for ``process``.
     options : SubmitOptions, optional
@@ -57,7 +60,8 @@ def open_delivery(
     -------
     xasync.Results
         One lazy Dataset per row found in the manifests (the rows of several calls are
-        concatenated, duplicates dropped), indexed by the original row labels.
+        concatenated, duplicate rows dropped), indexed by the original row labels with their
+        types (Timestamps, tuples of a MultiIndex).
 
     Raises
     ------
@@ -67,27 +71,23 @@ def open_delivery(
     """
     root = _delivery_root(delivery)
     fs = delivery_filesystem(storage_options)
-    manifests = _delivery.read_manifests(fs, root)
-    plans: list[ReadPlan] = []
-    seen: set[str] = set()
-    for manifest in manifests:
-        for row in manifest.get("rows", []):
-            plan = ReadPlan.from_dict(row["plan"])
-            if plan.token not in seen:
-                seen.add(plan.token)
-                plans.append(plan)
+    plans = _plans(_delivery.read_manifests(fs, root))
     if not plans:
         raise ValidationError(f"no xasync delivery manifest found under {root}/_xasync/")
     logger.info("re-attaching to %d rows under %s", len(plans), root)
 
-    job = Job.from_rows(RowStatus(token=p.token, row_url=p.row_url, label=p.label) for p in plans)
+    job = Job.from_rows(plans, charge_reused=True)
     orders = [
         Order(i, p.token, p.row_url, tuple(o.identifier for o in p.outputs), body=None)
         for i, p in enumerate(plans)
     ]
     get_submitter().submit(job, orders, client=client, fs=fs, options=options)
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
-    index = pd.Index([p.label for p in plans], name="label")
+    labels = [p.label for p in plans]
+    if labels and all(isinstance(v, tuple) for v in labels):
+        index = pd.MultiIndex.from_tuples(labels)
+    else:
+        index = pd.Index(labels, name="label", tupleize_cols=False)
     return Results.deferred(
         len(plans),
         lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
@@ -95,3 +95,27 @@ def open_delivery(
         job,
         delivery=root,
     )
+
+
+def _plans(manifests: list[dict[str, Any]]) -> list[ReadPlan]:
+    """The rows of every manifest, once each (a row is its request URL and its label)."""
+    plans: list[ReadPlan] = []
+    seen: set[tuple[str, str]] = set()
+    for manifest in manifests:
+        for row in manifest.get("rows", []):
+            plan = ReadPlan.from_dict(row["plan"])
+            if "label" in row:  # typed form (Timestamps, tuples) when the writer stored it
+                plan = ReadPlan(
+                    plan.token,
+                    plan.row_url,
+                    plan.grid,
+                    plan.outputs,
+                    _delivery.decode_label(row["label"]),
+                    plan.time_range,
+                    plan.mask_wkb,
+                )
+            key = (plan.row_url, repr(plan.label))
+            if key not in seen:
+                seen.add(key)
+                plans.append(plan)
+    return plans

@@ -18,23 +18,32 @@ from typing import Any
 
 import numpy as np
 
-from xasync._contract import USERDATA_IDENTIFIER
-from xasync.evalscript import EvalscriptError, OutputSpec, load_evalscript, parse_outputs
-from xasync.grid import GridError, PixelGrid, check_resolution, utm_epsg
-from xasync.inputs import (
-    BOUNDS_MODES,
-    DELIVERY_KEYS,
+from xasync.errors import (
     CollectionError,
     CrsError,
     DeliveryUrlError,
+    EvalscriptError,
     GeometryError,
+    GridError,
     OptionError,
     ResponseError,
     TimeRangeError,
+)
+from xasync.evalscript import OutputSpec, script_and_outputs
+from xasync.geometry import (
+    check_geometries,
+    check_labels,
+    grid_of,
+    project,
+    round_geometries,
+    target_epsgs,
+)
+from xasync.grid import PixelGrid, check_resolution
+from xasync.inputs import (
+    BOUNDS_MODES,
+    DELIVERY_KEYS,
     check_delivery,
-    check_resolution_units,
     data_items,
-    epsg_of,
     parse_time_range,
 )
 from xasync.plan import OutputPlan, ReadPlan
@@ -100,9 +109,22 @@ class RequestSpec:
     responses : tuple of str
         The identifiers requested (GeoTIFF each).
     delivery_root : str
-        ``s3://bucket/prefix`` under which each row gets its own folder (:attr:`row_url`).
+        ``s3://bucket/prefix`` under which each request gets its own folder (:attr:`row_url`).
     mask : bool
         Whether readers should mask pixels outside the geometry.
+    evalscript_digest : str or None
+        For an ``evalscriptReference``: sha256 of the referenced script's content, read at
+        ``process()`` time, so an edited script is a new request.
+
+    Notes
+    -----
+    Identity is what is bought: :attr:`token` hashes the canonical body (no secrets, no
+    delivery URL) and the referenced script's digest. ``label`` and ``position`` are row
+    metadata for :class:`~xasync.results.Results` and play no part in :attr:`token`, equality
+    or ``dask.base.tokenize``: rows with the same request share it, and re-ordering, filtering
+    or re-indexing a GeoDataFrame changes no token. Geometry coordinates are rounded by
+    :func:`build_specs` (see :func:`xasync.geometry.round_decimals`) so reprojection noise is
+    no new request.
 
     """
 
@@ -119,6 +141,7 @@ class RequestSpec:
     responses: tuple[str, ...]
     delivery_root: str
     mask: bool = False
+    evalscript_digest: str | None = None
 
     @property
     def geometry(self) -> dict[str, Any]:
@@ -159,16 +182,18 @@ class RequestSpec:
 
     @cached_property
     def token(self) -> str:
-        """sha256 hex of the canonical JSON of the body, the row label and position."""
-        doc = {"body": self._canonical, "label": _json_label(self.label)}
-        doc["position"] = int(self.position)
+        """sha256 hex of the canonical JSON of the body and the referenced script's digest.
+
+        Neither the row label nor its position enters it (see the class notes).
+        """
+        doc = {"body": self._canonical, "script": self.evalscript_digest}
         return hashlib.sha256(_canonical(doc).encode()).hexdigest()
 
     @property
     def row_url(self) -> str:
-        """``<delivery_root>/<token[:24]>``: this row's delivery folder, the same for the same request.
+        """``<delivery_root>/<token[:24]>``: the request's delivery folder.
 
-        The service adds ``<REQUEST_ID>/<identifier>.tif`` under it.
+        The same for every row (of any call) that asks for the same request. The service adds ``<REQUEST_ID>/<identifier>.tif`` under it.
         """
         return f"{self.delivery_root}/{self.token[:24]}"
 
@@ -292,6 +317,49 @@ def build_specs(
     import geopandas as gpd
     import shapely
 
+    _check_frame(gdf, resolution, size, bounds)
+    root = check_delivery(delivery)
+    items, time_range = data_items(data, time)
+    ref, digest, outs, wanted = script_and_outputs(evalscript, outputs, responses, storage_options)
+    gs = gdf.geometry if isinstance(gdf, gpd.GeoDataFrame) else gdf
+    labels = check_labels(gdf.index)
+    geoms = np.asarray(gs.array, dtype=object)
+    check_geometries(geoms, labels)
+    epsgs = target_epsgs(gs, crs)
+    projected = project(gs, epsgs, resolution, labels)
+    specs = []
+    rounded = round_geometries(projected, resolution, size)
+    boxes, wkbs = shapely.bounds(rounded), shapely.to_wkb(rounded)
+    for i, geom in enumerate(wkbs):
+        try:
+            grid = grid_of(boxes[i], int(epsgs[i]), resolution, size)
+        except GridError as exc:
+            raise type(exc)(f"row {labels[i]!r}: {exc}") from None
+        specs.append(
+            RequestSpec(
+                label=labels[i],
+                position=i,
+                geometry_wkb=geom,
+                grid=grid,
+                bounds_mode=bounds,
+                evalscript=None if ref else evalscript,
+                evalscript_ref=ref,
+                data=items,
+                time=time_range,
+                outputs=outs,
+                responses=wanted,
+                delivery_root=root,
+                mask=bool(mask),
+                evalscript_digest=digest,
+            ),
+        )
+    logger.debug("built %d request specs (%d CRS groups)", len(specs), len(np.unique(epsgs)))
+    return specs
+
+
+def _check_frame(gdf: Any, resolution: Any, size: Any, bounds: Any) -> None:
+    import geopandas as gpd
+
     if not isinstance(gdf, (gpd.GeoDataFrame, gpd.GeoSeries)):
         raise GeometryError(f"expected a GeoDataFrame, got {type(gdf).__name__}")
     if len(gdf) == 0:
@@ -309,112 +377,3 @@ def build_specs(
         check_resolution(resolution)  # positive, finite, one number or a pair
     if bounds not in BOUNDS_MODES:
         raise OptionError(f"bounds must be one of {BOUNDS_MODES}, got {bounds!r}")
-    root = check_delivery(delivery)
-    items, time_range = data_items(data, time)
-
-    # Evalscript and its outputs: parsed once.
-    if not isinstance(evalscript, str) or not evalscript.strip():
-        raise EvalscriptError("evalscript must be the script source or an s3:// URL of one")
-    ref = evalscript.strip() if evalscript.strip().startswith("s3://") else None
-    wanted = tuple(responses) if responses is not None else None
-    if wanted is not None and (not wanted or len(set(wanted)) != len(wanted)):
-        raise ResponseError(f"responses must be distinct output ids, got {list(wanted)}")
-    if outputs and (wanted is None or all(r in outputs for r in wanted)):
-        outs = parse_outputs(None, outputs, responses=wanted)
-    else:
-        source = load_evalscript(ref, storage_options) if ref else evalscript
-        outs = parse_outputs(source, outputs, responses=wanted)
-    ids = [o.id for o in outs]
-    if wanted is None:
-        wanted = tuple(ids)
-    missing = [r for r in wanted if r not in ids]
-    if missing:
-        extra = (
-            " ('userdata' responses are not supported yet)"
-            if USERDATA_IDENTIFIER in missing
-            else ""
-        )
-        raise ResponseError(
-            f"responses {missing} are not outputs of the evalscript, whose outputs are {ids}{extra}",
-        )
-
-    # Geometries: vectorised checks, then reprojection per target CRS.
-    gs = gdf.geometry if isinstance(gdf, gpd.GeoDataFrame) else gdf
-    geoms = np.asarray(gs.array, dtype=object)
-    labels = list(gdf.index)
-    missing_g = shapely.is_missing(geoms)
-    empty = missing_g | shapely.is_empty(geoms)
-    for name, bad in (("empty or missing", empty), ("invalid", ~empty & ~shapely.is_valid(geoms))):
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            why = "" if name != "invalid" else f" ({shapely.is_valid_reason(geoms[i])})"
-            raise GeometryError(
-                f"row {labels[i]!r} has an {name} geometry{why}"
-                + (f"; {int(bad.sum())} rows in all" if bad.sum() > 1 else ""),
-            )
-    kinds = shapely.get_type_id(geoms)
-    areal = np.isin(kinds, (3, 6))  # Polygon, MultiPolygon
-    if not areal.all():
-        i = int(np.flatnonzero(~areal)[0])
-        raise GeometryError(
-            f"row {labels[i]!r} is a {geoms[i].geom_type}; requests need Polygon or MultiPolygon "
-            "areas (buffer points/lines first, e.g. gdf.buffer(100) in a metric CRS)",
-        )
-    if isinstance(crs, str) and crs.lower() == "utm":
-        lonlat = shapely.centroid(np.asarray(gs.to_crs(4326).array, dtype=object))
-        epsgs = np.array(
-            [
-                utm_epsg(x, y)
-                for x, y in zip(shapely.get_x(lonlat), shapely.get_y(lonlat), strict=True)
-            ],
-        )
-    else:
-        target = epsg_of(
-            gdf.crs if crs is None else crs,
-            "the GeoDataFrame's CRS" if crs is None else "crs",
-        )
-        epsgs = np.full(len(geoms), target)
-    src_epsg = gdf.crs.to_epsg()
-    projected = np.empty(len(geoms), dtype=object)
-    for epsg in np.unique(epsgs):
-        sel = epsgs == epsg
-        if resolution is not None:
-            check_resolution_units(int(epsg), resolution)
-        part = gs[sel] if src_epsg == epsg else gs[sel].to_crs(int(epsg))
-        projected[sel] = np.asarray(part.array, dtype=object)
-    boxes = shapely.bounds(projected)
-    if not np.isfinite(boxes).all():
-        i = int(np.flatnonzero(~np.isfinite(boxes).all(axis=1))[0])
-        raise GeometryError(f"row {labels[i]!r} cannot be projected to EPSG:{int(epsgs[i])}")
-    wkbs = shapely.to_wkb(shapely.force_2d(projected))
-
-    specs = []
-    for i in range(len(geoms)):
-        epsg = int(epsgs[i])
-        try:
-            grid = (
-                PixelGrid.from_resolution(boxes[i], epsg, resolution)
-                if resolution is not None
-                else PixelGrid.from_size(boxes[i], epsg, size)  # type: ignore[arg-type]
-            )
-        except GridError as exc:
-            raise type(exc)(f"row {labels[i]!r}: {exc}") from None
-        specs.append(
-            RequestSpec(
-                label=labels[i],
-                position=i,
-                geometry_wkb=wkbs[i],
-                grid=grid,
-                bounds_mode=bounds,
-                evalscript=None if ref else evalscript,
-                evalscript_ref=ref,
-                data=items,
-                time=time_range,
-                outputs=outs,
-                responses=wanted,
-                delivery_root=root,
-                mask=bool(mask),
-            ),
-        )
-    logger.debug("built %d request specs (%d CRS groups)", len(specs), len(np.unique(epsgs)))
-    return specs

@@ -1,29 +1,59 @@
-"""What ``process`` and ``open_delivery`` return: lazy Datasets aligned with the rows, and state."""
+"""What ``process`` and ``open_delivery`` return: lazy Datasets aligned with the rows, and state.
+
+The state of every row is read from :class:`xasync.jobs.Job`, a view over the process's one
+store of request outcomes (:mod:`xasync.ledger`). Nothing here writes into the Datasets: their
+attrs are those :mod:`xasync.lazy` gave them (the same for neighbouring rows but for the row's
+own identity), so ``xr.combine_by_coords`` of neighbouring rows works.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import Any, overload
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
 from xasync.errors import DeliveryTimeout
-from xasync.jobs import Job, RowStatus
+from xasync.jobs import Job
 from xasync.progress import wait_with_progress
 
-STATUS_COLUMNS = ["request_id", "state", "submitted", "finished", "cost_pu", "error", "reused"]
+__all__ = ["STATUS_COLUMNS", "Results"]
+
+#: Columns of :meth:`Results.status`.
+STATUS_COLUMNS = [
+    "request_id",
+    "state",
+    "submitted",
+    "finished",
+    "cost_pu",
+    "estimated_pu",
+    "requests",
+    "error",
+    "reused",
+]
 
 
 class Results(Sequence):
     """Lazy Datasets, one per row, and the state of their requests.
 
-    ``results[i]`` is the i-th row's :class:`xarray.Dataset` (positional, like ``gdf.iloc``);
-    ``results.datasets`` is a :class:`pandas.Series` indexed like the GeoDataFrame, so
-    ``results.datasets.loc[label]`` selects by label. Submission continues in the background;
-    computing a Dataset waits for its delivery. Each Dataset is assembled on first access (its
-    coordinates, CRS and dtypes need no network), so a call on many rows returns at once.
+    Indexing
+    --------
+    * ``results[i]`` with an ``int``: the i-th row's :class:`xarray.Dataset` (positional, like
+      ``gdf.iloc``; negative counts from the end).
+    * ``results[label]`` with any other hashable (a ``str``, a ``pd.Timestamp``, a tuple of a
+      ``MultiIndex``...): the row(s) with that label, like ``gdf.loc``. One row gives a Dataset;
+      a label shared by several rows (or a partial ``MultiIndex`` key) gives a list of them.
+      An unknown label raises :class:`KeyError`.
+    * ``results[a:b]``: a list; integer (or None) bounds are positions, other bounds labels
+      (both ends included, as with ``.loc``).
+
+    ``results.datasets`` is a :class:`pandas.Series` indexed like the GeoDataFrame. Submission
+    continues in the background; computing a Dataset waits for its delivery. Each Dataset is
+    assembled on first access (its coordinates, CRS and dtypes need no network), so a call on
+    many rows returns at once.
     """
 
     def __init__(
@@ -34,9 +64,12 @@ class Results(Sequence):
         *,
         delivery: str,
         build: Callable[[int], xr.Dataset] | None = None,
+        estimated_pu: Sequence[float] | None = None,
     ) -> None:
         if len(datasets) != len(index) or len(job) != len(index):
             raise ValueError("datasets, index and job must have one entry per row")
+        if estimated_pu is not None and len(estimated_pu) != len(index):
+            raise ValueError("estimated_pu must have one entry per row")
         if build is None and any(ds is None for ds in datasets):
             raise ValueError("datasets left to build need a build function")
         self._datasets: list[xr.Dataset | None] = list(datasets)
@@ -44,14 +77,28 @@ class Results(Sequence):
         self._lock = threading.Lock()
         self._index = index
         self._job = job
+        self._estimated = None if estimated_pu is None else [float(v) for v in estimated_pu]
         self.delivery = delivery
 
     @classmethod
     def deferred(
-        cls, n: int, build: Callable[[int], xr.Dataset], index: pd.Index, job: Job, *, delivery: str
+        cls,
+        n: int,
+        build: Callable[[int], xr.Dataset],
+        index: pd.Index,
+        job: Job,
+        *,
+        delivery: str,
+        estimated_pu: Sequence[float] | None = None,
     ) -> Results:
-        """Results whose Datasets are built on first access (``build(i)``), then kept."""
-        return cls([None] * n, index, job, delivery=delivery, build=build)
+        """Results whose Datasets are built on first access (``build(i)``), then kept.
+
+        ``estimated_pu`` (one value per row, e.g. the column of :func:`xasync.estimate`) is shown
+        beside ``cost_pu`` in :meth:`status`.
+        """
+        return cls(
+            [None] * n, index, job, delivery=delivery, build=build, estimated_pu=estimated_pu
+        )
 
     # -- sequence ------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -65,24 +112,74 @@ class Results(Sequence):
                 if ds is None:
                     assert self._build is not None
                     ds = self._datasets[i] = self._build(i)
-        _apply_row_attrs(ds, self._job.rows[i])
         return ds
 
     @overload
-    def __getitem__(self, i: int) -> xr.Dataset: ...
+    def __getitem__(self, key: int) -> xr.Dataset: ...
     @overload
-    def __getitem__(self, i: slice) -> list[xr.Dataset]: ...
-    def __getitem__(self, i: int | slice) -> xr.Dataset | list[xr.Dataset]:
-        if isinstance(i, slice):
-            return [self._dataset(j) for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError(f"row {i} out of range for {len(self)} rows")
-        return self._dataset(i)
+    def __getitem__(self, key: slice) -> list[xr.Dataset]: ...
+    @overload
+    def __getitem__(self, key: Hashable) -> xr.Dataset | list[xr.Dataset]: ...
+    def __getitem__(self, key: Any) -> xr.Dataset | list[xr.Dataset]:
+        if isinstance(key, slice):
+            return [self._dataset(j) for j in self._slice_positions(key)]
+        if _is_position(key):
+            i = int(key)
+            if i < 0:
+                i += len(self)
+            if not 0 <= i < len(self):
+                raise IndexError(f"row {int(key)} out of range for {len(self)} rows")
+            return self._dataset(i)
+        where = self.positions(key)
+        if isinstance(where, int):
+            return self._dataset(where)
+        return [self._dataset(j) for j in where]
+
+    def positions(self, label: Hashable) -> int | list[int]:
+        """The position of the row labelled ``label`` (a list when several rows match).
+
+        Raises
+        ------
+        KeyError
+            No row has this label.
+        TypeError
+            ``label`` is not hashable.
+        """
+        try:
+            hash(label)
+        except TypeError:
+            raise TypeError(
+                f"rows are selected by position (int), label or slice, not {type(label).__name__}"
+            ) from None
+        try:
+            where = self._index.get_loc(label)
+        except (KeyError, TypeError, ValueError):
+            raise KeyError(_unknown_label(label, self._index)) from None
+        if isinstance(where, (int, np.integer)):
+            return int(where)
+        if isinstance(where, slice):
+            return list(range(*where.indices(len(self))))
+        return [int(j) for j in np.flatnonzero(where)]
+
+    def _slice_positions(self, key: slice) -> range:
+        bounds = (key.start, key.stop)
+        if all(b is None or _is_position(b) for b in bounds):
+            return range(*key.indices(len(self)))
+        try:
+            where = self._index.slice_indexer(key.start, key.stop, key.step)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KeyError(
+                f"cannot slice the rows by labels {key.start!r}:{key.stop!r}: {exc}"
+            ) from None
+        return range(*where.indices(len(self)))
 
     def __iter__(self) -> Iterator[xr.Dataset]:
         return (self._dataset(i) for i in range(len(self)))
+
+    @property
+    def labels(self) -> pd.Index:
+        """The row labels (those of the GeoDataFrame)."""
+        return self._index
 
     @property
     def datasets(self) -> pd.Series:
@@ -97,9 +194,20 @@ class Results(Sequence):
 
     # -- state ---------------------------------------------------------------------------
     def status(self) -> pd.DataFrame:
-        """One row per request: request_id, state, submitted, finished, cost_pu, error, reused."""
-        self._refresh_attrs()
+        """The state of every row's request, indexed like the GeoDataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns :data:`STATUS_COLUMNS`: ``request_id``; ``state`` (``queued``, ``claimed``,
+            ``running``, ``done``, ``failed``); ``submitted`` and ``finished`` (UTC);
+            ``cost_pu``, the row's share of what its request was charged (rows sharing one
+            request split it, so the column sums to the charge; 0 for a request bought by an
+            earlier call); ``requests``, the request (its delivery folder) the row uses, the
+            same for rows that share one; ``error``; ``reused`` (delivered before this call).
+        """
         rows = self._job.snapshot()
+        estimated = self._estimated or [float("nan")] * len(rows)
         frame = pd.DataFrame(
             [
                 {
@@ -108,10 +216,12 @@ class Results(Sequence):
                     "submitted": r.submitted,
                     "finished": r.finished,
                     "cost_pu": r.cost_pu,
+                    "estimated_pu": estimate,
+                    "requests": r.row_url,
                     "error": r.error,
                     "reused": r.reused,
                 }
-                for r in rows
+                for r, estimate in zip(rows, estimated)
             ],
             columns=STATUS_COLUMNS,
             index=self._index,
@@ -128,8 +238,8 @@ class Results(Sequence):
 
     @property
     def cost(self) -> float:
-        """Processing units charged so far, as reported in the delivered request copies."""
-        return float(sum(r.cost_pu or 0.0 for r in self._job.snapshot()))
+        """Processing units charged so far for this call's requests, each counted once."""
+        return self._job.total_cost()
 
     def wait(self, timeout: float | None = None, progress: bool = True) -> Results:
         """Block until every request is done or failed.
@@ -153,7 +263,6 @@ class Results(Sequence):
         if not ok:
             counts = dict(self._job.counts())
             raise DeliveryTimeout(f"not all requests finished within {timeout:g} s: {counts}")
-        self._refresh_attrs()
         return self
 
     def cancel(self) -> Results:
@@ -174,23 +283,15 @@ class Results(Sequence):
     def _repr_html_(self) -> str:
         return f"<p>{_html_escape(repr(self))}</p>" + self.status().to_html()
 
-    # -- internals -----------------------------------------------------------------------
-    def _refresh_attrs(self) -> None:
-        """Copy request ids, states and costs of finished rows into the Datasets' attrs."""
-        for ds, row in zip(self._datasets, self._job.snapshot()):
-            if ds is not None:
-                _apply_row_attrs(ds, row)
+
+def _is_position(key: Any) -> bool:
+    """An int (or numpy integer) but not a bool: a position."""
+    return isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_))
 
 
-def _apply_row_attrs(ds: xr.Dataset, row: RowStatus) -> None:
-    attrs: dict[str, Any] = {"state": row.state.value}
-    if row.request_id:
-        attrs["request_id"] = row.request_id
-    if row.cost_pu is not None:
-        attrs["cost_pu"] = float(row.cost_pu)
-    if row.error:
-        attrs["error"] = row.error
-    ds.attrs.update(attrs)
+def _unknown_label(label: Hashable, index: pd.Index) -> str:
+    sample = ", ".join(repr(v) for v in index[:5]) + (", ..." if len(index) > 5 else "")
+    return f"no row labelled {label!r} (labels: {sample}; use an int for a position)"
 
 
 def _html_escape(text: str) -> str:

@@ -220,9 +220,20 @@ _EXTRA_KEYS = ("id", "gdf", "evalscript", "script_source")
 
 
 def build_case(case: dict[str, Any], **overrides: Any) -> list[RequestSpec]:
-    """Build the specs of one matrix case (``overrides`` win, e.g. ``delivery=``)."""
+    """Build the specs of one matrix case (``overrides`` win, e.g. ``delivery=``).
+
+    An evalscript reference is read from S3 when ``storage_options`` is given (the emulator
+    test stores it there first). Without it (the body-schema test, which has no S3 and checks
+    only the shape of bodies) the reference's content is taken from the case's
+    ``script_source`` instead of being read.
+    """
     kw = {k: v for k, v in case.items() if k not in _EXTRA_KEYS}
     kw.setdefault("time", TIME)
     kw.setdefault("delivery", "s3://xasync-test/matrix")
     kw.update(overrides)
+    if "script_source" in case and "storage_options" not in kw:
+        from unittest import mock
+
+        with mock.patch("xasync.evalscript.load_evalscript", return_value=case["script_source"]):
+            return build_specs(case["gdf"], case.get("evalscript", RGB), **kw)
     return build_specs(case["gdf"], case.get("evalscript", RGB), **kw)

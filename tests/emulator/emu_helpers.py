@@ -119,20 +119,88 @@ def read_tif(emu, bucket: str, key: str) -> dict:
         }
 
 
+def s2_scene_dates(t_from, t_to):
+    """The documented Sentinel-2 calendar: 2017-01-01T10:00Z + 5*k days within [t_from, t_to]."""
+    from datetime import datetime, timedelta, timezone
+
+    epoch = datetime(2017, 1, 1, 10, tzinfo=timezone.utc)
+    k = -((epoch - t_from) // timedelta(days=5))  # ceil((t_from - epoch) / 5 days)
+    out = []
+    while epoch + timedelta(days=5 * k) <= t_to:
+        out.append(epoch + timedelta(days=5 * k))
+        k += 1
+    return out
+
+
+_S2 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
+_CANOPY = [0.03, 0.035, 0.07, 0.035, 0.10, 0.28, 0.36, 0.40, 0.42, 0.40, 0.01, 0.19, 0.09]
+_SOIL = [0.08, 0.10, 0.13, 0.17, 0.20, 0.22, 0.24, 0.25, 0.26, 0.26, 0.02, 0.32, 0.28]
+_WATER = [0.06, 0.06, 0.05, 0.03, 0.02, 0.015, 0.012, 0.01, 0.01, 0.005, 0.001, 0.005, 0.003]
+_MASK64 = (1 << 64) - 1
+
+
+def _u(i, j, s):
+    """Step 3 of the documented formula, in Python integers (no numpy wrap-around tricks)."""
+    import numpy as np
+
+    def one(a: int, b: int) -> float:
+        h = (a * 0x9E3779B97F4A7C15 + b * 0xC2B2AE3D27D4EB4F + s * 0x165667B19E3779F9) & _MASK64
+        h ^= h >> 30
+        h = (h * 0xBF58476D1CE4E5B9) & _MASK64
+        h ^= h >> 27
+        h = (h * 0x94D049BB133111EB) & _MASK64
+        h ^= h >> 31
+        return (h >> 11) / 2**53
+
+    i, j = np.broadcast_arrays(np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64))
+    return np.vectorize(one, otypes=[float])(i, j)
+
+
+def _vn(x, y, length, salt):
+    import numpy as np
+
+    gx, gy = x / length, y / length
+    i, j = np.floor(gx).astype(np.int64), np.floor(gy).astype(np.int64)
+    tx, ty = gx - i, gy - j
+    sx, sy = tx * tx * (3 - 2 * tx), ty * ty * (3 - 2 * ty)
+    top = _u(i, j, salt) * (1 - sx) + _u(i + 1, j, salt) * sx
+    bottom = _u(i, j + 1, salt) * (1 - sx) + _u(i + 1, j + 1, salt) * sx
+    return top * (1 - sy) + bottom * sy
+
+
+def surface(lon, lat, date):
+    """Steps 2-7 of the documented scene (docs/emulator.md): texture n, green cover g, classes."""
+    import numpy as np
+
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    x = 6371008.8 * np.radians(lon) * np.cos(np.radians(lat))
+    y = 6371008.8 * np.radians(lat)
+    n = 0.5 * _vn(x, y, 60, 11) + 0.3 * _vn(x, y, 25, 12) + 0.2 * _vn(x, y, 11, 13)
+    fy = np.floor(y / 300).astype(np.int64)
+    fx = np.floor((x + 400 * _u(fy, 0, 21)) / 400).astype(np.int64)
+    c = _u(fx, fy, 22)
+    doy = date.timetuple().tm_yday
+    season = 0.3 + 0.7 * np.exp(-(((doy - 190) / 50) ** 2))
+    veg = np.clip((0.55 + 0.4 * _u(fx, fy, 23)) * season + 0.5 * (n - 0.5), 0, 1)
+    water, soil = c < 0.08, (c >= 0.08) & (c < 0.25)
+    g = np.where(water, 0.0, np.where(soil, 0.1 * n, veg))
+    return {"n": n, "g": g, "water": water, "soil": soil, "field": fx * 1_000_003 + fy}
+
+
 def scene(name: str, lon, lat, date, dn: bool = False):
     """The documented synthetic scene formula (docs/emulator.md), re-implemented here."""
     import zlib
 
     import numpy as np
 
-    vegetation = {"B01": 0.03, "B02": 0.04, "B03": 0.07, "B04": 0.05, "B05": 0.11, "B06": 0.25}
-    vegetation.update({"B07": 0.30, "B08": 0.33, "B8A": 0.35, "B09": 0.35, "B10": 0.01})
-    vegetation.update({"B11": 0.20, "B12": 0.10})
-    k = zlib.crc32(name.encode("utf-8")) % 16
-    doy = date.timetuple().tm_yday
-    base = vegetation.get(name, 0.1 + 0.02 * k)
-    v = (0.5 + 0.5 * np.sin(50 * np.radians(lon) + k)) * (0.5 + 0.5 * np.cos(50 * np.radians(lat)))
-    r = base * (0.5 + v) + 0.05 * doy / 366
+    s = surface(lon, lat, date)
+    if name in _S2:
+        b = _S2.index(name)
+        land = _SOIL[b] + s["g"] * (_CANOPY[b] - _SOIL[b])
+        r = np.where(s["water"], _WATER[b] + 0.01 * s["n"], land)
+    else:
+        k = zlib.crc32(name.encode("utf-8")) % 16
+        r = (0.1 + 0.02 * k) * (0.5 + s["g"]) + 0.02 * s["n"]
     return np.floor(r * 10000 + 0.5) if dn else r
 
 

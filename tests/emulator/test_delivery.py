@@ -6,21 +6,28 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
-from emu_helpers import LEGACY, centres, keys, make_body, read_json, read_tif, scene, wait_gone
+from emu_helpers import (
+    LEGACY,
+    centres,
+    keys,
+    make_body,
+    read_json,
+    read_tif,
+    s2_scene_dates,
+    scene,
+    wait_gone,
+)
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
 from xasync import _contract as C
 
-MID_JUNE = (
-    datetime(2023, 6, 1, tzinfo=timezone.utc)
-    + (
-        datetime(2023, 6, 30, 23, 59, 59, tzinfo=timezone.utc)
-        - datetime(2023, 6, 1, tzinfo=timezone.utc)
-    )
-    / 2
-)
+# SIMPLE mosaicking, mostRecent: the last Sentinel-2 scene of the documented calendar in June
+MID_JUNE = s2_scene_dates(
+    datetime(2023, 6, 1, tzinfo=timezone.utc),
+    datetime(2023, 6, 30, 23, 59, 59, tzinfo=timezone.utc),
+)[-1]
 
 
 def _run(api, body: dict) -> str:

@@ -89,6 +89,7 @@ def test_matrix_grids_match_delivered_geotiffs(emu):
             url = f"s3://{bucket}/scripts/{case['id']}.js"
             fs.pipe(url, case["script_source"].encode())
             case["evalscript"] = url
+            case["storage_options"] = so
         specs += _matrix.build_case(case, delivery=f"s3://{bucket}/matrix/{case['id']}")
     assert len(specs) >= 25
 

@@ -6,11 +6,20 @@ from __future__ import annotations
 import re
 
 import geopandas as gpd
+import numpy as np
+import pandas as pd
 import pytest
 from shapely.geometry import LineString, Point, Polygon, box
 
 import xasync
-from xasync.errors import AuthError, ValidationError, XasyncError
+from xasync.errors import (
+    AuthError,
+    LabelError,
+    OptionError,
+    TimeRangeError,
+    ValidationError,
+    XasyncError,
+)
 
 from ._helpers import NDVI, RES, TIME, fields, fresh_root
 
@@ -91,6 +100,14 @@ CASES = [
     ("unknown-crs", {"crs": "EPSG:999999"}, ValidationError, r"999999"),
     ("unknown-response", {"responses": ["nope"]}, ValidationError, r"nope"),
     ("unknown-bounds-mode", {"bounds": "circle"}, ValidationError, r"circle"),
+    # #16 finding 5: chunks are checked before paying
+    ("chunks-lots", {"chunks": "lots"}, OptionError, r"lots"),
+    ("chunks-zero", {"chunks": 0}, OptionError, r"chunks"),
+    ("chunks-float", {"chunks": (512, 2.5)}, OptionError, r"chunks"),
+    # #16 finding 3: a zero-length range would find no scene and still be charged
+    ("zero-length-time", {"time": pd.Timestamp("2024-06-15T10:00")}, TimeRangeError, r"zero"),
+    # #16 finding 9: a NaN label cannot name a row
+    ("nan-label", {"gdf": fields(2).set_axis([0.0, np.nan])}, LabelError, r"missing label"),
 ]
 
 
@@ -194,3 +211,42 @@ def test_not_a_geodataframe():
 
     with pytest.raises((ValidationError, AttributeError), match="GeoDataFrame"):
         pd.DataFrame({"a": [1]}).xasync  # noqa: B018
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("problem", ["no-credentials", "dead-endpoint"])
+def test_status_command_fails_in_one_line_without_traceback(emu, problem):
+    """#16 finding 9: ``xasync status`` exits non-zero with a one-line typed error."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    env["AWS_MAX_ATTEMPTS"] = "1"
+    if problem == "no-credentials":
+        endpoint = emu.s3_endpoint_url
+    else:
+        env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        endpoint = f"http://127.0.0.1:{_free_port()}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "xasync.cli", "status", "s3://some-bucket/runs"]
+        + ["--endpoint-url", endpoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "DeliveryAccessError" in lines[0]
+    assert ("credentials" if problem == "no-credentials" else "cannot be reached") in lines[0]

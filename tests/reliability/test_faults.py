@@ -168,7 +168,9 @@ def test_failed_requests_report_the_service_message(emu):
     assert len(failed) + len(done) == 30
     assert len(failed) == stats["failed"] == len(injected)
     # the failed rows are exactly those the service wrote error.json for, with its message
-    row_urls = {label: results.datasets.loc[label].attrs["row_url"] for label in gdf.index}
+    row_urls = {
+        label: results.datasets.loc[label].encoding["xasync"]["row_url"] for label in gdf.index
+    }
     assert {row_urls[label] for label in failed.index} == set(injected)
     for label in failed.index:
         message = injected[row_urls[label]]
@@ -294,7 +296,7 @@ def test_same_request_to_two_deliveries_does_not_mix_them(emu):
     assert (status["state"] == "failed").all(), status
     assert emu.stats["creates"] == 4  # a new root is a new purchase
     for ds in bad:
-        assert ds.attrs["row_url"].startswith(f"{root}/bad/")
+        assert ds.encoding["xasync"]["row_url"].startswith(f"{root}/bad/")
         with pytest.raises(xasync.ProcessingError):
             ds["ndvi"].compute()  # must not serve the files delivered under the other root
     for ds in good:  # and the first delivery is still what its datasets read
@@ -323,7 +325,8 @@ def test_flaky_token_endpoint_with_short_tokens(emu):
         f"\nflaky token: token_calls={stats['token_calls']} 5xx={stats['server_errors']} dropped={stats['dropped']}"
     )
     assert (status["state"] == "done").all(), status[["state", "error"]]
-    assert stats["token_calls"] >= 3
+    # 12 rows at K=3 run >= 4 x 0.5 s at the emulator, past the 2 s token: one refresh at least
+    assert stats["token_calls"] >= 2
     assert_no_duplicate_creates(stats, 12)
 
 

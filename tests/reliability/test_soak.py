@@ -105,7 +105,7 @@ def test_soak_with_faults(emu):
     injected = error_json_by_prefix(emu, root)
 
     # outcome: done, or failed exactly as injected, with the service's message
-    row_urls = [ds.attrs["row_url"] for ds in results]
+    row_urls = [ds.encoding["xasync"]["row_url"] for ds in results]
     failed_urls = {u for u, s in zip(row_urls, status["state"]) if s == "failed"}
     assert set(status["state"]) <= {"done", "failed"}, status["state"].value_counts()
     assert failed_urls == set(injected), failed_urls ^ set(injected)

@@ -1,4 +1,5 @@
-"""Config: precedence of arguments > environment > sentinelhub-py file > defaults; masking."""
+"""Config: precedence of arguments > environment > sentinelhub-py file > defaults; masking;
+deployment presets (endpoints, storage options, delivery refusals)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from xasync import deployments
 from xasync._contract import API_PATH_LEGACY, API_PATH_PLANET
-from xasync.config import CDSE, SENTINEL_HUB, Config, default_config_file
-from xasync.errors import ConfigError, XasyncError
+from xasync.config import CDSE, SENTINEL_HUB, SENTINEL_HUB_US_WEST, Config, default_config_file
+from xasync.errors import ConfigError, ValidationError, XasyncError
 
-ENV_VARS = ("SH_CLIENT_ID", "SH_CLIENT_SECRET", "SH_BASE_URL", "SH_TOKEN_URL", "SH_PROFILE")
+ENV_VARS = (
+    "SH_CLIENT_ID",
+    "SH_CLIENT_SECRET",
+    "SH_BASE_URL",
+    "SH_TOKEN_URL",
+    "SH_PROFILE",
+    "SH_DEPLOYMENT",
+)
 SECRET = "s3cr3t-value-that-must-not-leak"
 
 
@@ -170,3 +179,165 @@ def test_secret_not_in_error_for_bad_secret_type():
     with pytest.raises(ConfigError) as info:
         Config.resolve(client_id="id", client_secret=12345678901)
     assert "12345678901" not in str(info.value)
+
+
+# -- deployments --------------------------------------------------------------------------------
+SH_TOKEN = "https://services.sentinel-hub.com/auth/realms/main/protocol/openid-connect/token"
+CDSE_TOKEN = (
+    "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"
+)
+#: name -> (base URL, token URL, path style): spec sections 1.1, 1.2 and 4.
+ENDPOINTS = {
+    "sentinel-hub-eu": ("https://services.sentinel-hub.com", SH_TOKEN, API_PATH_LEGACY),
+    "sentinel-hub-us-west": (
+        "https://services-uswest2.sentinel-hub.com",
+        SH_TOKEN,
+        API_PATH_LEGACY,
+    ),
+    "cdse": ("https://sh.dataspace.copernicus.eu", CDSE_TOKEN, API_PATH_LEGACY),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENDPOINTS))
+def test_each_deployment_by_argument_and_by_env(name, monkeypatch):
+    base, token, path = ENDPOINTS[name]
+    by_arg = Config.resolve(deployment=name)
+    monkeypatch.setenv("SH_DEPLOYMENT", name.upper())
+    by_env = Config.resolve()
+    for cfg in (by_arg, by_env):
+        assert (cfg.base_url, cfg.token_url, cfg.api_path) == (base, token, path)
+        assert cfg.deployment == name
+        assert cfg.preset is deployments.DEPLOYMENTS[name]
+
+
+def test_module_presets_match_the_named_deployments():
+    assert Config.resolve(deployment="sentinel-hub-eu") == SENTINEL_HUB
+    assert Config.resolve(deployment="us-west") == SENTINEL_HUB_US_WEST
+    assert Config.resolve(deployment="cdse") == CDSE
+    assert Config.resolve().deployment == "sentinel-hub-eu"  # the default
+
+
+def test_aliases_and_unknown_names():
+    assert deployments.deployment("Sentinel-Hub").name == "sentinel-hub-eu"
+    assert deployments.deployment(" copernicus ").name == "cdse"
+    assert deployments.deployment("uswest2").name == "sentinel-hub-us-west"
+    with pytest.raises(ConfigError, match="cdse") as info:
+        Config.resolve(deployment="mars")
+    assert "mars" in str(info.value)
+    with pytest.raises(ConfigError, match="unknown deployment"):
+        Config(base_url="https://x.example", token_url="https://x.example/t", deployment="mars")
+
+
+def test_named_deployment_beats_env_and_file_endpoints_but_not_arguments(tmp_path, monkeypatch):
+    write_sh_config(tmp_path, FILE)  # default profile: file endpoints and credentials
+    monkeypatch.setenv("SH_BASE_URL", "https://env.example.com")
+    cfg = Config.resolve(deployment="cdse")
+    assert (cfg.base_url, cfg.token_url) == ENDPOINTS["cdse"][:2]
+    assert (cfg.client_id, cfg.client_secret) == ("file-id", "file-secret")  # still from the file
+    monkeypatch.setenv("SH_CLIENT_ID", "env-id")
+    assert Config.resolve(deployment="cdse").client_id == "env-id"
+    # explicit arguments still win, and the deployment's rules stay
+    pointed = Config.resolve(deployment="cdse", base_url="http://127.0.0.1:9999")
+    assert pointed.base_url == "http://127.0.0.1:9999"
+    assert pointed.token_url == CDSE_TOKEN
+    assert pointed.deployment == "cdse"
+
+
+def test_deployment_is_inferred_from_the_base_url(monkeypatch):
+    monkeypatch.setenv("SH_BASE_URL", "https://services-uswest2.sentinel-hub.com/")
+    cfg = Config.resolve()
+    assert cfg.deployment == "sentinel-hub-us-west"
+    assert cfg.token_url == SH_TOKEN
+    emulator_like = Config(base_url="http://127.0.0.1:5000", token_url="http://127.0.0.1:5000/t")
+    assert emulator_like.deployment is None and emulator_like.preset is None
+
+
+@pytest.mark.parametrize(
+    ("name", "delivery", "role", "refused"),
+    [
+        ("cdse", "gs://bucket/prefix", None, "gs:// delivery"),
+        ("cdse", "s3://bucket/prefix", "arn:aws:iam::123456789012:role/r", "iamRoleARN"),
+        ("cdse", "s3://bucket/prefix", None, None),
+        ("sentinel-hub-eu", "gs://bucket/prefix", None, None),
+        ("sentinel-hub-us-west", "s3://b/p", "arn:aws:iam::123456789012:role/r", None),
+        ("sentinel-hub-eu", "https://bucket/prefix", None, "s3:// or gs://"),
+        ("cdse", "bucket/prefix", None, "s3:// or gs://"),
+    ],
+)
+def test_delivery_refusals(name, delivery, role, refused):
+    cfg = Config.resolve(deployment=name)
+    if refused is None:
+        cfg.check_delivery(delivery, iam_role_arn=role)
+        return
+    with pytest.raises(ValidationError, match=refused) as info:
+        cfg.check_delivery(delivery, iam_role_arn=role)
+    assert isinstance(info.value, XasyncError) and isinstance(info.value, ValueError)
+
+
+def test_capabilities_of_each_preset():
+    caps = {n: (d.supports_iam_role, d.supports_gcs) for n, d in deployments.DEPLOYMENTS.items()}
+    assert caps == {
+        "sentinel-hub-eu": (True, True),
+        "sentinel-hub-us-west": (True, True),
+        "cdse": (False, False),
+    }
+
+
+def test_cdse_rules_follow_a_config_pointed_at_another_server():
+    """An emulator standing in for CDSE keeps CDSE's refusals."""
+    cfg = Config(
+        base_url="http://127.0.0.1:1", token_url="http://127.0.0.1:1/token", deployment="CDSE"
+    )
+    assert cfg.deployment == "cdse"
+    with pytest.raises(ValidationError):
+        cfg.check_delivery("gs://b/p")
+    # without a deployment only the scheme is checked
+    Config(base_url="http://127.0.0.1:1", token_url="http://127.0.0.1:1/t").check_delivery(
+        "gs://b/p", iam_role_arn="arn:aws:iam::1:role/r"
+    )
+
+
+def test_storage_options_of_each_deployment():
+    cdse = CDSE.storage_options("AK", SECRET)
+    assert cdse == {
+        "key": "AK",
+        "secret": SECRET,
+        "client_kwargs": {"endpoint_url": "https://s3.waw3-1.cloudferro.com"},
+    }
+    assert SENTINEL_HUB.storage_options() == {}  # AWS: s3fs defaults
+    assert SENTINEL_HUB_US_WEST.storage_options("AK", SECRET) == {"key": "AK", "secret": SECRET}
+    merged = CDSE.storage_options(client_kwargs={"region_name": "x"}, anon=False)
+    assert merged["client_kwargs"] == {
+        "endpoint_url": "https://s3.waw3-1.cloudferro.com",
+        "region_name": "x",
+    }
+    assert merged["anon"] is False
+    with pytest.raises(ConfigError, match="both key and secret"):
+        CDSE.storage_options(key="AK")
+
+
+def test_storage_options_are_real_s3fs_arguments(s3_server, bucket):
+    """The dict a preset builds opens a real S3 server (its endpoint overridden to moto's)."""
+    import s3fs
+
+    options = CDSE.storage_options(
+        "testing-key", "testing-secret", client_kwargs={"endpoint_url": s3_server.endpoint_url}
+    )
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(**options)
+    fs.pipe(f"{bucket}/probe.txt", b"ok")
+    assert fs.cat(f"{bucket}/probe.txt") == b"ok"
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_an_emulator_client_can_play_cdse(emu):
+    """``Client.from_emulator(emu, deployment="cdse")``: the emulator's URLs, CDSE's refusals."""
+    from xasync import Client
+
+    with Client.from_emulator(emu, deployment="cdse") as client:
+        assert client.config.base_url == emu.base_url
+        assert client.config.deployment == "cdse"
+        with pytest.raises(ValidationError, match="iamRoleARN"):
+            client.config.check_delivery("s3://b/p", iam_role_arn="arn:aws:iam::1:role/r")
+    with Client.from_emulator(emu) as plain:
+        assert plain.config.deployment is None

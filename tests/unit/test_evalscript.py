@@ -167,12 +167,15 @@ def test_bad_overrides_are_typed_errors(override):
         parse_outputs(None, {"default": override})
 
 
-def test_load_evalscript_reads_s3_once(s3_server, s3fs_fs, bucket):
+def test_load_evalscript_reads_the_current_content(s3_server, s3fs_fs, bucket):
     url = f"s3://{bucket}/scripts/true_color.js"
     s3fs_fs.pipe(url, TRUE_COLOR.encode())
     assert load_evalscript(url, s3_server.storage_options) == TRUE_COLOR
-    s3fs_fs.rm(url)  # cached by URL: a second load does not go back to S3
-    assert load_evalscript(url, s3_server.storage_options) == TRUE_COLOR
+    s3fs_fs.pipe(url, b"//v2\n" + TRUE_COLOR.encode())  # edited: no stale cached copy
+    assert load_evalscript(url, s3_server.storage_options).startswith("//v2")
+    s3fs_fs.rm(url)
+    with pytest.raises(EvalscriptError, match="could not read"):
+        load_evalscript(url, s3_server.storage_options)
     with pytest.raises(EvalscriptError, match="could not read"):
         load_evalscript(f"s3://{bucket}/scripts/missing.js", s3_server.storage_options)
 

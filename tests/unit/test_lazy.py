@@ -15,14 +15,15 @@ import rasterio
 import shapely
 from shapely.geometry import box
 
-from xasync import delivery
 from xasync import reader as rd
 from xasync._contract import ERROR_FILE, REQUEST_COPY_FILE
-from xasync.errors import DeliveryTimeout, ProcessingError, ValidationError
+from xasync.errors import DeliveryTimeout, OptionError, ProcessingError, ValidationError
 from xasync.grid import PixelGrid
 from xasync.lazy import build_dataset, normalize_chunks
+from xasync.ledger import LEDGER, Entry, Stage
 from xasync.plan import OutputPlan, ReadPlan
 from xasync.reader import ReaderConfig
+from xasync.windows import WindowSource
 
 GRID = PixelGrid(32633, (500_000.0, 4_997_000.0, 504_200.0, 5_000_000.0), 420, 300)
 OUTPUTS = (OutputPlan("rgb", 3, "uint16", nodata=0.0), OutputPlan("ndvi", 1, "float32"))
@@ -30,10 +31,10 @@ OUTPUTS = (OutputPlan("rgb", 3, "uint16", nodata=0.0), OutputPlan("ndvi", 1, "fl
 
 @pytest.fixture(autouse=True)
 def _clean():
-    delivery.clear_registry()
+    LEDGER.clear()
     rd.clear_cache()
     yield
-    delivery.clear_registry()
+    LEDGER.clear()
     rd.clear_cache()
 
 
@@ -103,10 +104,8 @@ def test_built_before_delivery_then_computed_from_s3(s3fs_fs, tmp_path, bucket, 
     assert "spatial_ref" in ds.coords
     assert ds.rio.transform() == GRID.transform
     assert ds["rgb"].data.chunks == ((3,), (128, 128, 44), (128, 128, 128, 36))
-    assert ds.attrs["token"] == plan.token
-    assert ds.attrs["row_url"] == plan.row_url
-    assert ds.attrs["label"] == "row-0"
-    assert (ds.attrs["time_from"], ds.attrs["time_to"]) == plan.time_range
+    assert ds.encoding["xasync"] == {"token": plan.token, "row_url": plan.row_url, "label": "row-0"}
+    assert ds.attrs == {"time_from": plan.time_range[0], "time_to": plan.time_range[1]}
 
     # The request copy lands first; outputs follow while the await task is polling.
     s3fs_fs.pipe_file(f"{plan.row_url}/REQ-1/{REQUEST_COPY_FILE}", b"{}")
@@ -191,9 +190,7 @@ def test_registry_outcome_skips_s3_listing(s3fs_fs, tmp_path, bucket, config):
     plan = make_plan(bucket)
     arrays = deliver(s3fs_fs, tmp_path, plan, request_id="REQ-7")
     outputs = {o.identifier: f"{plan.row_url}/REQ-7/{o.identifier}.tif" for o in plan.outputs}
-    delivery.mark_delivered(
-        plan.row_url, delivery.RowDelivery("done", ("REQ-7",), "REQ-7", outputs)
-    )
+    LEDGER.record(plan.row_url, Entry(plan.row_url, Stage.DONE, "REQ-7", outputs=outputs))
     fs = rd.filesystem_for(plan.row_url, config)  # the instance tasks use in this thread
     calls = []
     fs.s3.meta.events.register("before-call.s3", lambda event_name, **_: calls.append(event_name))
@@ -202,9 +199,7 @@ def test_registry_outcome_skips_s3_listing(s3fs_fs, tmp_path, bucket, config):
     assert not [c for c in calls if c.endswith("ListObjectsV2")]
     # A failure recorded in-process raises without S3 either.
     failed = make_plan(bucket)
-    delivery.mark_delivered(
-        failed.row_url, delivery.RowDelivery("failed", ("R",), "R", error="boom")
-    )
+    LEDGER.record(failed.row_url, Entry(failed.row_url, Stage.FAILED, "R", error="boom"))
     with pytest.raises(ProcessingError, match="boom"):
         build_dataset(failed, reader=config, wait_timeout=5).compute(scheduler="sync")
 
@@ -223,7 +218,7 @@ def test_building_1000_datasets_touches_no_network(bucket, config, monkeypatch):
     datasets = [build_dataset(p, reader=config) for p in plans]
     elapsed = time.perf_counter() - start
     assert connects == []
-    assert len({ds.attrs["token"] for ds in datasets}) == 1000
+    assert len({ds.encoding["xasync"]["token"] for ds in datasets}) == 1000
     rate = 1000 / elapsed
     print(f"build_dataset: {rate:.0f} rows/s")
     assert rate > 50, rate
@@ -261,14 +256,21 @@ def test_keys_are_deterministic_and_named(bucket, config, s3_server):
 
 
 def test_chunk_specs_and_validation(bucket, config):
-    assert normalize_chunks(None) == (2048, 2048)
-    assert normalize_chunks(512) == (512, 512)
-    assert normalize_chunks((256, 1024)) == (256, 1024)
-    assert normalize_chunks({"y": 100}) == (100, 2048)
-    assert normalize_chunks({"x": -1, "y": 10}) == (10, 2048)
-    for bad in (0, -5, 1.5, (1, 2, 3), {"z": 4}, "big", True):
-        with pytest.raises(ValidationError):
-            normalize_chunks(bad)
+    shape = (5000, 3000)
+    assert normalize_chunks(None, shape) == ((2048, 2048, 904), (2048, 952))
+    assert normalize_chunks(1000, shape) == ((1000,) * 5, (1000,) * 3)
+    assert normalize_chunks((2500, 1500), shape) == ((2500, 2500), (1500, 1500))
+    assert normalize_chunks({"y": 2500}, shape) == ((2500, 2500), (2048, 952))
+    assert normalize_chunks({"x": -1, "y": 2500, "band": 1}, shape) == ((2500, 2500), (3000,))
+    assert normalize_chunks(-1, shape) == ((5000,), (3000,))
+    assert normalize_chunks((None, 1000), shape) == ((5000,), (1000,) * 3)
+    assert normalize_chunks(((4000, 1000), (3000,)), shape) == ((4000, 1000), (3000,))
+    auto_y, auto_x = normalize_chunks("auto", (20000, 20000), "float32")
+    assert all(c % 512 == 0 for c in auto_y[:-1] + auto_x[:-1])  # multiples of the tile
+    assert len(auto_y) > 1 and normalize_chunks("auto", shape) == ((5000,), (3000,))
+    for bad in (0, -5, 1.5, (1, 2, 3), {"z": 4}, "big", "lots", True, ((1, 2), (3000,))):
+        with pytest.raises(OptionError):
+            normalize_chunks(bad, shape)
     plan = make_plan(bucket)
     with pytest.raises(ValidationError):
         build_dataset(plan, reader=config, wait_timeout=0)
@@ -285,34 +287,6 @@ def test_multiband_outputs_with_different_band_counts(bucket, config):
     assert ds["rgb"].dims == ("rgb_band", "y", "x")
     assert ds["bands"].dims == ("bands_band", "y", "x")
     assert list(ds["bands_band"].values) == [1, 2, 3, 4]
-
-
-def test_unreachable_s3_is_retried_then_raised(bucket, monkeypatch, caplog):
-    import botocore.exceptions
-
-    from xasync import lazy
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there any more
-    reader = ReaderConfig(
-        storage_options={
-            "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}"},
-            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
-            "anon": True,
-        }
-    )
-    monkeypatch.setattr(lazy, "MAX_PROBE_FAILURES", 2)
-    ds = build_dataset(make_plan(bucket), reader=reader, wait_timeout=60, poll_interval=0.05)
-    start = time.monotonic()
-    with (
-        caplog.at_level("WARNING", logger="xasync.lazy"),
-        pytest.raises(botocore.exceptions.EndpointConnectionError),
-    ):
-        ds["ndvi"].compute(scheduler="sync")
-    assert time.monotonic() - start < 30
-    assert [r.getMessage().endswith("retrying") for r in caplog.records] == [True]
 
 
 def test_fast_construction_equals_xarray_constructor(monkeypatch):
@@ -378,19 +352,46 @@ def test_selections_read_only_their_window_and_equal_numpy(
 def test_a_small_window_of_a_big_chunk_reads_only_that_window(
     s3fs_fs, tmp_path, bucket, config, monkeypatch
 ):
-    from xasync import lazy
 
     plan = make_plan(bucket)
     arrays = deliver(s3fs_fs, tmp_path, plan)
     ds = build_dataset(plan, reader=config, wait_timeout=60, poll_interval=0.1)  # one chunk
     windows: list[tuple] = []
-    original = lazy._WindowSource._read
+    original = WindowSource._read
 
     def spy(self, rows, cols):
         windows.append((rows, cols))
         return original(self, rows, cols)
 
-    monkeypatch.setattr(lazy._WindowSource, "_read", spy)
+    monkeypatch.setattr(WindowSource, "_read", spy)
     small = ds["rgb"].isel(y=slice(100, 164), x=slice(200, 264)).compute(scheduler="threads")
     np.testing.assert_array_equal(small.values, arrays["rgb"][:, 100:164, 200:264])
     assert windows == [((100, 164), (200, 264))]
+
+
+def test_neighbouring_rows_combine_by_coords(bucket, config, s3fs_fs, tmp_path):
+    """#16 finding 10: no conflicting attrs or coords between neighbouring rows."""
+    import xarray as xr
+
+    west = PixelGrid(32633, (500_000.0, 4_999_000.0, 501_000.0, 5_000_000.0), 100, 100)
+    east = PixelGrid(32633, (501_000.0, 4_999_000.0, 502_000.0, 5_000_000.0), 100, 100)
+    south = PixelGrid(32633, (500_000.0, 4_998_000.0, 501_000.0, 4_999_000.0), 100, 100)
+    outs = (OutputPlan("ndvi", 1, "float32"),)
+    time_range = ("2024-06-01T00:00:00Z", "2024-06-30T23:59:59Z")
+    datasets = [
+        build_dataset(
+            ReadPlan(
+                f"t{i}", f"s3://{bucket}/p/t{i}", g, outs, label=f"r{i}", time_range=time_range
+            ),
+            reader=config,
+        )
+        for i, g in enumerate((east, south, west))
+    ]
+    both = xr.combine_by_coords(datasets[::2])
+    assert both.sizes == {"y": 100, "x": 200}
+    assert both.rio.transform() == west.transform
+    assert both.attrs["time_from"] == time_range[0]
+    column = xr.combine_by_coords(datasets[1:])  # south and west: one above the other
+    assert column.sizes == {"y": 200, "x": 100}
+    assert column.rio.transform() == west.transform and column.rio.crs.to_epsg() == 32633
+    assert (np.diff(column.y) < 0).all()

@@ -14,8 +14,8 @@ from dask.base import tokenize
 from rasterio.windows import Window
 
 from xasync import reader as rd
-from xasync.errors import ValidationError, XasyncError
-from xasync.reader import ReaderConfig, filesystem_for, read_window
+from xasync.errors import OutputMismatchError, ValidationError, XasyncError
+from xasync.reader import DeclaredOutput, ReaderConfig, filesystem_for, read_window
 
 
 def write_tif(path, data: np.ndarray, *, tiled: bool, nodata=None, block: int = 256) -> None:
@@ -93,10 +93,30 @@ def test_window_past_the_edge_is_filled(s3fs_fs, tmp_path, bucket, config):
     np.testing.assert_array_equal(got[:, :20, :20], data[:, 30:50, 40:60])
     assert (got[:, 20:, :] == 9999).all()
     assert (got[:, :, 20:] == 9999).all()
-    floats = read_window(url, config, Window(-2, 0, 4, 4), out_dtype="float32", fill_value=np.nan)
+    floats = read_window(url, config, Window(-2, 0, 4, 4), out_dtype="float32")
     assert floats.dtype == np.float32
-    assert np.isnan(floats[:, :, :2]).all()
+    assert (floats[:, :, :2] == 9999).all()  # the file's nodata, whatever the output dtype
     np.testing.assert_array_equal(floats[:, :, 2:], data[:, 0:4, 0:2].astype("float32"))
+    url, _ = upload(s3fs_fs, tmp_path, bucket, "no-nd.tif", data, tiled=False)
+    floats = read_window(url, config, Window(-2, 0, 4, 4), out_dtype="float32")
+    assert np.isnan(floats[:, :, :2]).all()  # no nodata: NaN for floats
+    assert (read_window(url, config, Window(-2, 0, 4, 4))[:, :, :2] == 0).all()  # 0 for ints
+
+
+def test_a_file_unlike_its_declared_output_is_a_typed_error(s3fs_fs, tmp_path, bucket, config):
+    """#16 finding 6: declared bands/dtype are checked against the delivered file."""
+    data = sample(1, 20, 20)
+    url, _ = upload(s3fs_fs, tmp_path, bucket, "one-band.tif", data, tiled=False)
+    file_dtype = np.dtype(data.dtype).name
+    w = Window(0, 0, 4, 4)
+    ok = read_window(url, config, w, declared=DeclaredOutput("ndvi", 1, file_dtype))
+    assert ok.shape == (1, 4, 4)
+    with pytest.raises(OutputMismatchError, match=r"'ndvi'.*bands 3.*1") as info:
+        read_window(url, config, w, declared=DeclaredOutput("ndvi", 3, file_dtype))
+    assert (info.value.output, info.value.what, info.value.declared) == ("ndvi", "bands", 3)
+    assert info.value.delivered == 1
+    with pytest.raises(OutputMismatchError, match=rf"dtype 'float32'.*'{file_dtype}'"):
+        read_window(url, config, w, declared=DeclaredOutput("ndvi", 1, "float32"))
 
 
 def test_expected_shape_mismatch_and_empty_window(s3fs_fs, tmp_path, bucket, config):

@@ -29,6 +29,24 @@ __all__ = ["Emulator", "Faults", "S3Server"]
 _UNSET: Any = object()
 
 
+class _Hold:
+    """What :meth:`Emulator.hold` returns: releases the same requests on ``__exit__``."""
+
+    def __init__(self, emu: Emulator, request_id: str | None) -> None:
+        self._emu = emu
+        self._request_id = request_id
+
+    def __enter__(self) -> _Hold:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._emu.release(self._request_id)
+
+    def release(self) -> None:
+        """Release now (same as leaving the ``with`` block)."""
+        self._emu.release(self._request_id)
+
+
 class Emulator:
     """The Async API emulator: an S3 server plus the API, both on 127.0.0.1.
 
@@ -251,6 +269,39 @@ class Emulator:
         out["s3_bytes_sent"] = out["s3"]["bytes_sent"]  # flat alias (docs/dev/interfaces.md)
         return out
 
+    # -- holding requests RUNNING --------------------------------------------------------------
+    def hold(self, request_id: str | None = None) -> _Hold:
+        """Keep requests RUNNING until released: nothing is delivered while held.
+
+        With no ``request_id`` every request, running now or accepted later, stays RUNNING once
+        its processing time is over (its folder holds only the request copy) until
+        :meth:`release`. Usable as a context manager that releases on exit::
+
+            with emu.hold():
+                rid = create(...)        # stays RUNNING, folder = the request copy only
+            # released: outputs and the cost-updated copy appear, then the status turns 404
+
+        Parameters
+        ----------
+        request_id
+            Hold only this request (it must not have finished yet to have an effect).
+
+        """
+        self._rt().gate.hold(request_id)
+        return _Hold(self, request_id)
+
+    def release(self, request_id: str | None = None) -> None:
+        """Let ``request_id`` (or, with ``None``, every held request) deliver and finish.
+
+        ``release()`` with no id also stops holding requests accepted from now on.
+        """
+        self._rt().gate.release(request_id)
+
+    @property
+    def waiting(self) -> list[str]:
+        """Ids of held requests whose processing is done and that wait for :meth:`release`."""
+        return self._rt().gate.waiting()
+
     def reset(self, wipe_s3: bool = False, restore_config: bool = False) -> None:
         """Forget all requests (running ones are abandoned silently) and zero the counters.
 
@@ -265,6 +316,7 @@ class Emulator:
         """
         rt = self._rt()
         rt.registry.reset()
+        rt.gate.reset()
         if restore_config:
             rt.configure(
                 **{

@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import socket
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -77,14 +76,18 @@ def _drop_connection() -> None:
 
 
 STATS_PATH = "/emulator/stats"
+HOLD_PATH = "/emulator/hold"
+RELEASE_PATH = "/emulator/release"
 
 
 def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
     """The Flask app serving ``rt``.
 
-    Besides the public contract it serves ``GET /emulator/stats`` (the counters of
-    ``Emulator.stats`` as JSON, no token needed: the emulator's own admin surface, like moto's
-    ``/moto-api``), so that a client in another process can read them.
+    Besides the public contract it serves the emulator's own admin surface (no token needed,
+    like moto's ``/moto-api``), so that a client in another process can use it:
+    ``GET /emulator/stats`` (the counters of ``Emulator.stats`` as JSON), ``POST /emulator/hold``
+    and ``POST /emulator/release`` (JSON body ``{"id": ...}`` for one request, empty for all;
+    see ``Emulator.hold``).
     """
     app = Flask("xasync.emulator")
     reg = rt.registry
@@ -95,6 +98,19 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
             return _json(stats())
 
         app.add_url_rule(STATS_PATH, "emulator_stats", stats_view, methods=["GET"])
+
+    def gate_view(action: str) -> Response:
+        body = request.get_json(force=True, silent=True) or {}
+        rid = body.get("id") if isinstance(body, dict) else None
+        if rid is not None and not isinstance(rid, str):
+            return _error(400, "id: must be a request id string", "COMMON_BAD_PAYLOAD")
+        (rt.gate.hold if action == "hold" else rt.gate.release)(rid)
+        return _json({"held": "all" if rid is None else rid, "waiting": rt.gate.waiting()})
+
+    app.add_url_rule(HOLD_PATH, "emulator_hold", lambda: gate_view("hold"), methods=["POST"])
+    app.add_url_rule(
+        RELEASE_PATH, "emulator_release", lambda: gate_view("release"), methods=["POST"]
+    )
 
     def fault(endpoint: str) -> tuple[str, Response | None]:
         decision = rt.decider.call(endpoint)
@@ -210,7 +226,7 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
                 {"Retry-After": str(ms)},
             )
         copy = redact(body)
-        copy.update(id=request_id, status=C.STATUS_RUNNING, created=time.time())
+        copy.update(id=request_id, status=C.STATUS_RUNNING, created=record.created)
         job = Job(
             request_id=request_id,
             parsed=parsed,

@@ -16,6 +16,8 @@ import numpy as np
 
 from xasync import _contract as C
 
+from .jsenv import drain_console, install, version_error
+
 logger = logging.getLogger(__name__)
 
 #: CPU seconds a single call into the engine may take (runaway scripts).
@@ -46,15 +48,22 @@ function __xa_enc(u8) {
   return parts.join('');
 }
 function __xa_setup() { return JSON.stringify(setup()); }
-function __xa_run(inB64, namesJson, npix, outJson, padded, wrap) {
+var __xa_scenes = {}, __xa_inputMetadata = {}, __xa_customData = {};
+var __xa_outputMetadata = {userData: {}};
+function __xa_run(inB64, namesJson, npix, nsc, outJson, padded, multi) {
   const names = JSON.parse(namesJson), outs = JSON.parse(outJson);
   const f = new Float64Array(__xa_dec(inB64).buffer);
   const out = new Float64Array(padded);
   const nb = names.length, single = outs.length === 1;
   for (let p = 0; p < npix; p++) {
-    const s = {};
-    for (let b = 0; b < nb; b++) s[names[b]] = f[b * npix + p];
-    let r = evaluatePixel(wrap ? [s] : s, wrap ? [{}] : {}, {}, {}, {});
+    const samples = new Array(nsc);
+    for (let k = 0; k < nsc; k++) {
+      const s = {};
+      for (let b = 0; b < nb; b++) s[names[b]] = f[(k * nb + b) * npix + p];
+      samples[k] = s;
+    }
+    let r = evaluatePixel(multi ? samples : samples[0], __xa_scenes, __xa_inputMetadata,
+                          __xa_customData, __xa_outputMetadata);
     if (single && Array.isArray(r)) { const o = {}; o[outs[0][0]] = r; r = o; }
     if (r === null || typeof r !== 'object') {
       throw new Error('evaluatePixel must return an object keyed by output id or an array, got ' + r);
@@ -70,6 +79,37 @@ function __xa_run(inB64, namesJson, npix, outJson, padded, wrap) {
     }
   }
   return __xa_enc(new Uint8Array(out.buffer));
+}
+function __xa_mk_scenes(json, key) {
+  const a = JSON.parse(json);
+  Object.defineProperty(a, key, {value: a, enumerable: false, writable: true, configurable: true});
+  return a;
+}
+function __xa_pre(json, key, from, to) {
+  if (typeof preProcessScenes !== 'function') return null;
+  const coll = {from: from ? new Date(from) : undefined, to: to ? new Date(to) : undefined,
+                scenes: __xa_mk_scenes(json, key)};
+  const r = preProcessScenes(coll) || coll;
+  const kept = (r.scenes && r.scenes[key]) || r.scenes || [];
+  return JSON.stringify(Array.from(kept).map(s => key === 'tiles' ? s.date : s.dateFrom));
+}
+function __xa_set_scenes(json, key, metaJson) {
+  __xa_scenes = __xa_mk_scenes(json, key);
+  __xa_inputMetadata = JSON.parse(metaJson);
+  return true;
+}
+function __xa_update_output(outputsJson, json, key) {
+  if (typeof updateOutput !== 'function') return null;
+  const outputs = JSON.parse(outputsJson);
+  updateOutput(outputs, {scenes: __xa_mk_scenes(json, key)});
+  return JSON.stringify(Object.keys(outputs).map(k => [k, outputs[k].bands]));
+}
+function __xa_update_meta() {
+  if (typeof updateOutputMetadata === 'function') {
+    updateOutputMetadata(__xa_scenes, __xa_inputMetadata, __xa_outputMetadata);
+  }
+  const u = __xa_outputMetadata.userData;
+  return JSON.stringify(u === undefined ? {} : u);
 }
 """
 
@@ -149,69 +189,95 @@ class EvalscriptRunner:
     Parameters
     ----------
     script
-        The Evalscript V3 source.
+        The Evalscript V3 source (it must start with ``//VERSION=3``).
+    request_id
+        Tags the ``console`` messages of the script in the log.
 
     """
 
-    def __init__(self, script: str) -> None:
+    def __init__(self, script: str, request_id: str | None = None) -> None:
         import quickjs
 
+        problem = version_error(script)
+        if problem is not None:
+            raise EvalscriptError(problem)
         self._quickjs = quickjs
+        self._request_id = request_id
         self._ctx = quickjs.Context()
         self._ctx.set_memory_limit(MEMORY_LIMIT_BYTES)
         self._ctx.set_time_limit(TIME_LIMIT_S)
         try:
+            install(self._ctx)
             self._ctx.eval(_DRIVER)
             self._ctx.eval(script)
         except quickjs.JSException as exc:
             raise EvalscriptError(f"Evalscript error: {exc}") from None
         self.setup = self._run_setup()
+        #: The outputs as ``updateOutput`` left them (``setup().output`` until then).
+        self.outputs: tuple[OutputDecl, ...] = self.setup.outputs
 
     def _run_setup(self) -> Setup:
         try:
             raw = json.loads(self._ctx.get("__xa_setup")())
         except self._quickjs.JSException as exc:
             raise EvalscriptError(f"Evalscript error in setup(): {exc}") from None
+        finally:
+            self.console_calls = drain_console(self._ctx, self._request_id)
         return _parse_setup(raw)
 
-    def evaluate(self, inputs: dict[str, np.ndarray], npix: int) -> dict[str, np.ndarray]:
+    def invoke(self, name: str, *args: Any) -> Any:
+        """Call driver function ``name`` (``__xa_*``) with plain arguments; JS errors raise."""
+        try:
+            return self._ctx.get(name)(*args)
+        except self._quickjs.JSException as exc:
+            hook = name.removeprefix("__xa_")
+            raise EvalscriptError(f"Evalscript error ({hook}): {exc}") from None
+        finally:
+            self.console_calls = drain_console(self._ctx, self._request_id)
+
+    def evaluate(
+        self, inputs: dict[str, np.ndarray], npix: int, multi: bool | None = None
+    ) -> dict[str, np.ndarray]:
         """Run ``evaluatePixel`` over ``npix`` pixels.
 
         Parameters
         ----------
         inputs
-            Band name -> float64 array of ``npix`` values.
+            Band name -> float64 array of ``npix`` values, or ``(scenes, npix)`` values.
         npix
             Number of pixels of the block.
+        multi
+            Pass an array of samples (one per scene) as ORBIT/TILE mosaicking does; by
+            default from ``setup().mosaicking``.
 
         Returns
         -------
         dict
-            Output id -> float64 array of shape ``(bands, npix)``.
+            Output id -> float64 array of shape ``(bands, npix)`` (outputs of :attr:`outputs`).
 
         """
         names = list(inputs)
-        packed, _ = _pack(np.stack([inputs[n] for n in names]) if names else np.zeros(0))
+        arrays = [np.asarray(inputs[n], dtype=np.float64).reshape(-1, npix) for n in names]
+        nsc = arrays[0].shape[0] if arrays else 1
+        packed, _ = _pack(np.stack(arrays, axis=1) if names else np.zeros(0))
         outs, off = [], 0
-        for decl in self.setup.outputs:
+        for decl in self.outputs:
             outs.append([decl.id, decl.bands, off])
             off += decl.bands
         padded = off * npix + ((-(off * npix)) % 3)
-        wrap = self.setup.mosaicking in ("ORBIT", "TILE")
+        if multi is None:
+            multi = self.setup.mosaicking in ("ORBIT", "TILE")
         try:
             result = self._ctx.get("__xa_run")(
-                packed,
-                json.dumps(names),
-                npix,
-                json.dumps(outs),
-                padded,
-                wrap,
+                packed, json.dumps(names), npix, nsc, json.dumps(outs), padded, bool(multi)
             )
         except self._quickjs.JSException as exc:
             raise EvalscriptError(f"Evalscript error in evaluatePixel: {exc}") from None
+        finally:
+            self.console_calls = drain_console(self._ctx, self._request_id)
         flat = np.frombuffer(base64.b64decode(result), dtype="<f8")[: off * npix]
         values = flat.reshape(off, npix)
         return {
             decl.id: values[o : o + decl.bands]
-            for (decl, (_, _, o)) in zip(self.setup.outputs, outs, strict=True)
+            for (decl, (_, _, o)) in zip(self.outputs, outs, strict=True)
         }

@@ -3,11 +3,13 @@
 Order of events for a request (spec sections 2, 7, 11):
 
 1. (at create, in ``app.py``) the request copy is written, status ``RUNNING``;
-2. RUNNING for ``processing_seconds`` (+ jitter);
-3. outputs rendered into temporary files, uploaded to ``<url>/<REQUEST_ID>/<identifier>.tif``
-   (or the ``<REQUEST_ID>``/``<OUTPUT>`` template), the request copy updated with the cost;
-   on failure ``error.json`` ``{"message": ...}`` instead;
-4. only then the request is finished (status answers 404), unless ``visibility_delay`` is set:
+2. the evalscript runs at once; outputs are rendered into temporary files (invisible);
+3. RUNNING for ``processing_seconds`` (+ jitter), and for as long as the gate holds it
+   (``Emulator.hold``); meanwhile the request folder holds only the request copy;
+4. outputs uploaded to ``<url>/<REQUEST_ID>/<identifier>.tif`` (or the ``<REQUEST_ID>``/
+   ``<OUTPUT>`` template), the request copy updated with the cost; on failure ``error.json``
+   ``{"message": ...}`` instead;
+5. only then the request is finished (status answers 404), unless ``visibility_delay`` is set:
    then the status turns 404 first and the uploads follow that many seconds later.
 """
 
@@ -27,13 +29,19 @@ import numpy as np
 
 from xasync import _contract as C
 
+from .catalog import unknown_bands
+from .cost import CostFactors, cost_factors
+from .gate import Gate
 from .jsrun import EvalscriptError, EvalscriptRunner, Setup
-from .scenes import SceneBlock, acquisition_date
+from .scenes import SceneBlock
 from .state import RecordFinisher
+from .temporal import ScenePlan, output_metadata, plan_scenes
 from .validate import ParsedRequest
 
 logger = logging.getLogger(__name__)
 
+#: Field of the request copy holding the factors of the cost (the emulator's own addition).
+COST_FACTORS_FIELD = "emulatorCostFactors"
 #: Pixels per call into the JS engine.
 BLOCK_PIXELS = 65_536
 TILE = 512
@@ -74,18 +82,33 @@ def object_key(parsed: ParsedRequest, request_id: str, output: str) -> str:
     return key.replace(C.OUTPUT_PLACEHOLDER, output).lstrip("/")
 
 
-def compute_cost(setup: Setup, parsed: ParsedRequest) -> float:
-    """Processing units per spec section 11 (Async rules: x2/3 from 10000 px, min 10 PU)."""
-    pixels = parsed.width * parsed.height
-    area = max(C.PU_MIN_AREA_FACTOR, pixels / C.PU_AREA_UNIT_PX)
-    names = [name for name, _ in setup.inputs]
-    n_bands = len([n for n in names if n != "dataMask"]) or 1
-    wanted = {ident for ident, _ in parsed.responses}
-    float_out = any(o.sample_type == "FLOAT32" for o in setup.outputs if o.id in wanted)
-    pu = area * (n_bands / 3.0) * (2.0 if float_out else 1.0)
-    if pixels >= C.ASYNC_DISCOUNT_MIN_PIXELS:
-        pu *= C.ASYNC_DISCOUNT_FACTOR
-    return max(C.MIN_COST_PU, pu)
+def check_setup(setup: Setup, parsed: ParsedRequest) -> None:
+    """What the service finds wrong once ``setup()`` ran: bands the collection does not have.
+
+    Checked for a single input collection of :data:`catalog.BANDS` (data fusion: not checked).
+    """
+    if len(parsed.data_types) != 1:
+        return
+    dtype = parsed.data_types[0]
+    unknown = unknown_bands(dtype, [name for name, _ in setup.inputs])
+    if unknown:
+        raise ProcessingError(
+            f"setup().input: band(s) {', '.join(unknown)} not available in collection {dtype} "
+            f"(input.data[0].type)",
+        )
+
+
+def compute_cost(setup: Setup, parsed: ParsedRequest, samples: int = 1) -> CostFactors:
+    """The cost factors of a request (published PU rules, :mod:`.cost`)."""
+    tiff_ids = {ident for ident, ftype in parsed.responses if ftype == "image/tiff"}
+    return cost_factors(
+        parsed.width,
+        parsed.height,
+        [name for name, _ in setup.inputs],
+        float32_tiff=any(o.sample_type == "FLOAT32" for o in setup.outputs if o.id in tiff_ids),
+        samples=samples,  # scenes for ORBIT/TILE, 1 for SIMPLE
+        data=parsed.data,
+    )
 
 
 def convert(values: np.ndarray, sample_type: str) -> np.ndarray:
@@ -130,15 +153,19 @@ def _profile(
     return profile
 
 
-def render(
-    job: Job, runner: EvalscriptRunner, workdir: str, stop: threading.Event | None = None
-) -> dict[str, str]:
-    """Render every requested raster output to ``workdir``; return identifier -> file path."""
-    import rasterio
+def _block_inputs(
+    block: SceneBlock, setup: Setup, plan: ScenePlan, npix: int
+) -> dict[str, np.ndarray]:
+    """Band -> ``(scenes, npix)`` values of a block (one all-no-data sample if no scene)."""
+    if not plan.scenes and not plan.multi:
+        return {name: np.zeros((1, npix)) for name, _ in setup.inputs}
+    return {
+        name: np.stack([block.band(name, sc.date, units) for sc in plan.scenes]).reshape(-1, npix)
+        for name, units in setup.inputs
+    }
 
-    parsed, setup = job.parsed, runner.setup
-    decls = {o.id: o for o in setup.outputs}
-    paths: dict[str, str] = {}
+
+def _check_responses(parsed: ParsedRequest, decls: dict) -> None:
     for ident, ftype in parsed.responses:
         if ident == C.USERDATA_IDENTIFIER:
             continue
@@ -149,9 +176,24 @@ def render(
             )
         if ftype != "image/tiff":
             raise ProcessingError(f"Output {ident}: the emulator writes only image/tiff")
-    date = acquisition_date(parsed.time_from, parsed.time_to)
+
+
+def render(
+    job: Job,
+    runner: EvalscriptRunner,
+    workdir: str,
+    plan: ScenePlan,
+    stop: threading.Event | None = None,
+) -> dict[str, str]:
+    """Render every requested output to ``workdir``; return identifier -> file path."""
+    import rasterio
+
+    parsed, setup = job.parsed, runner.setup
+    decls = {o.id: o for o in runner.outputs}
+    _check_responses(parsed, decls)
     w, h = parsed.width, parsed.height
-    rows_per_block = max(1, min(h, BLOCK_PIXELS // w))
+    rows_per_block = max(1, min(h, BLOCK_PIXELS // max(1, len(plan.scenes)) // w))
+    paths: dict[str, str] = {}
     dsts = {}
     try:
         for ident, _ in parsed.responses:
@@ -166,8 +208,7 @@ def render(
                 raise ProcessingError("Emulator stopped while processing")
             nrows = min(rows_per_block, h - row0)
             block = SceneBlock(parsed.bbox, w, h, parsed.epsg, row0, nrows, parsed.geometry)
-            inputs = {name: block.band(name, date, units) for name, units in setup.inputs}
-            results = runner.evaluate(inputs, nrows * w)
+            results = runner.evaluate(_block_inputs(block, setup, plan, nrows * w), nrows * w)
             window = rasterio.windows.Window(0, row0, w, nrows)
             for ident, dst in dsts.items():
                 data = convert(results[ident], decls[ident].sample_type)
@@ -175,10 +216,11 @@ def render(
     finally:
         for dst in dsts.values():
             dst.close()
+    user_data = output_metadata(runner)
     if any(ident == C.USERDATA_IDENTIFIER for ident, _ in parsed.responses):
         paths[C.USERDATA_IDENTIFIER] = os.path.join(workdir, "userdata.json")
         with open(paths[C.USERDATA_IDENTIFIER], "w") as fh:
-            json.dump({}, fh)
+            json.dump(user_data, fh)
     return paths
 
 
@@ -197,47 +239,70 @@ def write_request_copy(job: Job) -> None:
     _put_json(job, C.REQUEST_COPY_FILE, job.copy)
 
 
-def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event) -> None:
-    """Run one request to the end; never raises (failures go to error.json and the log)."""
+def _process(
+    job: Job, workdir: str, stop: threading.Event
+) -> tuple[str | None, CostFactors | None, dict]:
+    """Run the evalscript and render the outputs to ``workdir`` (nothing is delivered yet)."""
+    error, cost, paths = None, None, {}
+    try:
+        runner = EvalscriptRunner(job.script, job.request_id)
+        check_setup(runner.setup, job.parsed)
+        plan = plan_scenes(runner, job.parsed)
+        cost = compute_cost(runner.setup, job.parsed, plan.samples)
+        paths = render(job, runner, workdir, plan, stop)
+        if job.inject_failure:
+            raise ProcessingError("Injected failure (emulator failure_rate)")
+    except (EvalscriptError, ProcessingError) as exc:
+        error = str(exc)
+    except Exception as exc:
+        logger.exception("request %s: unexpected processing error", job.request_id)
+        error = f"Processing failed: {type(exc).__name__}: {exc}"
+    return error, cost, paths
+
+
+def _write_results(
+    job: Job, paths: dict, cost: CostFactors | None, error: str | None
+) -> str | None:
+    """Deliver the outputs (or error.json) and update the request copy; return the error."""
+    try:
+        if error is None:
+            _deliver(job, paths, cost)
+        else:
+            job.copy.update(status="FAILED", error=error)
+            _put_json(job, C.ERROR_FILE, {"message": error})
+            write_request_copy(job)
+    except Exception as exc:
+        logger.warning("request %s: delivery failed: %s", job.request_id, exc)
+        error = f"Delivery to s3://{job.parsed.delivery.bucket} failed: {exc}"
+        try:
+            _put_json(job, C.ERROR_FILE, {"message": error})
+        except Exception as exc2:
+            logger.warning("request %s: cannot write error.json: %s", job.request_id, exc2)
+    return error
+
+
+def run_job(job: Job, finisher: RecordFinisher, stop: threading.Event, gate: Gate) -> None:
+    """Run one request to the end; never raises (failures go to error.json and the log).
+
+    The work is done at once into temporary files; the request then stays RUNNING until its
+    processing time is over and ``gate`` lets it go; only then are the outputs (or error.json)
+    written and the request copy updated, right before the status turns 404.
+    """
     t_start = time.monotonic()
     if stop.is_set() or not finisher.current():
         return
     workdir = tempfile.mkdtemp(prefix="xasync-emu-")
     try:
-        error, cost, paths = None, None, {}
-        try:
-            runner = EvalscriptRunner(job.script)
-            cost = compute_cost(runner.setup, job.parsed)
-            paths = render(job, runner, workdir, stop)
-            if job.inject_failure:
-                raise ProcessingError("Injected failure (emulator failure_rate)")
-        except (EvalscriptError, ProcessingError) as exc:
-            error = str(exc)
-        except Exception as exc:
-            logger.exception("request %s: unexpected processing error", job.request_id)
-            error = f"Processing failed: {type(exc).__name__}: {exc}"
-        if not finisher.current():
+        error, factors, paths = _process(job, workdir, stop)
+        cost = factors.total() if factors is not None else None
+        _hold(job, stop)
+        if not gate.wait(job.request_id, stop) or not finisher.current():
             return
         if error is None and job.visibility_delay > 0:
-            _hold(job, stop)
             finisher.finish(ok=True, cost=cost)
             if stop.wait(job.visibility_delay) or not finisher.current():
                 return
-        try:
-            if error is None:
-                _deliver(job, paths, cost)
-            else:
-                job.copy.update(status="FAILED", error=error)
-                _put_json(job, C.ERROR_FILE, {"message": error})
-                write_request_copy(job)
-        except Exception as exc:
-            logger.warning("request %s: delivery failed: %s", job.request_id, exc)
-            error = f"Delivery to s3://{job.parsed.delivery.bucket} failed: {exc}"
-            try:
-                _put_json(job, C.ERROR_FILE, {"message": error})
-            except Exception as exc2:
-                logger.warning("request %s: cannot write error.json: %s", job.request_id, exc2)
-        _hold(job, stop)
+        error = _write_results(job, paths, factors, error)
         finisher.finish(ok=error is None, cost=cost if error is None else None)
         logger.info(
             "request %s finished in %.2f s (%s)",
@@ -256,7 +321,7 @@ def _hold(job: Job, stop: threading.Event) -> None:
         stop.wait(remaining)
 
 
-def _deliver(job: Job, paths: dict[str, str], cost: float | None) -> None:
+def _deliver(job: Job, paths: dict[str, str], factors: CostFactors | None) -> None:
     from boto3.s3.transfer import TransferConfig
 
     config = TransferConfig(multipart_threshold=64 * 1024 * 1024, use_threads=False)
@@ -266,7 +331,10 @@ def _deliver(job: Job, paths: dict[str, str], cost: float | None) -> None:
         ]
         key = object_key(job.parsed, job.request_id, f"{ident}.{ext}")
         job.s3_client.upload_file(path, job.parsed.delivery.bucket, key, Config=config)
-    job.copy.update({"status": "DONE", C.REQUEST_COPY_COST_FIELD: cost})
+    job.copy["status"] = "DONE"
+    if factors is not None:
+        job.copy[C.REQUEST_COPY_COST_FIELD] = factors.total()
+        job.copy[COST_FACTORS_FIELD] = factors.as_dict()
     write_request_copy(job)
 
 

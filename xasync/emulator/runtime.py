@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .faults import FaultDecider, Faults
+from .gate import Gate
 from .process import Job, run_job
 from .scheduler import Scheduler
 from .state import RecordFinisher, Registry, RequestRecord
@@ -54,6 +55,7 @@ class Runtime:
         self.decider = FaultDecider(settings.faults)
         self._clients = dict(clients)
         self.registry = Registry()
+        self.gate = Gate()
         self.issuer = TokenIssuer()
         self.s3_endpoint = s3_endpoint
         self.stop_event = threading.Event()
@@ -106,14 +108,15 @@ class Runtime:
     def submit(self, job: Job, record: RequestRecord) -> None:
         """Run ``job`` in the background at once; it finishes when its RUNNING time is over.
 
-        The work (evalscript, GeoTIFFs, upload) starts immediately and the status turns 404 at
-        ``max(created + processing_seconds, work done)``, so ``processing_seconds`` is the time a
-        request runs, as a client sees it, whenever the machine keeps up.
+        The work (evalscript, GeoTIFFs in temporary files) starts immediately; delivery and the
+        status turning 404 happen at ``max(created + processing_seconds, work done)`` and not
+        before :attr:`gate` lets the request go, so ``processing_seconds`` is the time a request
+        runs, as a client sees it, whenever the machine keeps up.
         """
         finisher = RecordFinisher(self.registry, record)
         job.due = time.monotonic() + job.hold_seconds
         if not self.stop_event.is_set():
-            self._executor.submit(run_job, job, finisher, self.stop_event)
+            self._executor.submit(run_job, job, finisher, self.stop_event, self.gate)
 
     def add_client(self, client_id: str, client_secret: str) -> None:
         """Accept one more OAuth2 client (an account with its own concurrency limit)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,9 @@ _COUNTERS = (
     "failed",
 )
 
+#: Accepted requests whose times ``stats["requests"]`` keeps (the most recent ones).
+MAX_TIMED_REQUESTS = 10_000
+
 
 @dataclass
 class RequestRecord:
@@ -41,6 +44,17 @@ class RequestRecord:
     created: float = field(default_factory=time.time)
     finished: bool = False
     ok: bool = True
+    finished_at: float | None = None  # time.time() when the status turned 404
+
+    def timing(self) -> dict[str, Any]:
+        """The ``stats["requests"]`` entry of this request."""
+        return {
+            "id": self.id,
+            "account": self.account,
+            "accepted": self.created,
+            "finished": self.finished_at,
+            "ok": self.ok if self.finished else None,
+        }
 
 
 class Registry:
@@ -54,6 +68,7 @@ class Registry:
         self._by_prefix: Counter[str] = Counter()
         self._max_running = 0
         self._pu_total = 0.0
+        self._timed: deque[RequestRecord] = deque(maxlen=MAX_TIMED_REQUESTS)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to counter ``name``."""
@@ -70,6 +85,7 @@ class Registry:
                 return False
             record.generation = self.generation
             self._requests[record.id] = record
+            self._timed.append(record)
             self._counts["creates"] += 1
             self._by_prefix[record.prefix] += 1
             total = self._running_locked()
@@ -81,6 +97,8 @@ class Registry:
         with self._lock:
             record = self._requests.pop(request_id, None)
             if record is not None:
+                if record in self._timed:
+                    self._timed.remove(record)
                 self._counts["creates"] -= 1
                 self._by_prefix[record.prefix] -= 1
 
@@ -112,6 +130,7 @@ class Registry:
                     self._counts["failed"] += 1
                 return
             record.finished = True
+            record.finished_at = time.time()
             record.ok = ok
             self._counts["finished"] += 1
             self._counts["succeeded" if ok else "failed"] += 1
@@ -126,6 +145,7 @@ class Registry:
             out["requests_running"] = self._running_locked()
             out["max_running"] = self._max_running
             out["processing_units"] = round(self._pu_total, 6)
+            out["requests"] = [r.timing() for r in self._timed]
             return out
 
     def reset(self) -> None:
@@ -135,6 +155,7 @@ class Registry:
             self._requests.clear()
             self._counts.clear()
             self._by_prefix.clear()
+            self._timed.clear()
             self._max_running = 0
             self._pu_total = 0.0
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from xasync import _contract as C
 
+from .catalog import InvalidField, check_data_item
+
 logger = logging.getLogger(__name__)
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -57,6 +59,7 @@ class ParsedRequest:
     delivery: S3Location
     evalscript: str | None
     evalscript_ref: S3Location | None
+    data: tuple[dict, ...] = ()  # the input.data items as sent (type, dataFilter, processing)
 
 
 def _fail(field: str, message: str) -> BadPayload:
@@ -149,6 +152,10 @@ def _parse_data(inp: dict) -> tuple[tuple[str, ...], datetime | None, datetime |
         ):
             raise _fail(f"{field}.type", f"unknown data collection type {dtype!r}")
         types.append(dtype)
+        try:
+            check_data_item(item, field)
+        except InvalidField as exc:
+            raise BadPayload(str(exc)) from None
         time_range = (item.get("dataFilter") or {}).get("timeRange")
         if time_range is None:
             continue
@@ -208,6 +215,11 @@ def _parse_responses(out: dict) -> tuple[tuple[str, str], ...]:
         ftype = fmt.get("type") if isinstance(fmt, dict) else None
         if ftype not in _FORMATS:
             raise _fail(f"{field}.format.type", f"unsupported format {ftype!r}")
+        quality = fmt.get("quality") if ftype == "image/jpeg" else None
+        if quality is not None and (
+            not isinstance(quality, int) or isinstance(quality, bool) or not 0 <= quality <= 100
+        ):
+            raise _fail(f"{field}.format.quality", f"must be an integer 0..100, got {quality!r}")
         parsed.append((ident, ftype))
     return tuple(parsed)
 
@@ -275,6 +287,7 @@ def parse_body(body: Any) -> ParsedRequest:
         delivery=dest,
         evalscript=script,
         evalscript_ref=ref_loc,
+        data=tuple(inp["data"]),
     )
 
 

@@ -1,0 +1,128 @@
+"""Issue 16, findings 1 and 2: transient token/API faults while following, and a full outage.
+
+1. A token endpoint (and API) failing while a paid request is followed must not mark it failed:
+   S3 is asked instead, and the row ends done.
+2. The API and S3 going away together: ``wait()`` raises a typed TransportError, every row ends
+   in a final state, and nothing is bought after that, even once both are back.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+import xasync
+from xasync.emulator import Faults
+
+from ._helpers import NDVI, RES, TIME, fields, fresh_root
+from ._proxy import Proxy
+
+pytestmark = pytest.mark.faults
+
+
+def _until(predicate, timeout: float = 60.0) -> None:
+    """Wait for a condition (a guard against hanging, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_token_and_status_failures_while_following_do_not_fail_a_paid_row(emu):
+    emu.configure(concurrency_limit=4, processing_seconds=2.0, token_lifetime=1)
+    client = xasync.Client.from_emulator(emu, max_retries=1, backoff_base=0.05)
+    root = fresh_root(emu, "tok")
+    try:
+        results = fields(3, lat0=41.0).xasync.process(
+            NDVI,
+            time=TIME,
+            resolution=RES,
+            delivery=f"{root}/t",
+            storage_options=emu.storage_options,
+            client=client,
+        )
+        _until(lambda: emu.stats["creates"] == 3)
+        # from now on every token request and every status call fails (5xx)
+        emu.configure(faults=Faults(server_error=1.0, apply_to_token=True, seed=4))
+        results.wait(timeout=120, progress=False)
+        failing = emu.stats
+    finally:
+        emu.configure(faults=Faults())
+        client.close()
+    status = results.status()
+    assert failing["server_errors"] > 0  # the faults were met while following
+    assert (status["state"] == "done").all(), status[["state", "error"]]
+    assert emu.stats["creates"] == 3
+    assert np.isfinite(results[2]["ndvi"].values).any()
+
+
+def _proxied(emu, api: Proxy, s3: Proxy):
+    token = urlsplit(emu.token_url)
+    shape = SimpleNamespace(
+        base_url=api.url(),
+        token_url=f"{api.url()}{token.path}",
+        client_id=emu.client_id,
+        client_secret=emu.client_secret,
+        concurrency_limit=1,
+    )
+    client = xasync.Client.from_emulator(shape, max_retries=1, backoff_base=0.05)
+    storage = dict(emu.storage_options)
+    storage["client_kwargs"] = {**storage.get("client_kwargs", {}), "endpoint_url": s3.url()}
+    storage["config_kwargs"] = {"retries": {"max_attempts": 1}, "connect_timeout": 2}
+    return client, storage
+
+
+def test_an_outage_of_api_and_s3_ends_every_row_and_buys_nothing_more(emu):
+    emu.configure(concurrency_limit=1, processing_seconds=1.5)
+    api_addr, s3_addr = urlsplit(emu.base_url), urlsplit(emu.s3_endpoint_url)
+    api, s3 = Proxy(api_addr.hostname, api_addr.port), Proxy(s3_addr.hostname, s3_addr.port)
+    client, storage = _proxied(emu, api, s3)
+    root = fresh_root(emu, "outage")
+    try:
+        results = fields(4, lat0=40.0).xasync.process(
+            NDVI,
+            time=TIME,
+            resolution=RES,
+            delivery=f"{root}/o",
+            storage_options=storage,
+            client=client,
+            options=xasync.SubmitOptions(outage_attempts=2, ambiguous_grace=0.1),
+        )
+        # one runs (its create answered), three wait for the slot
+        _until(lambda: [r.state.value for r in results.job.snapshot()].count("running") == 1)
+        api.down()
+        s3.down()
+        with pytest.raises(xasync.TransportError):
+            results.wait(timeout=180, progress=False)
+        status = results.status()
+        bought = emu.stats["creates"]
+        # every row is final at once, with a reason
+        assert status["state"].isin(["done", "failed"]).all(), status[["state", "error"]]
+        not_bought = status[status["request_id"].isna()]
+        assert len(not_bought) == 3 and bought == 1
+        assert status["error"].str.contains("lost contact|S3").all()
+        assert not_bought["error"].str.contains("nothing was bought").all()
+        # both come back: the stopped job buys nothing more (a new call is the witness that
+        # the submitter loop ran on: it buys its own one row)
+        api.up()
+        s3.up()
+        fields(1, lat0=39.0).xasync.process(
+            NDVI,
+            time=TIME,
+            resolution=RES,
+            delivery=f"{root}/after",
+            storage_options=storage,
+            client=client,
+        ).wait(timeout=120, progress=False)
+        assert emu.stats["creates"] == bought + 1
+        # computing a row that was never bought raises a typed error, not a botocore one
+        with pytest.raises(xasync.XasyncError):
+            results[3]["ndvi"].compute()
+    finally:
+        client.close()
+        api.close()
+        s3.close()

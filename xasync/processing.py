@@ -1,0 +1,291 @@
+"""``process``: from a GeoDataFrame to lazy Datasets, one Async API request per row.
+
+The order of work is the promise made to the user: everything that can be checked is checked
+before anything is paid for (geometry, grid, time, evalscript outputs, delivery URL, credentials,
+a writable bucket), then the call returns at once while a background loop submits.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from dask.base import tokenize
+
+from xasync import delivery
+from xasync.errors import DeliveryAccessError, OptionError, ValidationError
+from xasync.inputs import TIME_RULES
+from xasync.jobs import Job, RowStatus
+from xasync.lazy import build_dataset, normalize_chunks
+from xasync.reader import ReaderConfig
+from xasync.request import build_specs
+from xasync.results import Results
+from xasync.submitter import Order, SubmitOptions, get_submitter
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from xasync.client import Client
+
+logger = logging.getLogger(__name__)
+
+
+def process(
+    gdf: gpd.GeoDataFrame,
+    evalscript: str,
+    *,
+    data: str | Sequence[Mapping[str, Any]] = "sentinel-2-l2a",
+    time: Any = None,
+    resolution: float | tuple[float, float] | None = None,
+    size: tuple[int, int] | None = None,
+    crs: Any = None,
+    delivery: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    client: Client | None = None,
+    chunks: int | str | tuple[Any, Any] | Mapping[str, Any] | None = None,
+    mask: bool = False,
+    outputs: Mapping[str, Any] | None = None,
+    responses: Sequence[str] | None = None,
+    bounds: str = "geometry",
+    iam_role_arn: str | None = None,
+    resubmit_failed: bool = False,
+    options: SubmitOptions | None = None,
+) -> Results:
+    """Submit one Async API request per distinct geometry; return lazy Datasets at once.
+
+    The one definition of the parameters: ``gdf.xasync.process(evalscript, **kw)`` is
+    ``xasync.process(gdf, evalscript, **kw)``. All parameters but ``gdf`` and ``evalscript``
+    are keyword-only.
+
+    Parameters
+    ----------
+    gdf : geopandas.GeoDataFrame
+        Polygon/MultiPolygon rows with a CRS; every row label must be set (not NaN).
+    evalscript : str
+        The evalscript text, or ``"s3://..."`` to send it as an ``evalscriptReference`` (read
+        once per call with ``storage_options``: its content is part of the request identity).
+    data : str or list of dict
+        A collection type (``"sentinel-2-l2a"``...) or the full ``input.data`` list.
+    time : str, date, datetime, Timestamp, datetime64, Period, DatetimeIndex or (start, end)
+        The time range; see the rules below.
+    resolution : float or (float, float)
+        Pixel size in CRS units. Exactly one of ``resolution`` and ``size``.
+    size : (int, int)
+        ``(width, height)`` in pixels.
+    crs : optional
+        Request CRS: default the GeoDataFrame's, ``"utm"`` for each geometry's UTM zone (right
+        across the antimeridian too), or anything pyproj accepts.
+    delivery : str
+        ``"s3://bucket/prefix"`` (required); each request is delivered under its own
+        deterministic prefix below it, so re-running the same call buys nothing again.
+    storage_options : dict, optional
+        s3fs options used to probe and read the delivery. Their ``key``/``secret`` are also
+        sent as the delivery credentials the service writes with. When given, they travel
+        in the dask graph to the workers that read; otherwise workers use their own
+        AWS environment.
+    client : xasync.Client, optional
+        Endpoint and credentials; default :meth:`xasync.Client.from_env`.
+    chunks : int, "auto", -1, (y, x), dict or None
+        Dask chunks of ``y``/``x`` in pixels, with dask's idioms (``-1``: whole axis;
+        ``"auto"``: dask's size limit in multiples of the 512 px GeoTIFF tile); default 2048.
+        Checked before paying.
+    mask : bool
+        Pixels outside the geometry become NaN (floats), so statistics cover the field only.
+    outputs : dict, optional
+        ``{identifier: {"bands": n, "sampleType": "FLOAT32"}}`` when the evalscript's
+        ``setup()`` cannot be evaluated locally. Checked against the delivered files when
+        read (:class:`~xasync.errors.OutputMismatchError`).
+    responses : list of str, optional
+        Which outputs to request (default: every output of ``setup()``).
+    bounds : {"geometry", "bbox"}
+        Send each geometry (pixels outside are 0) or only its bounding box.
+    iam_role_arn : str, optional
+        A role the service assumes to write to the bucket instead of keys.
+    resubmit_failed : bool
+        Buy new requests for rows whose earlier delivery failed.
+    options : xasync.SubmitOptions, optional
+        Polling and retry tuning.
+
+    Returns
+    -------
+    xasync.Results
+        Lazy Datasets aligned with the rows, and their requests' states.
+
+    Raises
+    ------
+    xasync.ValidationError
+        Bad input (a typed subclass naming the problem), before any request is sent.
+    xasync.ConfigError, xasync.AuthError, xasync.TransportError
+        Missing or refused Sentinel Hub credentials, or an unreachable service, before any
+        request is sent.
+
+    Notes
+    -----
+    A request is identified by what is bought: rows with the same request (same geometry,
+    grid, time, data and script) share it, and row labels or order play no part.
+    """
+    from xasync.client import Client  # deferred: keeps ``import xasync`` light
+
+    if delivery is None:
+        raise OptionError("delivery='s3://bucket/prefix' is required")
+    root = _delivery_root(delivery)
+    specs = build_specs(
+        gdf,
+        evalscript,
+        data=data,
+        time=time,
+        resolution=resolution,
+        size=size,
+        crs=crs,
+        delivery=root,
+        outputs=outputs,
+        responses=responses,
+        bounds=bounds,
+        mask=mask,
+        storage_options=dict(storage_options) if storage_options else None,
+    )
+    for shape in {spec.grid.shape for spec in specs}:
+        normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
+    s3_extras = delivery_credentials(storage_options, iam_role_arn)
+    client = client if client is not None else Client.from_env()
+    _check_credentials(client)
+
+    fs = delivery_filesystem(storage_options)
+    plans = [spec.read_plan() for spec in specs]
+    call_token = tokenize(
+        "xasync-call", [(spec.token, plan.label) for spec, plan in zip(specs, plans)]
+    )
+    _write_manifest(fs, root, call_token, specs, plans, list(gdf.index))
+
+    job = _submit(specs, plans, s3_extras, client, fs, options, resubmit_failed)
+
+    reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
+    logger.debug(
+        "%d rows, %d distinct requests handed to the submitter under %s",
+        len(specs),
+        len({spec.token for spec in specs}),
+        root,
+    )
+    return Results.deferred(
+        len(plans),
+        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
+        gdf.index,
+        job,
+        delivery=root,
+    )
+
+
+process.__doc__ = (process.__doc__ or "") + TIME_RULES
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _submit(
+    specs: Sequence[Any],
+    plans: Sequence[Any],
+    s3_extras: dict[str, Any],
+    client: Client,
+    fs: Any,
+    options: SubmitOptions | None,
+    resubmit_failed: bool,
+) -> Job:
+    """Hand the rows to the background submitter; return their :class:`~xasync.jobs.Job`."""
+    job = Job.from_rows(
+        RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)
+    )
+    orders = [
+        Order(
+            index=i,
+            token=spec.token,
+            row_url=spec.row_url,
+            identifiers=tuple(o.identifier for o in plan.outputs),
+            body=functools.partial(spec.body, s3_extras),
+        )
+        for i, (spec, plan) in enumerate(zip(specs, plans))
+    ]
+    opts = options or SubmitOptions()
+    if resubmit_failed:
+        opts = SubmitOptions(**{**opts.__dict__, "resubmit_failed": True})
+    get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
+    return job
+
+
+def _delivery_root(url: str) -> str:
+    if not isinstance(url, str) or not url.startswith("s3://") or len(url) <= len("s3://"):
+        raise ValidationError(f"delivery must be an 's3://bucket/prefix' URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def delivery_credentials(
+    storage_options: Mapping[str, Any] | None,
+    iam_role_arn: str | None,
+) -> dict[str, Any]:
+    """The ``output.delivery.s3`` credentials the service needs to write to the user's bucket.
+
+    Taken from ``storage_options`` (``key``/``secret``, as s3fs names them), else from the
+    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` environment, or an IAM role to assume.
+    """
+    so = dict(storage_options or {})
+    extras: dict[str, Any] = {}
+    key = so.get("key") or so.get("aws_access_key_id")
+    secret = so.get("secret") or so.get("aws_secret_access_key")
+    if not (key and secret) and not iam_role_arn:
+        key = os.environ.get("AWS_ACCESS_KEY_ID")
+        secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret:
+        extras["accessKey"] = key
+        extras["secretAccessKey"] = secret
+    if iam_role_arn:
+        extras["iamRoleARN"] = iam_role_arn
+    if not extras:
+        raise ValidationError(
+            "the service needs credentials to write to your bucket: pass "
+            "storage_options={'key': ..., 'secret': ...} or iam_role_arn=..., or set "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        )
+    region = so.get("client_kwargs", {}).get("region_name") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        extras["region"] = region
+    return extras
+
+
+def delivery_filesystem(storage_options: Mapping[str, Any] | None) -> Any:
+    """An s3fs filesystem for probing the delivery bucket (listing caches off)."""
+    import s3fs
+
+    return s3fs.S3FileSystem(use_listings_cache=False, **dict(storage_options or {}))
+
+
+def _check_credentials(client: Client) -> None:
+    """Fetch a token now, so that wrong credentials fail before anything is submitted.
+
+    The client raises the documented types itself (docs/guide/errors.md): ``ConfigError``
+    (missing credentials), ``AuthError`` (refused), ``TransportError`` (unreachable).
+    """
+    check = getattr(client, "check_credentials", None)
+    if check is not None:
+        check()
+
+
+def _write_manifest(
+    fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence, labels: Sequence
+) -> None:
+    rows = [
+        {
+            "position": i,
+            "plan": plan.to_dict(),
+            "label": delivery.encode_label(label),
+            "body": spec.canonical_body(copy=False),
+        }
+        for i, (spec, plan, label) in enumerate(zip(specs, plans, labels))
+    ]
+    try:
+        delivery.write_manifest(fs, root, call_token, rows)
+    except Exception as exc:  # OSError from s3fs, botocore's own errors (unreachable endpoint)
+        raise DeliveryAccessError(
+            f"cannot write to the delivery location {root}: {type(exc).__name__}: {exc}. Check "
+            "that the bucket exists and is reachable, and that storage_options give write access "
+            "(the service needs it too)."
+        ) from None

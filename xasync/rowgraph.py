@@ -1,0 +1,191 @@
+"""The dask side of one row: chunk sizes and the graph layers of each output.
+
+Each output of a row is ``open_source`` (one task on the row's await task) and one ``getter``
+task per chunk, so a later slice fuses into the chunk's read and only the tiles it touches are
+fetched (see :mod:`xasync.windows`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.array.core import getter
+from dask.highlevelgraph import HighLevelGraph
+
+from xasync.errors import OptionError
+from xasync.plan import OutputPlan, ReadPlan
+from xasync.reader import DeclaredOutput, ReaderConfig
+from xasync.windows import open_source
+
+__all__ = ["DEFAULT_CHUNK", "TIFF_TILE", "RowLayers", "band_dims", "normalize_chunks", "out_dtype"]
+
+#: Default chunk side in pixels: a multiple of the common 256/512 px GeoTIFF tile sizes.
+DEFAULT_CHUNK = 2048
+#: GeoTIFF tile side of delivered files (the service's and the emulator's): "auto" chunks are
+#: multiples of it.
+TIFF_TILE = 512
+
+
+def normalize_chunks(
+    chunks: Any, shape: tuple[int, int], dtype: Any = "float32"
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Dask chunk sizes ``(y_chunks, x_chunks)`` of a ``shape = (height, width)`` grid.
+
+    ``chunks`` takes the dask idioms: ``None`` (the default, 2048 px a side), an int, ``-1``
+    (the whole axis), ``"auto"`` (dask's size limit, in multiples of the 512 px GeoTIFF tile),
+    ``(y, x)`` with each side any of these (``None`` there meaning the whole axis, as in dask)
+    or explicit block sizes, or ``{"y": .., "x": ..}`` (a missing side gets 2048; ``"band"`` is
+    ignored: all bands are one chunk). Resolved by :func:`dask.array.core.normalize_chunks`.
+
+    Raises
+    ------
+    OptionError
+        Anything dask cannot read as chunks of that shape (e.g. ``"lots"``, ``0``, ``2.5``).
+    """
+    from dask.array.core import normalize_chunks as dask_normalize
+
+    if chunks is None:
+        chunks = (DEFAULT_CHUNK, DEFAULT_CHUNK)
+    elif isinstance(chunks, Mapping):
+        unknown = set(chunks) - {"y", "x", "band"}
+        if unknown:
+            raise OptionError(f"unknown chunk dims {sorted(unknown)}; use 'y' and 'x'")
+        chunks = (chunks.get("y", DEFAULT_CHUNK), chunks.get("x", DEFAULT_CHUNK))
+    elif not isinstance(chunks, (tuple, list)):
+        chunks = (chunks, chunks)
+    if len(chunks) != 2 or any(
+        isinstance(c, (bool, float)) or (isinstance(c, (int, np.integer)) and c < -1)
+        for c in chunks
+    ):
+        raise OptionError(f"chunks must be one side or (y, x) in whole pixels, got {chunks!r}")
+    try:
+        try:
+            hash(tuple(chunks))
+        except TypeError:  # e.g. explicit block sizes given as lists
+            out = dask_normalize(
+                tuple(chunks),
+                shape=tuple(shape),
+                dtype=np.dtype(dtype),
+                previous_chunks=(TIFF_TILE, TIFF_TILE),
+            )
+        else:
+            out = _cached_normalize(tuple(chunks), tuple(shape), np.dtype(dtype).str)
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        raise OptionError(
+            f"chunks {chunks!r} do not fit a {shape[0]}x{shape[1]} px grid: {exc}"
+        ) from None
+    if any(c <= 0 for axis in out for c in axis) and all(shape):
+        raise OptionError(f"chunks must be positive, got {chunks!r}")
+    return out[0], out[1]
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_normalize(chunks: tuple, shape: tuple[int, int], dtype: str) -> tuple:
+    """dask's normalize_chunks, cached: the rows of one call share a few shapes."""
+    from dask.array.core import normalize_chunks as dask_normalize
+
+    return dask_normalize(
+        chunks, shape=shape, dtype=np.dtype(dtype), previous_chunks=(TIFF_TILE, TIFF_TILE)
+    )
+
+
+def out_dtype(output: OutputPlan, masked: bool) -> np.dtype:
+    dtype = np.dtype(output.dtype)
+    if not masked:
+        return dtype
+    if dtype.kind == "f":
+        return dtype
+    return np.dtype("float32") if dtype.itemsize <= 2 else np.dtype("float64")
+
+
+def band_dims(outputs: tuple[OutputPlan, ...]) -> dict[str, str]:
+    """Band dim name per multi-band output: ``band`` unless band counts differ."""
+    multi = [o for o in outputs if o.bands > 1]
+    if len({o.bands for o in multi}) <= 1:
+        return {o.identifier: "band" for o in multi}
+    return {o.identifier: f"{o.identifier}_band" for o in multi}
+
+
+class RowLayers:
+    """Builds the dask array of each output of one row on the shared await layer."""
+
+    def __init__(
+        self,
+        plan: ReadPlan,
+        reader: ReaderConfig,
+        await_key: str,
+        await_layer: dict,
+        ychunks: tuple[int, ...],
+        xchunks: tuple[int, ...],
+    ) -> None:
+        self.plan, self.reader, self.await_key, self.await_layer = (
+            plan,
+            reader,
+            await_key,
+            await_layer,
+        )
+        self.ychunks, self.xchunks = ychunks, xchunks
+        self.masked = plan.mask_wkb is not None
+        self.transform = tuple(plan.grid.transform)[:6] if self.masked else None
+
+    def _source_task(self, output: OutputPlan, dtype: np.dtype) -> tuple:
+        declared = DeclaredOutput(output.identifier, output.bands, np.dtype(output.dtype).name)
+        return (
+            open_source,
+            self.await_key,
+            output.identifier,
+            self.reader,
+            dtype.str,
+            self.plan.grid.shape,
+            output.bands,
+            output.bands == 1,
+            self.plan.mask_wkb,
+            self.transform,
+            output.nodata,
+            declared,
+        )
+
+    def _chunk_layer(self, name: str, source_key: str, bands: int) -> dict[Any, Any]:
+        yoffs = np.cumsum((0, *self.ychunks[:-1]))
+        xoffs = np.cumsum((0, *self.xchunks[:-1]))
+        layer: dict[Any, Any] = {}
+        for iy, (yo, h) in enumerate(zip(yoffs, self.ychunks, strict=True)):
+            for ix, (xo, w) in enumerate(zip(xoffs, self.xchunks, strict=True)):
+                window = (slice(int(yo), int(yo + h)), slice(int(xo), int(xo + w)))
+                if bands == 1:
+                    layer[(name, iy, ix)] = (getter, source_key, window)
+                else:
+                    layer[(name, 0, iy, ix)] = (getter, source_key, (slice(0, bands), *window))
+        return layer
+
+    def variable(self, output: OutputPlan, tok: str, band_dim: str | None) -> xr.Variable:
+        """The lazy variable of one output: ``(y, x)``, or ``(band_dim, y, x)`` if multi-band."""
+        dtype = out_dtype(output, self.masked)
+        name = f"{output.identifier}-{tok}"
+        source_key = f"{output.identifier}-source-{tok}"
+        hlg = HighLevelGraph(
+            {
+                self.await_key: self.await_layer,
+                source_key: {source_key: self._source_task(output, dtype)},
+                name: self._chunk_layer(name, source_key, output.bands),
+            },
+            {self.await_key: set(), source_key: {self.await_key}, name: {source_key}},
+        )
+        if output.bands == 1:
+            arr_chunks: tuple = (self.ychunks, self.xchunks)
+            dims: tuple[str, ...] = ("y", "x")
+        else:
+            arr_chunks = ((output.bands,), self.ychunks, self.xchunks)
+            dims = (str(band_dim), "y", "x")
+        arr = da.Array(hlg, name, arr_chunks, meta=np.empty((0,) * len(arr_chunks), dtype))
+        var_attrs = {}
+        if self.masked:
+            var_attrs["_FillValue"] = np.nan  # rioxarray's write_nodata(nan, encoded=False)
+        elif output.nodata is not None:
+            var_attrs["_FillValue"] = dtype.type(output.nodata)
+        return xr.Variable(dims, arr, attrs=var_attrs, encoding={"grid_mapping": "spatial_ref"})

@@ -1,0 +1,111 @@
+"""Claims: only one process buys a request, with an S3 conditional write.
+
+Before creating a request, the creator writes ``<request url>/_xasync_claim.<n>.json`` with
+``If-None-Match: *``; ``n`` is the number of request folders the creator saw under the prefix
+(0 for a first buy, 1 to buy again after one failed request, ...). S3 (and moto) refuse the write
+when the key exists (s3fs raises ``FileExistsError``), so of the processes that decided to buy
+the same thing from the same view, exactly one wins and creates. The claim is left in place: a
+later process that decides to buy from the same view loses and follows the request folder that
+appeared. A loser waits for a new request folder and follows it in S3. A claim older than
+``claim_timeout`` seconds with no new request folder beside it is stale (its writer died between
+claiming and creating) and is taken over.
+
+Claims sit at the top level of the request's prefix, where the delivery layout never looks for
+request folders. A server that cannot do conditional writes answers with an error other than
+``FileExistsError``; then the claim is skipped (only the probe before the create protects, as
+before) and a warning says so once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from xasync.submitter.s3 import s3_error
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["HELD", "UNSUPPORTED", "WON", "claim_path", "release", "take"]
+
+WON, HELD, UNSUPPORTED = "won", "held", "unsupported"
+_UNSUPPORTED_MARKS = ("notimplemented", "not implemented", "invalidargument", "if-none-match")
+_warned: list[bool] = []
+
+
+def claim_path(url: str, generation: int) -> str:
+    """Where the claim of the ``generation``-th buy of the request at ``url`` is written."""
+    return f"{url.rstrip('/')}/_xasync_claim.{generation}.json"
+
+
+def take(fs: Any, url: str, generation: int, owner: str) -> tuple[str, float | None]:
+    """Try to claim; ``(WON | HELD | UNSUPPORTED, age of the holder's claim in s or None)``.
+
+    Blocking (runs in a worker thread). S3 failures raise TransportError.
+    """
+    path = claim_path(url, generation)
+    payload = json.dumps({"owner": owner, "created": _now().isoformat()}).encode()
+    for _ in range(3):  # the claim may vanish between our write and our read
+        try:
+            fs.pipe_file(path, payload, IfNoneMatch="*")
+            return WON, None
+        except FileExistsError:
+            pass
+        except Exception as exc:
+            text = f"{type(exc).__name__} {exc}".lower()
+            if any(mark in text for mark in _UNSUPPORTED_MARKS):
+                if not _warned:
+                    _warned.append(True)
+                    logger.warning(
+                        "the S3 server refuses conditional writes (%s): two processes starting "
+                        "the same request at once may both buy it",
+                        type(exc).__name__,
+                    )
+                return UNSUPPORTED, None
+            raise s3_error(exc, "claim write") from None
+        holder, age = _holder(fs, path)
+        if holder is None:
+            continue
+        return (WON, None) if holder == owner else (HELD, age)
+    return HELD, None
+
+
+def release(fs: Any, url: str, generation: int) -> None:
+    """Delete a (stale) claim; a missing claim is fine."""
+    try:
+        fs.rm_file(claim_path(url, generation))
+    except FileNotFoundError:
+        pass
+    except Exception as exc:
+        raise s3_error(exc, "claim delete") from None
+
+
+def exists(fs: Any, url: str, generation: int) -> bool:
+    """Whether the claim is still there."""
+    try:
+        return bool(fs.exists(claim_path(url, generation)))
+    except Exception as exc:
+        raise s3_error(exc, "claim check") from None
+
+
+def _holder(fs: Any, path: str) -> tuple[str | None, float | None]:
+    """Owner and age (seconds) of the claim at ``path``; ``(None, None)`` if it vanished."""
+    try:
+        raw = fs.cat_file(path)
+        info = fs.info(path)
+    except FileNotFoundError:
+        return None, None
+    except Exception as exc:
+        raise s3_error(exc, "claim read") from None
+    try:
+        owner = str(json.loads(raw).get("owner"))
+    except (ValueError, AttributeError):
+        owner = "?"
+    modified = info.get("LastModified")
+    age = (_now() - modified).total_seconds() if isinstance(modified, dt.datetime) else None
+    return owner, age
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)

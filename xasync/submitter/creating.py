@@ -1,0 +1,175 @@
+"""Creating one request: a slot, a claim, one create, never retried blindly.
+
+A create whose answer was lost (dropped connection, 5xx) may have been accepted: the request's
+prefix is probed after ``ambiguous_grace`` and an appeared request is followed instead of buying
+a second one. 429s wait (``Retry-After`` honoured) and retry without counting as attempts. When
+another process holds the claim (:mod:`~xasync.submitter.claim`), its request is followed in S3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xasync.backoff import Backoff
+from xasync.errors import (
+    ApiError,
+    AuthError,
+    BadRequest,
+    Forbidden,
+    RateLimited,
+    ServerError,
+    TransportError,
+    Unauthorized,
+)
+from xasync.submitter import claim
+from xasync.submitter.s3 import probe
+
+if TYPE_CHECKING:
+    from xasync.submitter.run import JobRun
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Created", "create"]
+
+_BACKOFF = Backoff(base=0.5, cap=30.0)
+
+
+@dataclass(frozen=True)
+class Created:
+    """The result of :func:`create`: a request to follow, or why there is none.
+
+    ``by_us`` is False when another process created it (follow it in S3 only);
+    ``error`` is set when nothing was bought and nothing will be.
+    """
+
+    request_id: str | None = None
+    by_us: bool = True
+    error: str | None = None
+
+
+async def create(
+    run: JobRun,
+    url: str,
+    identifiers: tuple[str, ...],
+    body: Callable[[], dict[str, Any]],
+    known: tuple[str, ...] | None,
+) -> Created:
+    """Take a slot, claim ``url`` and create its request (see the module docstring).
+
+    ``known``: the request folders the decision saw (None: S3 was not read yet). The claim is
+    taken only once a slot is held, so that it does not age while waiting for one.
+    """
+    if known is None:
+        known = tuple(await _request_ids(run, url, identifiers))
+    generation = len(known)
+    state = {"claimed": False}
+    created = await _create(run, url, identifiers, body, set(known), state)
+    if state["claimed"] and created.error is not None:
+        # nothing was bought: let the next buyer claim at once instead of after the timeout
+        with contextlib.suppress(TransportError):
+            await asyncio.to_thread(claim.release, run.fs, url, generation)
+    return created
+
+
+async def _create(
+    run: JobRun,
+    url: str,
+    identifiers: tuple[str, ...],
+    body: Callable[[], dict[str, Any]],
+    seen: set[str],
+    state: dict[str, bool],
+) -> Created:
+    generation = len(seen)
+    attempts = rate_limited = 0
+    claimed = False
+    while True:
+        if not await run.slots.acquire(run.job.is_cancelled):
+            return Created(error=run.not_bought_message())
+        if not claimed:
+            got, age = await asyncio.to_thread(claim.take, run.fs, url, generation, run.owner)
+            if got == claim.HELD:
+                run.slots.release()
+                found = await _wait_for_other(run, url, identifiers, seen, generation, age)
+                if found is not None:
+                    return Created(found, by_us=False)
+                continue
+            claimed, state["claimed"] = True, got == claim.WON
+            if run.job.is_cancelled():  # told to stop while claiming
+                run.slots.release()
+                return Created(error=run.not_bought_message())
+        run.mark_claimed(url)
+        try:
+            rid = await run.service.create(body())
+        except RateLimited as exc:
+            wait = run.slots.rate_limited(exc.retry_after, rate_limited)
+            rate_limited += 1
+            run.slots.release()
+            logger.debug("%s: 429, retrying in %.2f s", url, wait)
+            await asyncio.sleep(wait)
+            continue
+        except (BadRequest, Unauthorized, Forbidden, AuthError) as exc:
+            run.slots.release()
+            return Created(error=str(exc))
+        except (ServerError, TransportError, ApiError) as exc:
+            attempts += 1
+            rid = await _lost_answer(run, url, identifiers, seen, exc)
+            if rid is None:
+                run.slots.release()
+                if attempts >= run.opts.max_create_attempts:
+                    return Created(error=f"could not create the request: {exc}")
+                await asyncio.sleep(_BACKOFF.delay(attempts - 1))
+                continue
+            logger.info("%s: the lost create was accepted as %s", url, rid)
+        run.slots.started()
+        return Created(rid)
+
+
+async def _request_ids(run: JobRun, url: str, identifiers: tuple[str, ...]) -> set[str]:
+    return set((await probe(run.fs, {url: identifiers}))[url].request_ids)
+
+
+async def _lost_answer(
+    run: JobRun, url: str, identifiers: tuple[str, ...], known: set[str], exc: Exception
+) -> str | None:
+    """After a create without a usable answer: did the service accept it anyway?"""
+    if isinstance(exc, TransportError) and not exc.maybe_sent:
+        return None
+    await asyncio.sleep(run.opts.ambiguous_grace)
+    new = await _request_ids(run, url, identifiers) - known
+    return sorted(new)[-1] if new else None
+
+
+async def _wait_for_other(
+    run: JobRun,
+    url: str,
+    identifiers: tuple[str, ...],
+    known: set[str],
+    generation: int,
+    age: float | None,
+) -> str | None:
+    """Another process holds the claim: its new request id, or None to claim again.
+
+    None comes back when the claim vanished, or when it is stale (older than ``claim_timeout``
+    with no new request folder): it is then deleted first.
+    """
+    loop = asyncio.get_running_loop()
+    pause = 0.0
+    stale_at = loop.time() + max(0.0, run.opts.claim_timeout - (age or 0.0))
+    while True:
+        await asyncio.sleep(pause)
+        new = await _request_ids(run, url, identifiers) - known
+        if new:
+            logger.info("%s: bought by another process as %s", url, sorted(new)[-1])
+            return sorted(new)[-1]
+        if not await asyncio.to_thread(claim.exists, run.fs, url, generation):
+            return None
+        if loop.time() >= stale_at:
+            logger.info("%s: taking over a stale claim", url)
+            await asyncio.to_thread(claim.release, run.fs, url, generation)
+            return None
+        pause = min(5.0, max(run.opts.ambiguous_grace, pause * 1.5))

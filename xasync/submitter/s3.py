@@ -1,0 +1,141 @@
+"""S3 as the submitter sees it: probes with typed errors, and confirmation of finished requests.
+
+Every S3 failure the loop meets becomes a :class:`~xasync.errors.TransportError` (never a raw
+botocore or OS error). :class:`Confirmer` confirms finished requests several rows per listing,
+tolerating S3 visibility lag; when S3 cannot be reached ``outage_attempts`` times in a row the
+rows waiting for confirmation get the TransportError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from xasync import delivery
+from xasync.backoff import Backoff
+from xasync.errors import TransportError
+from xasync.submitter.options import SubmitOptions
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Confirmer", "probe"]
+
+_BACKOFF = Backoff(base=0.2, cap=5.0)
+
+
+def s3_error(exc: BaseException, what: str) -> TransportError:
+    """A typed error for an S3 failure (the message names the operation, never a secret)."""
+    return TransportError(f"S3 {what} failed: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+async def probe(fs: Any, rows: Mapping[str, tuple[str, ...]]) -> dict[str, delivery.RowDelivery]:
+    """``delivery.probe_rows`` in a worker thread; S3 failures raise TransportError."""
+    if not rows:
+        return {}
+    try:
+        return await asyncio.to_thread(delivery.probe_rows, fs, dict(rows))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # OSError, botocore errors: all mean "S3 did not answer"
+        raise s3_error(exc, "listing") from None
+
+
+async def probe_until_answer(
+    fs: Any, rows: Mapping[str, tuple[str, ...]], attempts: int
+) -> dict[str, delivery.RowDelivery]:
+    """:func:`probe`, retried with back-off ``attempts`` times before its TransportError."""
+    for attempt in range(attempts):
+        try:
+            return await probe(fs, rows)
+        except TransportError as exc:
+            if attempt + 1 >= attempts:
+                raise
+            wait = _BACKOFF.delay(attempt)
+            logger.debug("%s; retrying in %.2f s", exc, wait)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Confirmer:
+    """Confirms finished requests in S3, several rows per listing."""
+
+    def __init__(self, fs: Any, opts: SubmitOptions, *, listing_pages: int = 1) -> None:
+        self.fs, self.opts = fs, opts
+        # a listing of the whole delivery root costs about this many LIST pages; fewer waiting
+        # rows are cheaper to probe one prefix each
+        self.listing_pages = listing_pages
+        self.waiting: dict[str, tuple[tuple[str, ...], str | None, float, asyncio.Future]] = {}
+        self.wake = asyncio.Event()
+
+    async def confirm(
+        self, url: str, identifiers: tuple[str, ...], request_id: str | None, grace: float | None
+    ) -> delivery.RowDelivery | None:
+        """Wait until the request's outcome is in S3; ``None`` after ``grace`` s without it.
+
+        Raises TransportError when S3 stays unreachable.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+        deadline = float("inf") if grace is None else loop.time() + grace
+        self.waiting[url] = (identifiers, request_id, deadline, fut)
+        self.wake.set()
+        return await fut
+
+    async def run(self) -> None:
+        """The batching loop (one task per job run)."""
+        batch_window = 0.1  # rows finishing together (one round of K) share one listing
+        pause, failures = batch_window, 0
+        while True:
+            if not self.waiting:
+                await self.wake.wait()
+                pause = batch_window
+            self.wake.clear()
+            await asyncio.sleep(pause)
+            batch = dict(self.waiting)
+            try:
+                rows = await self._probe(batch)
+                failures = 0
+            except TransportError as exc:  # an S3 hiccup: try again, unless S3 stays away
+                failures += 1
+                if failures >= self.opts.outage_attempts:
+                    self._fail_all(batch, exc)
+                    failures = 0
+                pause = _BACKOFF.delay(failures)
+                continue
+            pause = batch_window if self._resolve(batch, rows) else min(5.0, pause * 2)
+
+    def _resolve(self, batch: dict, rows: dict[str, delivery.RowDelivery]) -> int:
+        now = asyncio.get_running_loop().time()
+        resolved = 0
+        for url, (_ids, request_id, deadline, fut) in batch.items():
+            row = rows.get(url)
+            ours = row is not None and (
+                row.state == "done"
+                or (row.state == "failed" and request_id in (None, row.request_id))
+            )
+            if ours:
+                if not fut.done():
+                    fut.set_result(row)
+                self.waiting.pop(url, None)
+                resolved += 1
+            elif now > deadline:
+                if not fut.done():
+                    fut.set_result(None)
+                self.waiting.pop(url, None)
+        return resolved
+
+    def _fail_all(self, batch: dict, exc: TransportError) -> None:
+        for url, (*_rest, fut) in batch.items():
+            if not fut.done():
+                fut.set_exception(exc)
+            self.waiting.pop(url, None)
+
+    async def _probe(self, batch: dict) -> dict[str, delivery.RowDelivery]:
+        if len(batch) <= self.listing_pages:
+            results = await asyncio.gather(
+                *(probe(self.fs, {url: ids}) for url, (ids, *_rest) in batch.items())
+            )
+            return {k: v for r in results for k, v in r.items()}
+        return await probe(self.fs, {url: ids for url, (ids, *_r) in batch.items()})

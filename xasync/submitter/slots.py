@@ -1,0 +1,140 @@
+"""Per-account concurrency slots, K learning and the learned polling clock (live in the loop).
+
+``in_flight`` counts slots taken (creates under way + requests running); ``running`` only the
+requests the service confirmed (accepted, not yet seen finished). When K is not configured it is
+learned: a 429 means the account allows no more than what is confirmed running, and every
+acceptance proves it allows at least that many.
+
+The polling clock learns from the service's side of each request's window: a status answer
+RUNNING at ``t`` after acceptance proves the request lasts longer than ``t``; a 404 proves it is
+over. The first status call of a request is placed at a learned quantile of the durations (a
+stochastic-approximation update: later after a RUNNING answer, earlier after a 404), so that
+about ``RUNNING_SHARE`` of first calls still see it running. Later calls follow at a step that is
+a small fraction of that duration, bounded by ``max_detection_delay``. Nothing learned is taken
+from "when we noticed the end", which would drift up by the detection delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+from xasync.backoff import Backoff
+from xasync.submitter.options import SubmitOptions
+
+__all__ = ["Account", "PollClock"]
+
+#: Target share of first status calls that still see the request running.
+RUNNING_SHARE = 0.3
+#: Step after the first call, as a fraction of the learned first-call time.
+STEP_FRACTION = 0.06
+#: Shortest step between two status calls of one request (seconds).
+MIN_STEP = 0.02
+
+
+class PollClock:
+    """When to ask for a request's status, learned per account (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None  # seconds after acceptance of the first status call
+        self.samples = 0
+
+    def first_delay(self, opts: SubmitOptions) -> float:
+        """Seconds after acceptance of the first status call."""
+        return opts.first_poll if self.first is None else self.first
+
+    def step(self, opts: SubmitOptions, previous: float) -> float:
+        """Seconds between two later status calls (``previous``: the last step used)."""
+        if self.first is None:
+            grown = previous * opts.poll_growth if previous else opts.first_poll
+            return min(opts.max_poll_interval, opts.max_detection_delay, grown)
+        return min(opts.max_detection_delay, max(MIN_STEP, STEP_FRACTION * self.first))
+
+    def first_answer(self, running: bool, at: float) -> None:
+        """Learn from the answer of a first status call made ``at`` seconds after acceptance."""
+        if self.first is None:
+            return  # the first guess comes from the first request that ends
+        self.samples += 1
+        rate = max(MIN_STEP, STEP_FRACTION * self.first)
+        if running:
+            self.first += rate * (1.0 - RUNNING_SHARE)
+        else:
+            self.first = max(MIN_STEP, self.first - rate * RUNNING_SHARE)
+
+    def ended(self, last_running: float | None, ended_at: float) -> None:
+        """A request ran at ``last_running`` and was over at ``ended_at`` (seconds after
+        acceptance): the first guess, before any first-call answer was learned from."""
+        if self.first is None:
+            self.first = ended_at if last_running is None else (last_running + ended_at) / 2
+
+
+class Account:
+    """Concurrency slots of one account, with K learning and a polling clock."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.learning = limit is None
+        self.cap = limit if limit is not None else 64
+        self.in_flight = 0
+        self.running = 0
+        self.not_before = 0.0
+        self.cond = asyncio.Condition()
+        self._wakers: set[asyncio.Task] = set()
+        self.clock = PollClock()
+        self.backoff = Backoff(base=0.5, cap=30.0)
+
+    async def acquire(self, cancelled: Callable[[], bool] = lambda: False) -> bool:
+        """Take a slot; ``False`` (no slot taken) if ``cancelled()`` turns true meanwhile."""
+        loop = asyncio.get_running_loop()
+        async with self.cond:
+            while True:
+                if cancelled():
+                    return False
+                delay = self.not_before - loop.time()
+                if self.in_flight < self.cap and delay <= 0:
+                    break
+                # back off (after a 429) before taking a slot, or wait for a free one
+                timeout = min(0.5, delay) if delay > 0 else 0.5
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.cond.wait(), timeout=timeout)
+            self.in_flight += 1
+        return True
+
+    def take(self) -> None:
+        """Count a request already running at the service (attached to, not created)."""
+        self.in_flight += 1
+        self.started()
+
+    def started(self) -> None:
+        """The service accepted one of our requests: it runs until we see it finished."""
+        self.running += 1
+        if self.learning and self.running > self.cap:
+            self.cap = self.running
+
+    def release(self, *, finished: bool = False) -> None:
+        """Free a slot; ``finished=True`` when it held a request that ran (and ended).
+
+        Synchronous: waiters are woken by a separate task, so the caller's own outcome (e.g. an
+        outage that stops the job) is recorded before anyone can take the slot.
+        """
+        self.in_flight = max(0, self.in_flight - 1)
+        if finished:
+            self.running = max(0, self.running - 1)
+        task = asyncio.get_running_loop().create_task(self._wake())
+        self._wakers.add(task)
+        task.add_done_callback(self._wakers.discard)
+
+    async def _wake(self) -> None:
+        async with self.cond:
+            self.cond.notify_all()
+
+    def rate_limited(self, retry_after: float | None, attempt: int = 0) -> float:
+        """Learn from a 429 and return how long to wait (``Retry-After`` honoured)."""
+        loop = asyncio.get_running_loop()
+        if self.learning:
+            # the service refused while these were running: that is all the account allows
+            self.cap = max(1, min(self.cap, self.running))
+        hint = retry_after if retry_after is not None else 1.0
+        wait = self.backoff.delay(attempt, retry_after=hint)
+        self.not_before = max(self.not_before, loop.time() + wait)
+        return wait
