@@ -24,36 +24,28 @@ import xarray as xr
 from dask.array.core import getter
 from dask.highlevelgraph import HighLevelGraph
 
+from xasync.awaiting import await_delivery
 from xasync.errors import ValidationError
 from xasync.lazy import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WAIT_TIMEOUT,
     _assemble,
     _attr_value,
-    _band_dims,
     _graph_token,
-    _out_dtype,
-    _read_masked,
-    _split,
     _validate,
-    _WindowSource,
-    normalize_chunks,
 )
 from xasync.plan import ReadPlan
 from xasync.planned import Source
-from xasync.reader import ReaderConfig
-
-try:  # wave-1 layout: the await task has its own module
-    from xasync.awaiting import await_delivery
-except ImportError:  # pragma: no cover - before the merge
-    from xasync.lazy import _await_delivery as await_delivery
+from xasync.reader import DeclaredOutput, ReaderConfig
+from xasync.rowgraph import band_dims, normalize_chunks, out_dtype
+from xasync.windows import WindowSource, read_masked
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["build_mosaic"]
 
 
-class _PartSource(_WindowSource):
+class _PartSource(WindowSource):
     """A window ``(row_off, col_off, height, width)`` of one delivered file, as an array."""
 
     def __init__(
@@ -68,9 +60,11 @@ class _PartSource(_WindowSource):
         mask_wkb: bytes | None,
         transform: tuple[float, ...] | None,
         nodata: float | None,
+        declared: DeclaredOutput | None = None,
     ) -> None:
+        view = (window[2], window[3])
         super().__init__(
-            url, reader, dtype, tuple(window[2:]), bands, squeeze, mask_wkb, transform, nodata
+            url, reader, dtype, view, bands, squeeze, mask_wkb, transform, nodata, declared
         )
         self.file_shape, self.origin = file_shape, (window[0], window[1])
 
@@ -80,7 +74,7 @@ class _PartSource(_WindowSource):
             return np.empty((self.bands, max(0, y1 - y0), max(0, x1 - x0)), self.dtype)
         oy, ox = self.origin
         window = (y0 + oy, x0 + ox, y1 - y0, x1 - x0)
-        return _read_masked(
+        return read_masked(
             self.url,
             self.reader,
             window,
@@ -89,6 +83,7 @@ class _PartSource(_WindowSource):
             self.mask_wkb,
             self.transform,
             self.nodata,
+            self.declared,
         )
 
 
@@ -108,16 +103,16 @@ def _edges(parts: Sequence[Source], axis: int, size: int) -> list[int]:
     return sorted(cuts)
 
 
-def _axis_chunks(edges: list[int], step: int) -> tuple[list[int], list[int]]:
-    """``(offsets, sizes)`` of the chunks along one axis: cut at the seams, then every step."""
-    offsets, sizes = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        off = lo
-        for n in _split(hi - lo, step):
-            offsets.append(off)
-            sizes.append(n)
-            off += n
-    return offsets, sizes
+def _cut(chunks: tuple[int, ...], seams: list[int]) -> tuple[list[int], list[int]]:
+    """``(offsets, sizes)`` of the chunks along one axis: the given chunks, also cut at seams."""
+    cuts = set(seams)
+    off = 0
+    for n in chunks:
+        cuts.add(off)
+        off += n
+    cuts.add(off)
+    edges = sorted(cuts)
+    return edges[:-1], [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 def _part_at(parts: Sequence[Source], y: int, x: int) -> int:
@@ -144,6 +139,104 @@ def _check_sources(plan: ReadPlan, sources: Sequence[Source]) -> None:
         raise ValidationError("the sources do not cover the row's grid exactly once")
 
 
+def _await_layer(
+    plan: ReadPlan,
+    sources: list[Source],
+    tok: str,
+    reader: ReaderConfig,
+    timeout: float,
+    poll: float,
+) -> tuple[dict, list[str]]:
+    """One await task per distinct request; the key of each source's await."""
+    identifiers = tuple(o.identifier for o in plan.outputs)
+    urls = list(dict.fromkeys(s.row_url for s in sources))
+    layer: dict[Any, Any] = {}
+    keys = []
+    for s in sources:
+        key = f"await-{tok}-{urls.index(s.row_url)}"
+        label = plan.label if s.name == "request" else f"{plan.label} ({s.name})"
+        layer[key] = (
+            await_delivery,
+            s.token,
+            s.row_url,
+            identifiers,
+            plan.outputs[0].extension,
+            label,
+            reader,
+            timeout,
+            poll,
+        )
+        keys.append(key)
+    return layer, keys
+
+
+def _variable(
+    plan: ReadPlan,
+    output: Any,
+    sources: list[Source],
+    awaits: tuple[str, dict, list[str]],
+    reader: ReaderConfig,
+    cuts: tuple[tuple[list[int], list[int]], tuple[list[int], list[int]]],
+    tok: str,
+    band_dim: str | None,
+) -> xr.Variable:
+    """The lazy variable of one output of a row read from its sources."""
+    masked = plan.mask_wkb is not None
+    dtype = out_dtype(output, masked)
+    squeeze = output.bands == 1
+    await_name, await_layer, await_keys = awaits
+    name, src_name = f"{output.identifier}-{tok}", f"{output.identifier}-part-{tok}"
+    declared = DeclaredOutput(output.identifier, output.bands, np.dtype(output.dtype).name)
+    src_layer = {
+        f"{src_name}-{k}": (
+            _open_part,
+            await_keys[k],
+            output.identifier,
+            reader,
+            dtype.str,
+            s.grid.shape,
+            s.window,
+            output.bands,
+            squeeze,
+            plan.mask_wkb,
+            tuple(s.grid.transform)[:6] if masked else None,
+            output.nodata,
+            declared,
+        )
+        for k, s in enumerate(sources)
+    }
+    (yoffs, ychunks), (xoffs, xchunks) = cuts
+    layer: dict[Any, Any] = {}
+    for iy, (yo, h) in enumerate(zip(yoffs, ychunks, strict=True)):
+        for ix, (xo, w) in enumerate(zip(xoffs, xchunks, strict=True)):
+            k = _part_at(sources, yo, xo)
+            r, c = sources[k].target[:2]
+            window = (slice(yo - r, yo - r + h), slice(xo - c, xo - c + w))
+            key = (name, iy, ix) if squeeze else (name, 0, iy, ix)
+            layer[key] = (
+                getter,
+                f"{src_name}-{k}",
+                window if squeeze else (slice(0, output.bands), *window),
+            )
+    hlg = HighLevelGraph(
+        {await_name: await_layer, src_name: src_layer, name: layer},
+        {await_name: set(), src_name: {await_name}, name: {src_name}},
+    )
+    if squeeze:
+        arr_chunks: tuple = (tuple(ychunks), tuple(xchunks))
+        dims: tuple[str, ...] = ("y", "x")
+    else:
+        arr_chunks = ((output.bands,), tuple(ychunks), tuple(xchunks))
+        dims = (str(band_dim), "y", "x")
+    arr = da.Array(hlg, name, arr_chunks, meta=np.empty((0,) * len(arr_chunks), dtype))
+    var_attrs = {}
+    if masked:
+        var_attrs["_FillValue"] = np.nan
+    elif output.nodata is not None:
+        var_attrs["_FillValue"] = dtype.type(output.nodata)
+    return xr.Variable(dims, arr, attrs=var_attrs, encoding={"grid_mapping": "spatial_ref"})
+
+
 def build_mosaic(
     plan: ReadPlan,
     sources: Sequence[Source],
@@ -156,98 +249,47 @@ def build_mosaic(
 ) -> xr.Dataset:
     """The lazy Dataset of a row on its own grid, read from the windows of ``sources``.
 
-    Same result as :func:`xasync.lazy.build_dataset` (variables, dims, coords, ``spatial_ref``,
-    masking), whatever requests deliver the row. ``plan`` gives the row's grid, outputs, label
-    and mask geometry; its ``row_url`` is not read.
+    The same Dataset as :func:`xasync.lazy.build_dataset` (variables, dims, coords,
+    ``spatial_ref``, masking, attrs), whatever requests deliver the row: ``plan`` gives the
+    row's grid, outputs, label and mask geometry (its ``row_url`` is not read). The chunks
+    asked for are also cut at the seams between sources, so a chunk reads one request.
+    ``ds.encoding["xasync"]["row_url"]`` lists the requests' folders, space-separated.
     """
     timeout = DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout)
     _validate(plan, timeout, float(poll_interval))
     sources = list(sources)
     _check_sources(plan, sources)
-    cy, cx = normalize_chunks(chunks)
     grid, masked = plan.grid, plan.mask_wkb is not None
-    identifiers = tuple(o.identifier for o in plan.outputs)
-    extension = plan.outputs[0].extension
-    tok = _graph_token(plan, reader, (cy, cx), timeout, float(poll_interval), tuple(sources))
-    urls = list(dict.fromkeys(s.row_url for s in sources))
-    awaits: dict[Any, Any] = {}
-    for s in sources:
-        key = f"await-{tok}-{urls.index(s.row_url)}"
-        label = plan.label if s.name == "request" else f"{plan.label} ({s.name})"
-        awaits[key] = (
-            await_delivery,
-            s.token,
-            s.row_url,
-            identifiers,
-            extension,
-            label,
-            reader,
-            timeout,
-            float(poll_interval),
-        )
-    yoffs, ychunks = _axis_chunks(_edges(sources, 0, grid.height), cy)
-    xoffs, xchunks = _axis_chunks(_edges(sources, 1, grid.width), cx)
-    band_dims = _band_dims(plan.outputs)
+    widest = max((out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
+    ychunks, xchunks = normalize_chunks(chunks, grid.shape, widest)
+    cuts = (
+        _cut(ychunks, _edges(sources, 0, grid.height)),
+        _cut(xchunks, _edges(sources, 1, grid.width)),
+    )
+    srcs = tuple((s.token, s.row_url, s.window, s.target) for s in sources)
+    tok = _graph_token(plan, reader, (ychunks, xchunks), timeout, float(poll_interval), srcs)
+    await_layer, await_keys = _await_layer(
+        plan, sources, tok, reader, timeout, float(poll_interval)
+    )
+    awaits = (f"await-{tok}", await_layer, await_keys)
     coords: dict[str, Any] = {"y": grid.y_coords(), "x": grid.x_coords()}
+    dims_of = band_dims(plan.outputs)
     data_vars = {}
     for output in plan.outputs:
-        dtype = _out_dtype(output, masked)
-        squeeze = output.bands == 1
-        name, src_name = f"{output.identifier}-{tok}", f"{output.identifier}-part-{tok}"
-        src_layer = {}
-        for k, s in enumerate(sources):
-            transform = tuple(s.grid.transform)[:6] if masked else None
-            src_layer[f"{src_name}-{k}"] = (
-                _open_part,
-                f"await-{tok}-{urls.index(s.row_url)}",
-                output.identifier,
-                reader,
-                dtype.str,
-                s.grid.shape,
-                s.window,
-                output.bands,
-                squeeze,
-                plan.mask_wkb,
-                transform,
-                output.nodata,
-            )
-        layer: dict[Any, Any] = {}
-        for iy, (yo, h) in enumerate(zip(yoffs, ychunks, strict=True)):
-            for ix, (xo, w) in enumerate(zip(xoffs, xchunks, strict=True)):
-                k = _part_at(sources, yo, xo)
-                r, c = sources[k].target[:2]
-                window = (slice(yo - r, yo - r + h), slice(xo - c, xo - c + w))
-                key = (name, iy, ix) if squeeze else (name, 0, iy, ix)
-                index = window if squeeze else (slice(0, output.bands), *window)
-                layer[key] = (getter, f"{src_name}-{k}", index)
-        hlg = HighLevelGraph(
-            {f"await-{tok}": awaits, src_name: src_layer, name: layer},
-            {f"await-{tok}": set(), src_name: {f"await-{tok}"}, name: {src_name}},
-        )
-        ychunks_t, xchunks_t = tuple(ychunks), tuple(xchunks)
-        if squeeze:
-            arr_chunks: tuple = (ychunks_t, xchunks_t)
-            dims: tuple[str, ...] = ("y", "x")
-        else:
-            arr_chunks = ((output.bands,), ychunks_t, xchunks_t)
-            dims = (band_dims[output.identifier], "y", "x")
-            coords[dims[0]] = np.arange(1, output.bands + 1)
-        arr = da.Array(hlg, name, arr_chunks, meta=np.empty((0,) * len(arr_chunks), dtype))
-        var_attrs = {}
-        if masked:
-            var_attrs["_FillValue"] = np.nan
-        elif output.nodata is not None:
-            var_attrs["_FillValue"] = dtype.type(output.nodata)
-        data_vars[output.identifier] = xr.Variable(
-            dims, arr, attrs=var_attrs, encoding={"grid_mapping": "spatial_ref"}
+        dim = dims_of.get(output.identifier)
+        if dim is not None:
+            coords[dim] = np.arange(1, output.bands + 1)
+        data_vars[output.identifier] = _variable(
+            plan, output, sources, awaits, reader, cuts, tok, dim
         )
     ds = _assemble(data_vars, coords, grid)
-    base: dict[str, Any] = {"token": plan.token, "requests": " ".join(urls)}
-    if plan.label is not None:
-        base["label"] = _attr_value(plan.label)
     if plan.time_range:
-        base["time_from"], base["time_to"] = (str(t) for t in plan.time_range)
-    ds.attrs.update(base)
+        ds.attrs["time_from"], ds.attrs["time_to"] = (str(t) for t in plan.time_range)
     if attrs:
         ds.attrs.update(attrs)
+    urls = " ".join(dict.fromkeys(s.row_url for s in sources))
+    row = {"token": plan.token, "row_url": urls}
+    if plan.label is not None:
+        row["label"] = _attr_value(plan.label)
+    ds.encoding["xasync"] = row
     return ds

@@ -140,11 +140,22 @@ def spec_cost_function(
     return cost
 
 
+#: Geometries with more vertices than this are clipped to each tile (smaller request bodies).
+CLIP_ABOVE_COORDS = 5000
+
+
 def _tile_geometry(spec: RequestSpec, grid: PixelGrid) -> bytes:
-    """The row geometry clipped to the tile's box grown by one pixel (same pixels inside)."""
+    """The geometry sent with a tile: the row's, clipped to the tile's box (grown by a pixel)
+    only when it is big (:data:`CLIP_ABOVE_COORDS`).
+
+    Clipping adds vertices on the edges it cuts, with float noise: a pixel centre lying exactly
+    on such an edge could change sides, so small geometries are sent whole (exact).
+    """
     import shapely
 
     geom = shapely.from_wkb(spec.geometry_wkb)
+    if shapely.get_num_coordinates(geom) <= CLIP_ABOVE_COORDS:
+        return spec.geometry_wkb
     resx, resy = grid.resolution
     minx, miny, maxx, maxy = grid.bbox
     clipped = shapely.clip_by_rect(geom, minx - resx, miny - resy, maxx + resx, maxy + resy)

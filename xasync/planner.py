@@ -33,7 +33,7 @@ from xasync.grid import (
     check_resolution,
     snapped_size,
 )
-from xasync.inputs import OptionError
+from xasync.errors import OptionError
 
 logger = logging.getLogger(__name__)
 

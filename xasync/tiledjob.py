@@ -10,6 +10,7 @@ shown as :class:`~xasync.jobs.Job` shows them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -99,3 +100,69 @@ class TiledJob(Job):
             reused=all(s.reused for s in each),
             creates=sum(s.creates for s in each),
         )
+
+
+def submit_planned(
+    planned: Any,
+    specs: Sequence[Any],
+    plans: Sequence[Any],
+    s3_extras: dict[str, Any],
+    client: Any,
+    fs: Any,
+    options: Any,
+    resubmit_failed: bool,
+) -> TiledJob:
+    """Hand a planned call's requests to the submitter; return the job of its rows.
+
+    Parameters
+    ----------
+    planned : xasync.planned.PlannedSpecs
+        The requests to buy and each row's sources.
+    specs, plans : sequence
+        The rows' own specs and read plans (labels).
+    s3_extras, client, fs, options, resubmit_failed
+        As :func:`xasync.processing.process` passes them to its submitter.
+
+    """
+    from xasync.planned import row_parts
+    from xasync.submitter import Order, SubmitOptions, get_submitter
+
+    parts = row_parts(planned)
+    rows = [
+        RowStatus(token=s.token, row_url=p[0][0], label=plan.label)
+        for s, p, plan in zip(specs, parts, plans, strict=True)
+    ]
+    job = TiledJob(rows, parts)
+    identifiers = tuple(o.identifier for o in plans[0].outputs)
+    orders = [
+        Order(
+            index=k,
+            token=spec.token,
+            row_url=spec.row_url,
+            identifiers=identifiers,
+            body=functools.partial(spec.body, s3_extras),
+        )
+        for k, spec in enumerate(planned.requests)
+    ]
+    opts = options or SubmitOptions()
+    if resubmit_failed:
+        opts = SubmitOptions(**{**opts.__dict__, "resubmit_failed": True})
+    get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
+    logger.debug("%d rows, %d planned requests", len(specs), len(orders))
+    return job
+
+
+def planned_builder(planned: Any, specs: Sequence[Any], plans: Sequence[Any], **kw: Any) -> Any:
+    """``build(i)``: row ``i``'s lazy Dataset, read from its own request or from its sources.
+
+    ``kw`` are the keywords of :func:`xasync.lazy.build_dataset` (``reader``, ``chunks``...).
+    """
+    from xasync.lazy import build_dataset
+    from xasync.mosaic import build_mosaic
+
+    def build(i: int) -> Any:
+        sources = planned.sources[i]
+        own = len(sources) == 1 and sources[0].row_url == specs[i].row_url
+        return build_dataset(plans[i], **kw) if own else build_mosaic(plans[i], sources, **kw)
+
+    return build

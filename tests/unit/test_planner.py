@@ -77,8 +77,12 @@ def test_tile_transforms_are_exact_sub_windows(kx, ky, width, height, res, max_s
         assert abs(tt.c - (t.c + c * t.a)) <= tol + 1e-15 * abs(t.c)
         assert abs(tt.f - (t.f + r * t.e)) <= tol + 1e-15 * abs(t.f)
         # pixel centres of the tile are the row's, shifted by the window
-        np.testing.assert_allclose(tile.grid.x_coords(), grid.x_coords()[c : c + w], rtol=1e-13)
-        np.testing.assert_allclose(tile.grid.y_coords(), grid.y_coords()[r : r + h], rtol=1e-13)
+        np.testing.assert_allclose(
+            tile.grid.x_coords(), grid.x_coords()[c : c + w], rtol=1e-13, atol=1e-9 * res
+        )
+        np.testing.assert_allclose(
+            tile.grid.y_coords(), grid.y_coords()[r : r + h], rtol=1e-13, atol=1e-9 * res
+        )
 
 
 def test_tiles_of_an_integer_resolution_grid_are_bit_exact():
@@ -333,3 +337,126 @@ def test_row_grid_is_from_resolution_without_the_size_limit():
     assert len(tiles) == 2 and all(max(t.grid.shape) <= 10000 for t in tiles)
     with pytest.raises(GridError):
         row_grid((0, 0, (MAX_ROW_PX + 1) * 10.0, 10.0), 32633, 10)
+
+
+# --------------------------------------------------------------------------- request specs
+
+NDVI = """//VERSION=3
+function setup() {
+  return {input: ["B04", "B08", "dataMask"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
+}
+function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
+"""
+
+
+def _specs(geoms, **kw):
+    import geopandas as gpd
+
+    from xasync.request import build_specs
+
+    gdf = gpd.GeoDataFrame(geometry=list(geoms), crs=32633)
+    kw.setdefault("resolution", 10)
+    return build_specs(gdf, NDVI, time="2024-06-01", delivery="s3://bucket-x/plan", **kw)
+
+
+def _small_fields():
+    import shapely
+
+    spots = [(0, 0), (300, 40), (620, -30), (180, 300), (500, 340), (800, 200)]
+    geoms = []
+    for ox, oy in ((500_000, 4_000_000), (530_000, 4_010_000)):
+        for i, (dx, dy) in enumerate(spots):
+            x, y = ox + dx + 3.3, oy + dy + 1.7
+            geoms.append(shapely.box(x, y, x + 95 + 10 * i, y + 77).buffer(4, quad_segs=2))
+    return geoms
+
+
+def test_tile_requests_carry_the_row_geometry(monkeypatch):
+    import shapely
+
+    from xasync import planned as planned_module
+    from xasync.planned import plan_specs
+
+    geom = shapely.Polygon(
+        [(500003.3, 4000001.1), (506997.7, 4000503.9), (506001.2, 4004998.6), (500500.4, 4004000.2)]
+    )
+    (spec,) = _specs([geom])
+    planned = plan_specs([spec], max_request_px=300)
+    assert len(planned.requests) == 6 and planned.row_requests == [tuple(range(6))]
+    assert len({r.row_url for r in planned.requests}) == 6
+    for req, src in zip(planned.requests, planned.sources[0], strict=True):
+        assert req.grid == src.grid and src.window == (0, 0, *req.grid.shape)
+        assert req.canonical_body()["output"]["width"] == req.grid.width
+        assert req.geometry_wkb == spec.geometry_wkb  # small: sent whole, exact on its edges
+    # big geometries are clipped to each tile's box grown by a pixel: same pixels inside
+    monkeypatch.setattr(planned_module, "CLIP_ABOVE_COORDS", 0)
+    clipped_plan = plan_specs([spec], max_request_px=300)
+    for req in clipped_plan.requests:
+        clipped = shapely.from_wkb(req.geometry_wkb)
+        minx, miny, maxx, maxy = req.grid.bbox
+        assert clipped.within(shapely.box(minx - 10, miny - 10, maxx + 10, maxy + 10))
+        xs, ys = np.meshgrid(req.grid.x_coords(), req.grid.y_coords())
+        assert (shapely.intersects_xy(clipped, xs, ys) == shapely.intersects_xy(geom, xs, ys)).all()
+
+
+def test_pack_requests_share_everything_but_their_bounds():
+    import shapely
+
+    from xasync.planned import pack_key, plan_specs
+
+    specs = _specs(_small_fields())
+    assert len({pack_key(s) for s in specs}) == 1
+    planned = plan_specs(specs, pack=True)
+    assert len(planned.requests) == 2
+    for req in planned.requests:
+        body = req.canonical_body()
+        assert body["input"]["bounds"]["geometry"]["type"] == "MultiPolygon"
+        assert body["evalscript"] == specs[0].canonical_body()["evalscript"]
+        assert body["output"]["width"] == req.grid.width
+    for spec, sources in zip(specs, planned.sources, strict=True):
+        (src,) = sources
+        assert sub_grid(src.grid, src.window) == spec.grid
+        assert src.target == (0, 0, *spec.grid.shape)
+        member = shapely.from_wkb(spec.geometry_wkb)
+        assert shapely.from_wkb(
+            planned.requests[planned.row_requests[specs.index(spec)][0]].geometry_wkb
+        ).contains(member.representative_point())
+
+
+def test_pack_keys_differ_with_what_is_bought():
+    from xasync.planned import pack_key
+
+    a = _specs(_small_fields()[:2])
+    b = _specs(_small_fields()[:2], crs=32634)
+    c = _specs(_small_fields()[:2], bounds="bbox")
+    assert pack_key(a[0]) == pack_key(a[1])
+    assert len({pack_key(a[0]), pack_key(b[0]), pack_key(c[0])}) == 3
+
+
+def test_packs_are_the_same_requests_whatever_the_order_of_the_rows():
+    from xasync.planned import plan_specs
+
+    specs = _specs(_small_fields())
+    urls = sorted(r.row_url for r in plan_specs(specs, pack=True).requests)
+    geoms = _small_fields()
+    for seed in range(3):
+        order = list(range(len(geoms)))
+        random.Random(seed).shuffle(order)
+        shuffled = _specs([geoms[i] for i in order])
+        planned = plan_specs(shuffled, pack=True)
+        assert sorted(r.row_url for r in planned.requests) == urls
+        for k, i in enumerate(order):  # each row reads the same window of the same request
+            ref = plan_specs(specs, pack=True).sources[i][0]
+            got = planned.sources[k][0]
+            assert (got.row_url, got.window) == (ref.row_url, ref.window)
+
+
+def test_pack_cost_uses_the_scripts_factors():
+    from xasync.planned import pack_key, spec_cost_function
+
+    specs = _specs(_small_fields()[:1])
+    key = pack_key(specs[0])
+    cost = spec_cost_function(specs, [key])
+    # 2 bands (dataMask free) / 3, FLOAT32 x2, 2/3 from 10000 px: 4000 x 4000 px
+    assert cost(key, 4000, 4000) == pytest.approx(4000 * 4000 / 512**2 * (2 / 3) * 2 * (2 / 3))
+    assert cost(key, 10, 10) == 10.0
