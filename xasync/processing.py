@@ -20,10 +20,12 @@ from xasync.errors import DeliveryAccessError, OptionError, ValidationError
 from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset, normalize_chunks
+from xasync.planned import plan_call
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
 from xasync.submitter import Order, SubmitOptions, get_submitter
+from xasync.tiledjob import planned_builder, submit_planned
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -53,6 +55,9 @@ def process(
     iam_role_arn: str | None = None,
     resubmit_failed: bool = False,
     options: SubmitOptions | None = None,
+    max_request_px: int = 10000,
+    pack: bool = False,
+    pack_max_px: int = 2500,
 ) -> Results:
     """Submit one Async API request per distinct geometry; return lazy Datasets at once.
 
@@ -108,6 +113,16 @@ def process(
         Buy new requests for rows whose earlier delivery failed.
     options : xasync.SubmitOptions, optional
         Polling and retry tuning.
+    max_request_px : int
+        Largest request side in pixels (at most 10000, the service's limit): a row whose grid
+        is larger is bought as tiles and still returned as one Dataset on its own grid (see
+        the "Tiling and packing" guide).
+    pack : bool
+        Buy small rows that differ only by their bounds together, in requests of several
+        geometries, where that costs less; each row is a window of its request (use
+        ``mask=True`` to keep only its own geometry's pixels).
+    pack_max_px : int
+        Largest side of a packed request in pixels.
 
     Returns
     -------
@@ -146,6 +161,14 @@ def process(
         bounds=bounds,
         mask=mask,
         storage_options=dict(storage_options) if storage_options else None,
+        tiled=True,
+    )
+    planned = plan_call(  # tiles and packs (None: one request per row)
+        specs,
+        max_request_px=max_request_px,
+        pack=pack,
+        pack_max_px=pack_max_px,
+        storage_options=storage_options,
     )
     for shape in {spec.grid.shape for spec in specs}:
         normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
@@ -156,13 +179,20 @@ def process(
     fs = delivery_filesystem(storage_options)
     plans = [spec.read_plan() for spec in specs]
     call_token = tokenize(
-        "xasync-call", [(spec.token, plan.label) for spec, plan in zip(specs, plans)]
+        "xasync-call",
+        [(spec.token, plan.label) for spec, plan in zip(specs, plans)],
+        *([] if planned is None else [max_request_px, pack, pack_max_px]),
     )
     _write_manifest(fs, root, call_token, specs, plans, list(gdf.index))
 
-    job = _submit(specs, plans, s3_extras, client, fs, options, resubmit_failed)
-
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
+    if planned is None:
+        job = _submit(specs, plans, s3_extras, client, fs, options, resubmit_failed)
+        build = functools.partial(_build_row, plans, reader, chunks)
+    else:
+        job = submit_planned(planned, specs, plans, s3_extras, client, fs, options, resubmit_failed)
+        build = planned_builder(planned, specs, plans, reader=reader, chunks=chunks)
+
     logger.debug(
         "%d rows, %d distinct requests handed to the submitter under %s",
         len(specs),
@@ -171,7 +201,7 @@ def process(
     )
     return Results.deferred(
         len(plans),
-        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
+        build,
         gdf.index,
         job,
         delivery=root,
@@ -182,6 +212,10 @@ process.__doc__ = (process.__doc__ or "") + TIME_RULES
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _build_row(plans: Sequence[Any], reader: ReaderConfig, chunks: Any, i: int) -> Any:
+    return build_dataset(plans[i], reader=reader, chunks=chunks)
+
+
 def _submit(
     specs: Sequence[Any],
     plans: Sequence[Any],
