@@ -86,3 +86,12 @@ class XasyncAccessor:
         self._gdf = obj
 
     process = _SharedParameters()
+
+    def estimate(self, evalscript: str, /, **kwargs: Any) -> pd.DataFrame:
+        """What ``process`` with the same keywords would cost, row by row; nothing is sent.
+
+        See :func:`xasync.estimate.estimate` (``delivery`` may be omitted).
+        """
+        from xasync.estimate import estimate
+
+        return estimate(self._gdf, evalscript, **kwargs)

@@ -369,6 +369,9 @@ def estimate(
     scenes: int | None = None,
     input_bands: int | None = None,
     remote: int = 0,
+    max_request_px: int = 10000,
+    pack: bool = False,
+    pack_max_px: int = 2500,
 ) -> pd.DataFrame:
     """What ``process`` with the same arguments would cost, row by row; nothing is sent.
 
@@ -376,6 +379,9 @@ def estimate(
     change the cost (``client``, ``chunks``, ``iam_role_arn``, ``resubmit_failed``,
     ``options``, ``max_pu``) are accepted and ignored, and ``delivery`` may be omitted.
     ``scenes``, ``input_bands`` and ``remote`` are described in :func:`estimate_specs`.
+    With tiles (``max_request_px``) or packs (``pack=True``), a row's ``requests`` lists every
+    request it needs and ``estimated_pu`` is its share of them
+    (:func:`xasync.planned.estimate_planned`).
 
     Returns
     -------
@@ -388,6 +394,7 @@ def estimate(
         The same bad input ``process`` would reject, before anything is paid.
 
     """
+    from xasync.planned import estimate_planned, plan_call
     from xasync.request import build_specs
 
     del client, chunks, iam_role_arn, resubmit_failed, options, max_pu  # no effect on the cost
@@ -406,7 +413,14 @@ def estimate(
         bounds=bounds,
         mask=mask,
         storage_options=so,
+        tiled=True,
     )
+    planned = plan_call(
+        specs, max_request_px=max_request_px, pack=pack, pack_max_px=pack_max_px, storage_options=so
+    )
+    if planned is not None:
+        keywords = {"scenes": scenes, "input_bands": input_bands, "remote": remote}
+        return estimate_planned(planned, specs, gdf.index, storage_options=so, **keywords)
     return estimate_specs(
         specs,
         gdf.index,
