@@ -98,7 +98,7 @@ def charged(gdf: gpd.GeoDataFrame, concurrency: int = 16) -> tuple[list[dict], d
                 mask=True,
                 pack=pack,
             )
-            res.wait(timeout=1800)
+            res.wait(timeout=1800, progress=False)
             status = res.status()
             values[pack] = [ds["ndvi"].values for ds in res]
             out.append(
