@@ -79,7 +79,7 @@ def estimated(gdf: gpd.GeoDataFrame) -> list[dict]:
 
 def charged(gdf: gpd.GeoDataFrame, concurrency: int = 16) -> tuple[list[dict], dict]:
     """Both runs on an emulator: charged PU from ``status()``, pixels compared row by row."""
-    import xasync
+    import xasync  # noqa: F401 - registers the accessor
     from benchmarks._common import emulator_process
 
     out, values = [], {}

@@ -88,6 +88,7 @@ def _packs(ax) -> None:
 
 
 def main() -> None:
+    plt.rcParams["svg.hashsalt"] = "xasync-planning"  # stable ids: same figure, same file
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.2))
     _tiles(left)
     _packs(right)
