@@ -25,7 +25,7 @@ from dask.array.core import getter
 from dask.highlevelgraph import HighLevelGraph
 
 from xasync.awaiting import await_delivery
-from xasync.errors import ValidationError
+from xasync.errors import OptionError, ValidationError
 from xasync.lazy import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WAIT_TIMEOUT,
@@ -113,6 +113,26 @@ def _cut(chunks: tuple[int, ...], seams: list[int]) -> tuple[list[int], list[int
     cuts.add(off)
     edges = sorted(cuts)
     return edges[:-1], [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _cuts(chunks: Any, plan: ReadPlan, sources: list[Source], dtype: np.dtype) -> tuple:
+    """Chunks of both axes restarted at every seam (so they line up with each request's own
+    GeoTIFF tiles), or, for explicit block sizes, the asked-for chunks also cut at the seams."""
+    height, width = plan.grid.shape
+    yseams, xseams = _edges(sources, 0, height), _edges(sources, 1, width)
+    try:
+        per_axis = []
+        for axis, seams in ((0, yseams), (1, xseams)):
+            sizes: list[int] = []
+            for lo, hi in zip(seams[:-1], seams[1:], strict=True):
+                shape = (hi - lo, width) if axis == 0 else (height, hi - lo)
+                sizes.extend(normalize_chunks(chunks, shape, dtype)[axis])
+            offsets = [int(v) for v in np.cumsum([0, *sizes[:-1]])]
+            per_axis.append((offsets, sizes))
+        return tuple(per_axis)
+    except OptionError:  # explicit block sizes for the whole row
+        ychunks, xchunks = normalize_chunks(chunks, plan.grid.shape, dtype)
+        return _cut(ychunks, yseams), _cut(xchunks, xseams)
 
 
 def _part_at(parts: Sequence[Source], y: int, x: int) -> int:
@@ -252,7 +272,7 @@ def build_mosaic(
     The same Dataset as :func:`xasync.lazy.build_dataset` (variables, dims, coords,
     ``spatial_ref``, masking, attrs), whatever requests deliver the row: ``plan`` gives the
     row's grid, outputs, label and mask geometry (its ``row_url`` is not read). The chunks
-    asked for are also cut at the seams between sources, so a chunk reads one request.
+    asked for restart at each seam between sources, so a chunk reads one request.
     ``ds.encoding["xasync"]["row_url"]`` lists the requests' folders, space-separated.
     """
     timeout = DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout)
@@ -261,11 +281,8 @@ def build_mosaic(
     _check_sources(plan, sources)
     grid, masked = plan.grid, plan.mask_wkb is not None
     widest = max((out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
-    ychunks, xchunks = normalize_chunks(chunks, grid.shape, widest)
-    cuts = (
-        _cut(ychunks, _edges(sources, 0, grid.height)),
-        _cut(xchunks, _edges(sources, 1, grid.width)),
-    )
+    cuts = _cuts(chunks, plan, sources, widest)
+    ychunks, xchunks = tuple(cuts[0][1]), tuple(cuts[1][1])
     srcs = tuple((s.token, s.row_url, s.window, s.target) for s in sources)
     tok = _graph_token(plan, reader, (ychunks, xchunks), timeout, float(poll_interval), srcs)
     await_layer, await_keys = _await_layer(

@@ -460,3 +460,101 @@ def test_pack_cost_uses_the_scripts_factors():
     # 2 bands (dataMask free) / 3, FLOAT32 x2, 2/3 from 10000 px: 4000 x 4000 px
     assert cost(key, 4000, 4000) == pytest.approx(4000 * 4000 / 512**2 * (2 / 3) * 2 * (2 / 3))
     assert cost(key, 10, 10) == 10.0
+
+
+# --------------------------------------------------------------------------- job and graph
+
+
+def test_tiled_job_combines_its_tiles_states_costs_and_errors():
+    from xasync.jobs import RowStatus, State
+    from xasync.ledger import Entry, Ledger, Stage
+    from xasync.tiledjob import TiledJob
+
+    ledger = Ledger()
+    tiles = [(f"s3://b/p/t{k}", f"tile (0, {k})") for k in range(3)]
+    shared = [("s3://b/p/pack", "pack of 2 rows")]
+    rows = [RowStatus("tok-a", tiles[0][0], "a"), RowStatus("tok-b", "s3://b/p/pack", "b")]
+    rows.append(RowStatus("tok-c", "s3://b/p/pack", "c"))
+    job = TiledJob(rows, [tiles, shared, shared], ledger=ledger)
+    assert job.urls == [u for u, _ in tiles] + ["s3://b/p/pack"]
+    assert [s.state for s in job.snapshot()] == [State.QUEUED] * 3
+    me = job.id
+    ledger.record(tiles[0][0], Entry(tiles[0][0], Stage.DONE, "r0", 10.0, bought_by=me))
+    ledger.record(tiles[1][0], Entry(tiles[1][0], Stage.RUNNING, "r1", bought_by=me))
+    ledger.record("s3://b/p/pack", Entry("s3://b/p/pack", Stage.DONE, "rp", 10.0, bought_by=me))
+    a, b, c = job.snapshot()
+    assert a.state is State.QUEUED  # the least advanced unfinished tile (t2 not started)
+    assert a.row_url == " ".join(u for u, _ in tiles)
+    assert (b.state, b.cost_pu, c.cost_pu) == (State.DONE, 5.0, 5.0)  # a shared request
+    ledger.record(tiles[1][0], Entry(tiles[1][0], Stage.FAILED, "r1", 10.0, "boom", bought_by=me))
+    assert job.row(0).state is State.RUNNING or job.row(0).state is State.QUEUED
+    ledger.record(tiles[2][0], Entry(tiles[2][0], Stage.DONE, "r2", 10.0, bought_by=me))
+    a = job.row(0)
+    assert a.state is State.FAILED and a.error == "tile (0, 1): boom"
+    assert a.cost_pu == 30.0 and a.request_id == "r0 r1 r2"
+    assert job.total_cost() == 40.0 and job.finished
+
+
+def _mosaic_inputs():
+    from xasync.plan import OutputPlan, ReadPlan
+    from xasync.planned import Source
+
+    grid = PixelGrid(32633, (500000.0, 4000000.0, 507000.0, 4005000.0), 700, 500)
+    plan = ReadPlan("tok", "s3://b/p/row", grid, (OutputPlan("ndvi", 1, "float32"),), label="r1")
+    sources = [
+        Source(
+            f"t{i}",
+            f"s3://b/p/t{i}",
+            tl.grid,
+            (0, 0, *tl.grid.shape),
+            tl.window,
+            f"tile {tl.index}",
+        )
+        for i, tl in enumerate(tile_grid(grid, 300))
+    ]
+    return plan, sources
+
+
+def test_mosaic_chunks_are_cut_at_the_seams_and_await_only_their_tiles():
+    import dask.core
+
+    from xasync.mosaic import build_mosaic
+    from xasync.reader import ReaderConfig
+
+    plan, sources = _mosaic_inputs()
+    ds = build_mosaic(plan, sources, reader=ReaderConfig(), chunks=200)
+    arr = ds["ndvi"].data
+    assert arr.chunks == ((200, 50, 200, 50), (200, 34, 200, 33, 200, 33))  # restart at seams
+    assert ds["ndvi"].shape == (500, 700) and (ds.x.values == plan.grid.x_coords()).all()
+    assert ds.encoding["xasync"]["row_url"].split() == [s.row_url for s in sources]
+
+    def awaits(a):
+        culled = a.__dask_graph__().cull(set(dask.core.flatten(a.__dask_keys__())))
+        return {k for k in culled if isinstance(k, str) and k.startswith("await")}
+
+    assert len(awaits(arr)) == 6
+    assert len(awaits(arr[:250, :234])) == 1
+    assert len(awaits(arr[240:260, 230:240])) == 4
+
+
+def test_mosaic_rejects_sources_that_do_not_cover_the_row():
+    import dataclasses
+
+    from xasync.mosaic import build_mosaic
+    from xasync.reader import ReaderConfig
+
+    plan, sources = _mosaic_inputs()
+    with pytest.raises(ValidationError, match="cover"):
+        build_mosaic(plan, sources[:-1], reader=ReaderConfig())
+    bad = dataclasses.replace(sources[0], window=(0, 0, 10, 10))
+    with pytest.raises(ValidationError, match="does not fit"):
+        build_mosaic(plan, [bad, *sources[1:]], reader=ReaderConfig())
+
+
+def test_mosaic_with_explicit_block_sizes_cuts_them_at_the_seams():
+    from xasync.mosaic import build_mosaic
+    from xasync.reader import ReaderConfig
+
+    plan, sources = _mosaic_inputs()
+    ds = build_mosaic(plan, sources, reader=ReaderConfig(), chunks=((300, 200), (700,)))
+    assert ds["ndvi"].data.chunks == ((250, 50, 200), (234, 233, 233))
