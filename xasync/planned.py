@@ -321,3 +321,30 @@ def plan_call(
 def row_parts(planned: PlannedSpecs) -> list[tuple[tuple[str, str], ...]]:
     """Per row, its requests as ``(request URL, name)`` (for :class:`~xasync.tiledjob.TiledJob`)."""
     return [tuple((s.row_url, s.name) for s in sources) for sources in planned.sources]
+
+
+def source_to_dict(source: Source) -> dict[str, Any]:
+    """A JSON-able form of a :class:`Source` (delivery manifests, to re-attach later)."""
+    g = source.grid
+    return {
+        "token": source.token,
+        "row_url": source.row_url,
+        "grid": {"epsg": g.epsg, "bbox": list(g.bbox), "width": g.width, "height": g.height},
+        "window": list(source.window),
+        "target": list(source.target),
+        "name": source.name,
+    }
+
+
+def source_from_dict(d: Mapping[str, Any]) -> Source:
+    """Inverse of :func:`source_to_dict`."""
+    g = d["grid"]
+    grid = PixelGrid(int(g["epsg"]), tuple(float(v) for v in g["bbox"]), g["width"], g["height"])
+    return Source(
+        d["token"],
+        d["row_url"],
+        grid,
+        tuple(int(v) for v in d["window"]),
+        tuple(int(v) for v in d["target"]),
+        d.get("name", "request"),
+    )

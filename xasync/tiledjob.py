@@ -166,3 +166,46 @@ def planned_builder(planned: Any, specs: Sequence[Any], plans: Sequence[Any], **
         return build_dataset(plans[i], **kw) if own else build_mosaic(plans[i], sources, **kw)
 
     return build
+
+
+def follow_planned(
+    plans: Sequence[Any],
+    sources: Sequence[Sequence[Any] | None],
+    *,
+    client: Any,
+    fs: Any,
+    options: Any,
+    reader: Any,
+    chunks: Any,
+) -> tuple[TiledJob, Any]:
+    """Re-attach to rows of planned calls (tiles, packs): follow their requests, buy nothing.
+
+    ``sources[i]`` is row ``i``'s list of :class:`~xasync.planned.Source` (None: the row's own
+    request). Returns the job and ``build(i)``, the row's lazy Dataset.
+    """
+    from xasync.lazy import build_dataset
+    from xasync.mosaic import build_mosaic
+    from xasync.submitter import Order, get_submitter
+
+    parts = [
+        tuple((s.row_url, s.name) for s in src) if src else ((p.row_url, "request"),)
+        for p, src in zip(plans, sources, strict=True)
+    ]
+    rows = [RowStatus(p.token, part[0][0], p.label) for p, part in zip(plans, parts, strict=True)]
+    job = TiledJob(rows, parts, charge_reused=True)
+    known: dict[str, tuple[str, tuple[str, ...]]] = {}  # url -> (token, identifiers)
+    for p, src in zip(plans, sources, strict=True):
+        ids = tuple(o.identifier for o in p.outputs)
+        for token, url in [(s.token, s.row_url) for s in src] if src else [(p.token, p.row_url)]:
+            known.setdefault(url, (token, ids))
+    orders = [
+        Order(k, known[url][0], url, known[url][1], body=None) for k, url in enumerate(job.urls)
+    ]
+    get_submitter().submit(job, orders, client=client, fs=fs, options=options)
+
+    def build(i: int) -> Any:
+        if not sources[i]:
+            return build_dataset(plans[i], reader=reader, chunks=chunks)
+        return build_mosaic(plans[i], sources[i], reader=reader, chunks=chunks)
+
+    return job, build

@@ -180,3 +180,19 @@ def test_estimate_reports_requests_and_pu_for_every_mode():
     assert packed["requests"].nunique() <= 4
     assert packed["estimated_pu"].sum() == pytest.approx(packed.attrs["total_pu"])
     assert packed.attrs["total_pu"] <= 30.0
+
+
+def test_open_delivery_reads_tiled_and_packed_rows_again(setup):
+    emu, client, root = setup
+    big, small = _big_row(), _two_clusters()
+    tiled = _run(big, setup, "again/tiled", max_request_px=300)
+    packed = _run(small, setup, "again/packed", crs="utm", mask=True, pack=True)
+    bought = _creates(emu)
+    for prefix, first in (("again/tiled", tiled), ("again/packed", packed)):
+        res = xasync.open_delivery(f"{root}/{prefix}", emu.storage_options, client=client)
+        res.wait(timeout=WAIT_S, progress=False)
+        assert (res.status()["state"] == "done").all()
+        assert len(res) == len(first)
+        for label in first.labels:
+            np.testing.assert_array_equal(res[label]["ndvi"].values, first[label]["ndvi"].values)
+    assert _creates(emu) == bought  # nothing bought again
