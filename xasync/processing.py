@@ -20,7 +20,7 @@ from xasync.errors import DeliveryAccessError, OptionError, ValidationError
 from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset, normalize_chunks
-from xasync.planned import plan_call
+from xasync.planned import plan_call, source_to_dict
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
@@ -183,7 +183,7 @@ def process(
         [(spec.token, plan.label) for spec, plan in zip(specs, plans)],
         *([] if planned is None else [max_request_px, pack, pack_max_px]),
     )
-    _write_manifest(fs, root, call_token, specs, plans, list(gdf.index))
+    _write_manifest(fs, root, call_token, specs, plans, list(gdf.index), planned)
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
     if planned is None:
@@ -304,7 +304,13 @@ def _check_credentials(client: Client) -> None:
 
 
 def _write_manifest(
-    fs: Any, root: str, call_token: str, specs: Sequence, plans: Sequence, labels: Sequence
+    fs: Any,
+    root: str,
+    call_token: str,
+    specs: Sequence,
+    plans: Sequence,
+    labels: Sequence,
+    planned: Any = None,
 ) -> None:
     rows = [
         {
@@ -315,6 +321,9 @@ def _write_manifest(
         }
         for i, (spec, plan, label) in enumerate(zip(specs, plans, labels))
     ]
+    if planned is not None:  # tiles and packs: where each row is read from (open_delivery)
+        for row, sources in zip(rows, planned.sources):
+            row["sources"] = [source_to_dict(s) for s in sources]
     try:
         delivery.write_manifest(fs, root, call_token, rows)
     except Exception as exc:  # OSError from s3fs, botocore's own errors (unreachable endpoint)
