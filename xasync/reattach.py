@@ -71,18 +71,25 @@ def open_delivery(
     """
     root = _delivery_root(delivery)
     fs = delivery_filesystem(storage_options)
-    plans = _plans(_delivery.read_manifests(fs, root))
+    plans, sources = _plans(_delivery.read_manifests(fs, root))
     if not plans:
         raise ValidationError(f"no xasync delivery manifest found under {root}/_xasync/")
     logger.info("re-attaching to %d rows under %s", len(plans), root)
 
-    job = Job.from_rows(plans, charge_reused=True)
-    orders = [
-        Order(i, p.token, p.row_url, tuple(o.identifier for o in p.outputs), body=None)
-        for i, p in enumerate(plans)
-    ]
-    get_submitter().submit(job, orders, client=client, fs=fs, options=options)
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
+    if any(sources):  # rows of tiles or packs (planned calls)
+        from xasync.tiledjob import follow_planned
+
+        kw = {"client": client, "fs": fs, "options": options, "reader": reader, "chunks": chunks}
+        job, build = follow_planned(plans, sources, **kw)
+    else:
+        job = Job.from_rows(plans, charge_reused=True)
+        orders = [
+            Order(i, p.token, p.row_url, tuple(o.identifier for o in p.outputs), body=None)
+            for i, p in enumerate(plans)
+        ]
+        get_submitter().submit(job, orders, client=client, fs=fs, options=options)
+        build = None
     labels = [p.label for p in plans]
     if labels and all(isinstance(v, tuple) for v in labels):
         index = pd.MultiIndex.from_tuples(labels)
@@ -90,16 +97,20 @@ def open_delivery(
         index = pd.Index(labels, name="label", tupleize_cols=False)
     return Results.deferred(
         len(plans),
-        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
+        build or (lambda i: build_dataset(plans[i], reader=reader, chunks=chunks)),
         index,
         job,
         delivery=root,
     )
 
 
-def _plans(manifests: list[dict[str, Any]]) -> list[ReadPlan]:
-    """The rows of every manifest, once each (a row is its request URL and its label)."""
+def _plans(manifests: list[dict[str, Any]]) -> tuple[list[ReadPlan], list[list | None]]:
+    """The rows of every manifest, once each (a row is its request URL and its label), and the
+    sources of rows of tiles or packs (None for a row read from its own request)."""
+    from xasync.planned import source_from_dict
+
     plans: list[ReadPlan] = []
+    sources: list[list | None] = []
     seen: set[tuple[str, str]] = set()
     for manifest in manifests:
         for row in manifest.get("rows", []):
@@ -118,4 +129,6 @@ def _plans(manifests: list[dict[str, Any]]) -> list[ReadPlan]:
             if key not in seen:
                 seen.add(key)
                 plans.append(plan)
-    return plans
+                rows = row.get("sources")
+                sources.append([source_from_dict(d) for d in rows] if rows else None)
+    return plans, sources
