@@ -558,3 +558,17 @@ def test_mosaic_with_explicit_block_sizes_cuts_them_at_the_seams():
     plan, sources = _mosaic_inputs()
     ds = build_mosaic(plan, sources, reader=ReaderConfig(), chunks=((300, 200), (700,)))
     assert ds["ndvi"].data.chunks == ((250, 50, 200), (234, 233, 233))
+
+
+def test_mosaic_graph_pickles_for_workers_and_holds_no_secret():
+    import cloudpickle
+
+    from xasync.mosaic import build_mosaic
+    from xasync.reader import ReaderConfig
+
+    plan, sources = _mosaic_inputs()
+    ds = build_mosaic(plan, sources, reader=ReaderConfig())
+    graph = dict(ds.__dask_graph__())
+    blob = cloudpickle.dumps(graph)
+    assert cloudpickle.loads(blob).keys() == graph.keys()
+    assert b"secret" not in blob and "secret" not in repr(ds.attrs)
