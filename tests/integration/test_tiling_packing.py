@@ -196,3 +196,56 @@ def test_open_delivery_reads_tiled_and_packed_rows_again(setup):
         for label in first.labels:
             np.testing.assert_array_equal(res[label]["ndvi"].values, first[label]["ndvi"].values)
     assert _creates(emu) == bought  # nothing bought again
+
+
+TWO_OUTPUTS = """//VERSION=3
+function setup() {
+  return {
+    input: ["B02", "B03", "B04", "B08", "dataMask"],
+    output: [
+      {id: "ndvi", bands: 1, sampleType: "FLOAT32"},
+      {id: "rgb", bands: 3, sampleType: "UINT8"},
+    ],
+  };
+}
+function evaluatePixel(s) {
+  return {ndvi: [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)],
+          rgb: [s.B04 * 1000, s.B03 * 1000, s.B02 * 1000]};
+}
+"""
+
+
+@pytest.mark.distributed
+def test_tiled_row_with_two_outputs_on_a_local_cluster_equals_the_whole_row(setup):
+    distributed = pytest.importorskip("distributed")
+    emu, client, root = setup
+    geom = shapely.Polygon(
+        [(600000, 5500000), (604000, 5500300), (603500, 5503000), (600200, 5502600)]
+    )
+    gdf = gpd.GeoDataFrame(geometry=[geom], crs=32631)
+    kw = {"resolution": 10, "chunks": 128, "mask": True}
+    emu_kw = {"storage_options": emu.storage_options, "client": client, "time": TIME}
+    tiled = gdf.xasync.process(
+        TWO_OUTPUTS, delivery=f"{root}/two-t", max_request_px=200, **kw, **emu_kw
+    )
+    whole = gdf.xasync.process(TWO_OUTPUTS, delivery=f"{root}/two-w", **kw, **emu_kw)
+    tiled.wait(timeout=WAIT_S, progress=False)
+    whole.wait(timeout=WAIT_S, progress=False)
+    assert _creates(emu) == 4 + 1
+    a, b = tiled[0], whole[0]
+    assert a["rgb"].dims == b["rgb"].dims and a["rgb"].shape == (3, 300, 400)
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            processes=True,
+            threads_per_worker=2,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        on_cluster = a.compute()
+    local = b.compute(scheduler="threads")
+    for name in ("ndvi", "rgb"):
+        np.testing.assert_array_equal(on_cluster[name].values, local[name].values)
+    assert np.isnan(local["ndvi"].values).any()
