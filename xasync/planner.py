@@ -62,6 +62,8 @@ __all__ = [
 
 #: Default largest side of a packed request in pixels.
 DEFAULT_PACK_MAX_PX = 2500
+#: Most distinct geometries in one packed request (keeps request bodies small).
+MAX_PACK_MEMBERS = 500
 
 #: ``cost(key, width, height) -> PU`` of one request.
 CostFunction = Callable[[str, int, int], float]
@@ -176,6 +178,7 @@ class _Group:
     box: tuple[int, int, int, int]  # kx0, ky0, kx1, ky1
     members: list[int] = field(default_factory=list)
     cost: float = 0.0
+    distinct: int = 1  # distinct geometries (identical items share one)
 
 
 def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, ...]:
@@ -193,8 +196,9 @@ def pack_grids(
     Greedy clustering on the global pixel grid: items are visited in a canonical order (key,
     CRS, resolution, cell of ``max_px`` px, north to south, west to east, ``sort_key``) and each
     joins the first open group of its family in its own or a neighbouring cell whose union box
-    stays within ``max_px`` a side and for which ``cost(union) < cost(group) + cost(item)``;
-    otherwise it starts a group. A group's cost is hence below the sum of its members' costs.
+    stays within ``max_px`` a side, which has fewer than :data:`MAX_PACK_MEMBERS` distinct
+    items, and for which ``cost(union) < cost(group) + cost(item)``; otherwise it starts a
+    group. A group's cost is hence below the sum of its members' costs.
     Items whose grid is not snapped to whole multiples of its resolution, or wider than
     ``max_px``, stay alone. Identical items (same key, grid and sort key) share their request.
 
@@ -231,7 +235,7 @@ def pack_grids(
                 for g in by_cell.get((family, cell[0] + dy, cell[1] + dx), ()):
                     box = _union(groups[g].box, boxes[i])
                     gw, gh = box[2] - box[0], box[3] - box[1]
-                    if max(gw, gh) > max_px:
+                    if max(gw, gh) > max_px or groups[g].distinct >= MAX_PACK_MEMBERS:
                         continue
                     union_cost = cost(items[i].key, gw, gh)
                     if union_cost < groups[g].cost + own and (chosen is None or g < chosen[0]):
@@ -244,6 +248,7 @@ def pack_grids(
             g, box, union_cost = chosen
             groups[g].box, groups[g].cost = box, union_cost
             groups[g].members.append(i)
+            groups[g].distinct += 1
             same[ident] = g
     packs = [_pack_of(items, g, boxes) for g in groups]
     packs += [

@@ -572,3 +572,14 @@ def test_mosaic_graph_pickles_for_workers_and_holds_no_secret():
     blob = cloudpickle.dumps(graph)
     assert cloudpickle.loads(blob).keys() == graph.keys()
     assert b"secret" not in blob and "secret" not in repr(ds.attrs)
+
+
+def test_a_pack_holds_at_most_max_pack_members_distinct_geometries(monkeypatch):
+    from xasync import planner
+
+    monkeypatch.setattr(planner, "MAX_PACK_MEMBERS", 4)
+    items = [_field(100 + 20 * i, 100, 10, 10) for i in range(10)]
+    items.append(items[0])  # identical to a member: shares its slot, not counted again
+    packs = pack_grids(items)
+    assert sorted(len({items[m].sort_key for m in p.members}) for p in packs) == [2, 4, 4]
+    assert sum(len(p.members) for p in packs) == 11
