@@ -106,6 +106,29 @@ def pack_key(spec: RequestSpec) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _pack_keys(specs: Sequence[RequestSpec]) -> list[str]:
+    """:func:`pack_key` of each spec, computed once per distinct script, data, time, outputs,
+    CRS, bounds mode and root (the specs of one call share those objects)."""
+    cache: dict[tuple, tuple[str, Any]] = {}
+    out = []
+    for s in specs:
+        ident = (
+            id(s.data),
+            s.evalscript,
+            s.evalscript_ref,
+            getattr(s, "evalscript_digest", None),
+            s.time,
+            s.responses,
+            s.grid.epsg,
+            s.bounds_mode,
+            s.delivery_root,
+        )
+        if ident not in cache:
+            cache[ident] = (pack_key(s), s.data)  # holding data keeps its id unique
+        out.append(cache[ident][0])
+    return out
+
+
 def spec_cost_function(
     specs: Sequence[RequestSpec],
     keys: Sequence[str],
@@ -167,12 +190,19 @@ def _tile_geometry(spec: RequestSpec, grid: PixelGrid) -> bytes:
 
 
 def _pack_geometry(members: Sequence[RequestSpec]) -> bytes:
-    """The union of the members' geometries (in canonical order), as WKB."""
+    """The members' geometries (in canonical order) as one valid (Multi)Polygon, as WKB.
+
+    Their polygons side by side when that is valid (fields that do not overlap), else their
+    union (much slower).
+    """
     import shapely
 
     wkbs = sorted({m.geometry_wkb for m in members})
-    union = shapely.union_all([shapely.from_wkb(w) for w in wkbs])
-    return shapely.to_wkb(shapely.normalize(union))
+    parts = shapely.get_parts(shapely.from_wkb(wkbs))
+    merged = shapely.multipolygons(parts)
+    if not shapely.is_valid(merged):
+        merged = shapely.union_all(parts)
+    return shapely.to_wkb(shapely.normalize(merged))
 
 
 def plan_specs(
@@ -204,7 +234,7 @@ def plan_specs(
 
     """
     specs = list(specs)
-    keys = [pack_key(s) for s in specs] if pack else [""] * len(specs)
+    keys = _pack_keys(specs) if pack else [""] * len(specs)
     items = [PackItem(k, s.grid, s.geometry_wkb) for k, s in zip(keys, specs, strict=True)]
     if pack and cost is None:
         cost = spec_cost_function(specs, keys, storage_options=storage_options)
