@@ -20,7 +20,7 @@ import pandas as pd
 
 from xasync import timeseries
 from xasync.cost import PUFactors, input_band_names, request_factors
-from xasync.errors import BudgetExceeded, ValidationError
+from xasync.errors import BudgetExceeded, OptionError, ValidationError
 from xasync.evalscript import (
     _PRELUDE,  # the globals setup() may use, shared with the output parser
     SETUP_MEMORY_LIMIT_BYTES,
@@ -349,6 +349,9 @@ def estimate(
     freq: Any = None,
     temporal: str = "orbit",
     reducer: str = "median",
+    max_request_px: int = 10000,
+    pack: bool = False,
+    pack_max_px: int = 2500,
 ) -> pd.DataFrame:
     """What ``process`` with the same arguments would cost, row by row; nothing is sent.
 
@@ -356,6 +359,9 @@ def estimate(
     change the cost (``client``, ``chunks``, ``iam_role_arn``, ``resubmit_failed``,
     ``options``, ``max_pu``, ``gcs_credentials``) are accepted and ignored, and ``delivery`` may be omitted.
     ``scenes``, ``input_bands`` and ``remote`` are described in :func:`estimate_specs`.
+    With tiles (``max_request_px``) or packs (``pack=True``), a row's ``requests`` lists every
+    request it needs and ``estimated_pu`` is its share of them
+    (:func:`xasync.planned.estimate_planned`).
 
     With ``freq`` (a time series, :mod:`xasync.timeseries`): ``temporal="orbit"`` is one
     request per row whose samples factor is the number of scenes of the whole range (``scenes``,
@@ -374,6 +380,7 @@ def estimate(
         The same bad input ``process`` would reject, before anything is paid.
 
     """
+    from xasync.planned import estimate_planned, plan_call
     from xasync.request import build_specs
 
     del client, chunks, iam_role_arn, resubmit_failed, options, max_pu, gcs_credentials  # no cost
@@ -392,8 +399,20 @@ def estimate(
         bounds=bounds,
         mask=mask,
         storage_options=so,
+        tiled=True,
+    )
+    planned = plan_call(
+        specs, max_request_px=max_request_px, pack=pack, pack_max_px=pack_max_px, storage_options=so
     )
     series = timeseries.plan_call(specs, freq, temporal, reducer, so)
+    if series is not None and planned is not None:
+        raise OptionError(
+            "freq= does not combine with tiles or pack=True yet: give rows of at most "
+            "max_request_px a side and pack=False for a time series"
+        )
+    if planned is not None:
+        keywords = {"scenes": scenes, "input_bands": input_bands, "remote": remote}
+        return estimate_planned(planned, specs, gdf.index, storage_options=so, **keywords)
     if series is not None:
         return timeseries.estimate_series(
             series,

@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING, Any
 from dask.base import tokenize
 
 from xasync import delivery, timeseries
-from xasync.errors import DeliveryAccessError, OptionError, ValidationError
+from xasync.errors import BudgetExceeded, DeliveryAccessError, OptionError, ValidationError
 from xasync.estimate import row_estimates
 from xasync.gcs import gcs_filesystem, gs_delivery_extras, is_gcs
 from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset, normalize_chunks
+from xasync.planned import estimate_planned, plan_call, source_to_dict
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
 from xasync.submitter import Order, SubmitOptions, get_submitter
+from xasync.tiledjob import planned_builder, submit_planned
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -60,6 +62,9 @@ def process(
     temporal: str = "orbit",
     reducer: str = "median",
     gcs_credentials: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    max_request_px: int = 10000,
+    pack: bool = False,
+    pack_max_px: int = 2500,
 ) -> Results:
     """Submit one Async API request per distinct geometry; return lazy Datasets at once.
 
@@ -139,6 +144,16 @@ def process(
         service writes with, or its content as a dict. Sent base64-encoded as
         ``output.delivery.gs.credentials``; never logged, never in the dask graph (readers use
         ``storage_options``).
+    max_request_px : int
+        Largest request side in pixels (at most 10000, the service's limit): a row whose grid
+        is larger is bought as tiles and still returned as one Dataset on its own grid (see
+        the "Tiling and packing" guide).
+    pack : bool
+        Buy small rows that differ only by their bounds together, in requests of several
+        geometries, where that costs less; each row is a window of its request (use
+        ``mask=True`` to keep only its own geometry's pixels).
+    pack_max_px : int
+        Largest side of a packed request in pixels.
 
     Returns
     -------
@@ -177,14 +192,18 @@ def process(
         bounds=bounds,
         mask=mask,
         storage_options=dict(storage_options) if storage_options else None,
+        tiled=True,
     )
     for shape in {spec.grid.shape for spec in specs}:
         normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
-    series = timeseries.plan_call(specs, freq, temporal, reducer, storage_options)
-    if series is not None:  # a time series: the (row, interval) or wrapped requests
-        specs = series.specs
-    scenes = series.scenes() if series is not None and series.temporal == "orbit" else None
-    estimated = row_estimates(specs, max_pu, storage_options=storage_options, scenes=scenes)
+    specs, planned, series, estimated = _plan_requests(
+        specs,
+        gdf.index,
+        (max_request_px, pack, pack_max_px),
+        (freq, temporal, reducer),
+        max_pu,
+        storage_options,
+    )
     s3_extras = _delivery_extras(root, storage_options, iam_role_arn, gcs_credentials)
     client = client if client is not None else Client.from_env()
     client.config.check_delivery(root, iam_role_arn=iam_role_arn)
@@ -193,14 +212,20 @@ def process(
     fs = delivery_filesystem(storage_options, root)
     plans = [spec.read_plan() for spec in specs]
     call_token = tokenize(
-        "xasync-call", [(spec.token, plan.label) for spec, plan in zip(specs, plans)]
+        "xasync-call",
+        [(spec.token, plan.label) for spec, plan in zip(specs, plans)],
+        *([] if planned is None else [max_request_px, pack, pack_max_px]),
     )
     labels = list(gdf.index) if series is None else [s.label for s in specs]
-    _write_manifest(fs, root, call_token, specs, plans, labels, series)
-
-    job = _submit(specs, plans, s3_extras, client, fs, options, resubmit_failed)
+    _write_manifest(fs, root, call_token, specs, plans, labels, series, planned)
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
+    if planned is None:
+        job = _submit(specs, plans, s3_extras, client, fs, options, resubmit_failed)
+        build = functools.partial(_build_row, plans, reader, chunks)
+    else:
+        job = submit_planned(planned, specs, plans, s3_extras, client, fs, options, resubmit_failed)
+        build = planned_builder(planned, specs, plans, reader=reader, chunks=chunks)
     logger.debug(
         "%d rows, %d distinct requests handed to the submitter under %s",
         len(specs),
@@ -208,17 +233,11 @@ def process(
         root,
     )
     if series is not None:
-        build = functools.partial(_build, plans, reader, chunks)
         return timeseries.make_results(
             series, build, gdf.index, job, delivery=root, reader=reader, estimated_pu=estimated
         )
     return Results.deferred(
-        len(plans),
-        lambda i: build_dataset(plans[i], reader=reader, chunks=chunks),
-        gdf.index,
-        job,
-        delivery=root,
-        estimated_pu=estimated,
+        len(plans), build, gdf.index, job, delivery=root, estimated_pu=estimated
     )
 
 
@@ -226,8 +245,48 @@ process.__doc__ = (process.__doc__ or "") + TIME_RULES
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _build(plans: Sequence[Any], reader: ReaderConfig, chunks: Any, i: int) -> Any:
+def _build_row(plans: Sequence[Any], reader: ReaderConfig, chunks: Any, i: int) -> Any:
     return build_dataset(plans[i], reader=reader, chunks=chunks)
+
+
+def _plan_requests(
+    specs: list[Any],
+    index: Any,
+    planning: tuple[int, bool, int],
+    temporal_args: tuple[Any, str, str],
+    max_pu: float | None,
+    storage_options: Mapping[str, Any] | None,
+) -> tuple[list[Any], Any, Any, list[float]]:
+    """Rows -> what is bought: tiles and packs, or a time series; the estimate and budget check.
+
+    Returns ``(specs, planned, series, estimated_pu per row)``; ``planned``/``series`` are None
+    when each row is its own request.
+    """
+    max_request_px, pack, pack_max_px = planning
+    planned = plan_call(  # tiles and packs (None: one request per row)
+        specs,
+        max_request_px=max_request_px,
+        pack=pack,
+        pack_max_px=pack_max_px,
+        storage_options=storage_options,
+    )
+    series = timeseries.plan_call(specs, *temporal_args, storage_options)
+    if series is not None and planned is not None:
+        raise OptionError(
+            "freq= does not combine with tiles or pack=True yet: give rows of at most "
+            "max_request_px a side and pack=False for a time series"
+        )
+    if planned is not None:
+        frame = estimate_planned(planned, specs, index, storage_options=storage_options)
+        total = float(frame.attrs["total_pu"])
+        if max_pu is not None and total > max_pu:
+            raise BudgetExceeded(total, max_pu, len({s.row_url for s in planned.requests}))
+        return specs, planned, None, [float(v) for v in frame["estimated_pu"]]
+    if series is not None:  # a time series: the (row, interval) or wrapped requests
+        specs = series.specs
+    scenes = series.scenes() if series is not None and series.temporal == "orbit" else None
+    estimated = row_estimates(specs, max_pu, storage_options=storage_options, scenes=scenes)
+    return specs, planned, series, estimated
 
 
 def _submit(
@@ -343,6 +402,7 @@ def _write_manifest(
     plans: Sequence,
     labels: Sequence,
     series: Any = None,
+    planned: Any = None,
 ) -> None:
     rows = [
         {
@@ -355,6 +415,9 @@ def _write_manifest(
     ]
     for row, entry in zip(rows, timeseries.manifest_entries(series) if series else ()):
         row["series"] = entry  # a time series: how open_delivery rebuilds the row's Dataset
+    if planned is not None:  # tiles and packs: where each row is read from (open_delivery)
+        for row, sources in zip(rows, planned.sources):
+            row["sources"] = [source_to_dict(s) for s in sources]
     try:
         delivery.write_manifest(fs, root, call_token, rows)
     except Exception as exc:  # OSError from s3fs/gcsfs, botocore's errors (unreachable endpoint)

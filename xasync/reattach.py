@@ -46,9 +46,9 @@ def open_delivery(
     Parameters
     ----------
     delivery : str
-        The ``s3://bucket/prefix`` (or ``gs://...``) given to ``process``.
+        The ``s3://bucket/prefix`` given to ``process``.
     storage_options : dict, optional
-        s3fs (gcsfs for ``gs://``) options to list and read the bucket.
+        s3fs options to list and read the bucket.
     client : xasync.Client, optional
         Polls rows that are still running; without it they are followed in S3 until they end.
         Nothing is ever created.
@@ -73,7 +73,7 @@ def open_delivery(
     root = _delivery_root(delivery)
     fs = delivery_filesystem(storage_options, root)
     manifests = _delivery.read_manifests(fs, root)
-    plans = _plans(manifests)
+    plans, sources = _plans(manifests)
     series = {  # row_url -> time-series entry (xasync.series_data): rebuilds a series
         row["plan"]["row_url"]: row["series"]
         for manifest in manifests
@@ -84,24 +84,31 @@ def open_delivery(
         raise ValidationError(f"no xasync delivery manifest found under {root}/_xasync/")
     logger.info("re-attaching to %d rows under %s", len(plans), root)
 
-    job = Job.from_rows(plans, charge_reused=True)
-    orders = [
-        Order(i, p.token, p.row_url, tuple(o.identifier for o in p.outputs), body=None)
-        for i, p in enumerate(plans)
-    ]
-    get_submitter().submit(job, orders, client=client, fs=fs, options=options)
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
+    job: Job
+    if any(sources):  # rows of tiles or packs (planned calls)
+        from xasync.tiledjob import follow_planned
+
+        kw = {"client": client, "fs": fs, "options": options, "reader": reader, "chunks": chunks}
+        job, build = follow_planned(plans, sources, **kw)
+    else:
+        job = Job.from_rows(plans, charge_reused=True)
+        orders = [
+            Order(i, p.token, p.row_url, tuple(o.identifier for o in p.outputs), body=None)
+            for i, p in enumerate(plans)
+        ]
+        get_submitter().submit(job, orders, client=client, fs=fs, options=options)
+
+        def build(i: int) -> Any:
+            ds = build_dataset(plans[i], reader=reader, chunks=chunks)
+            entry = series.get(plans[i].row_url)
+            return ds if entry is None else reattached_dataset(entry, ds, reader)
+
     labels = [p.label for p in plans]
     if labels and all(isinstance(v, tuple) for v in labels):
         index = pd.MultiIndex.from_tuples(labels)
     else:
         index = pd.Index(labels, name="label", tupleize_cols=False)
-
-    def build(i: int) -> Any:
-        ds = build_dataset(plans[i], reader=reader, chunks=chunks)
-        entry = series.get(plans[i].row_url)
-        return ds if entry is None else reattached_dataset(entry, ds, reader)
-
     return Results.deferred(
         len(plans),
         build,
@@ -111,9 +118,13 @@ def open_delivery(
     )
 
 
-def _plans(manifests: list[dict[str, Any]]) -> list[ReadPlan]:
-    """The rows of every manifest, once each (a row is its request URL and its label)."""
+def _plans(manifests: list[dict[str, Any]]) -> tuple[list[ReadPlan], list[list | None]]:
+    """The rows of every manifest, once each (a row is its request URL and its label), and the
+    sources of rows of tiles or packs (None for a row read from its own request)."""
+    from xasync.planned import source_from_dict
+
     plans: list[ReadPlan] = []
+    sources: list[list | None] = []
     seen: set[tuple[str, str]] = set()
     for manifest in manifests:
         for row in manifest.get("rows", []):
@@ -132,4 +143,6 @@ def _plans(manifests: list[dict[str, Any]]) -> list[ReadPlan]:
             if key not in seen:
                 seen.add(key)
                 plans.append(plan)
-    return plans
+                rows = row.get("sources")
+                sources.append([source_from_dict(d) for d in rows] if rows else None)
+    return plans, sources

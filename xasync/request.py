@@ -284,6 +284,7 @@ def build_specs(
     bounds: str = "geometry",
     mask: bool = False,
     storage_options: dict[str, Any] | None = None,
+    tiled: bool = False,
 ) -> list[RequestSpec]:
     """Validate the inputs and build one :class:`RequestSpec` per GeoDataFrame row.
 
@@ -319,6 +320,9 @@ def build_specs(
         Mask pixels outside the geometry when reading.
     storage_options : dict, optional
         fsspec options to read an evalscript reference.
+    tiled : bool
+        With ``resolution``, let a row's grid exceed 10000 px a side (the planner tiles it,
+        see :func:`xasync.planner.row_grid`).
 
     Returns
     -------
@@ -327,6 +331,8 @@ def build_specs(
     """
     import geopandas as gpd
     import shapely
+
+    from xasync.planner import row_grid
 
     _check_frame(gdf, resolution, size, bounds)
     root = check_delivery(delivery)
@@ -343,7 +349,10 @@ def build_specs(
     boxes, wkbs = shapely.bounds(rounded), shapely.to_wkb(rounded)
     for i, geom in enumerate(wkbs):
         try:
-            grid = grid_of(boxes[i], int(epsgs[i]), resolution, size)
+            if tiled and resolution is not None:
+                grid = row_grid(boxes[i], int(epsgs[i]), resolution)
+            else:
+                grid = grid_of(boxes[i], int(epsgs[i]), resolution, size)
         except GridError as exc:
             raise type(exc)(f"row {labels[i]!r}: {exc}") from None
         specs.append(

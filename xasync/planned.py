@@ -1,0 +1,383 @@
+"""The planner applied to request specs: which requests to buy, and where each row reads.
+
+:func:`plan_specs` turns one :class:`~xasync.request.RequestSpec` per row into the distinct
+requests to buy (tiles of big rows, packs of small ones, or the rows' own requests) and, per
+row, the :class:`Source` windows its Dataset reads. A tile's or a pack's request is the row's
+request with another grid and geometry, so its identity (the hash of its body) says what it
+buys: the same rows give the same requests, and a delivered tile or pack is never bought again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from xasync.cost import area_factor, async_pu
+from xasync.grid import PixelGrid
+from xasync.planner import (
+    DEFAULT_MAX_REQUEST_PX,
+    DEFAULT_PACK_MAX_PX,
+    CostFunction,
+    PackItem,
+    Window,
+    default_cost,
+    plan_rows,
+)
+
+if TYPE_CHECKING:
+    from xasync.request import RequestSpec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PlannedSpecs", "Source", "pack_key", "plan_specs", "spec_cost_function"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """A window of one request's delivery that fills a window of a row's grid.
+
+    Small, frozen and free of secrets: it enters the dask graph.
+
+    Attributes
+    ----------
+    token, row_url : str
+        The request's identity and delivery folder.
+    grid : PixelGrid
+        The request's grid (the delivered files' grid).
+    window : Window
+        ``(row_off, col_off, height, width)`` read in the request's grid.
+    target : Window
+        Where it goes in the row's grid (same height and width).
+    name : str
+        How errors name it: ``"tile (r, c)"``, ``"pack of n rows"`` or ``"request"``.
+
+    """
+
+    token: str
+    row_url: str
+    grid: PixelGrid
+    window: Window
+    target: Window
+    name: str = "request"
+
+
+@dataclass(frozen=True)
+class PlannedSpecs:
+    """The requests of a call and each row's sources.
+
+    Attributes
+    ----------
+    requests : list of RequestSpec
+        The distinct requests to buy, in plan order.
+    sources : list of tuple of Source
+        Per row, the windows that cover its grid (row-major).
+    row_requests : list of tuple of int
+        Per row, the indices in :attr:`requests` it needs.
+
+    """
+
+    requests: list[RequestSpec]
+    sources: list[tuple[Source, ...]]
+    row_requests: list[tuple[int, ...]]
+
+
+def pack_key(spec: RequestSpec) -> str:
+    """A digest of everything but the bounds that makes a spec's body (and where it goes).
+
+    Specs with the same key differ only by their bbox, geometry and size: they can share one
+    request.
+    """
+    body = spec.canonical_body()
+    body["input"].pop("bounds", None)
+    body["output"].pop("width", None)
+    body["output"].pop("height", None)
+    doc = {
+        "body": body,
+        "crs": spec.grid.epsg,
+        "bounds_mode": spec.bounds_mode,
+        "root": spec.delivery_root,
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _pack_keys(specs: Sequence[RequestSpec]) -> list[str]:
+    """:func:`pack_key` of each spec, computed once per distinct script, data, time, outputs,
+    CRS, bounds mode and root (the specs of one call share those objects)."""
+    cache: dict[tuple, tuple[str, Any]] = {}
+    out = []
+    for s in specs:
+        ident = (
+            id(s.data),
+            s.evalscript,
+            s.evalscript_ref,
+            getattr(s, "evalscript_digest", None),
+            s.time,
+            s.responses,
+            s.grid.epsg,
+            s.bounds_mode,
+            s.delivery_root,
+        )
+        if ident not in cache:
+            cache[ident] = (pack_key(s), s.data)  # holding data keeps its id unique
+        out.append(cache[ident][0])
+    return out
+
+
+def spec_cost_function(
+    specs: Sequence[RequestSpec],
+    keys: Sequence[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> CostFunction:
+    """``cost(key, width, height)`` from the published rules and each key's script and data.
+
+    The factors of one spec per key are computed once (:mod:`xasync.estimate`); the area then
+    varies. A script whose ``setup()`` cannot run locally is priced as 3 input bands (the
+    decision to pack rests mostly on the 10 PU minimum, which does not depend on bands).
+    """
+    from xasync.estimate import request_costs
+    from xasync.evalscript import EvalscriptError
+
+    per_key: dict[str, float] = {}
+    for spec, key in zip(specs, keys, strict=True):
+        if key in per_key:
+            continue
+        try:
+            (f,) = request_costs([spec], storage_options=storage_options).values()
+            per_key[key] = f.bands * f.format * f.samples * f.fusion * f.sentinel1
+        except EvalscriptError:
+            logger.debug("no cost factors for a script; packing with the area rule only")
+            per_key[key] = 1.0
+
+    def cost(key: str, width: int, height: int) -> float:
+        if key not in per_key:
+            return default_cost(key, width, height)
+        return async_pu(area_factor(width, height) * per_key[key], width, height)
+
+    return cost
+
+
+#: Geometries with more vertices than this are clipped to each tile (smaller request bodies).
+CLIP_ABOVE_COORDS = 5000
+
+
+def _tile_geometry(spec: RequestSpec, grid: PixelGrid) -> bytes:
+    """The geometry sent with a tile: the row's, clipped to the tile's box (grown by a pixel)
+    only when it is big (:data:`CLIP_ABOVE_COORDS`).
+
+    Clipping adds vertices on the edges it cuts, with float noise: a pixel centre lying exactly
+    on such an edge could change sides, so small geometries are sent whole (exact).
+    """
+    import shapely
+
+    geom = shapely.from_wkb(spec.geometry_wkb)
+    if shapely.get_num_coordinates(geom) <= CLIP_ABOVE_COORDS:
+        return spec.geometry_wkb
+    resx, resy = grid.resolution
+    minx, miny, maxx, maxy = grid.bbox
+    clipped = shapely.clip_by_rect(geom, minx - resx, miny - resy, maxx + resx, maxy + resy)
+    clipped = shapely.make_valid(clipped) if not shapely.is_valid(clipped) else clipped
+    polys = [g for g in shapely.get_parts(clipped) if g.geom_type in ("Polygon", "MultiPolygon")]
+    if not polys:  # nothing of the row in this tile: its pixels are all outside (sent as is)
+        return spec.geometry_wkb
+    return shapely.to_wkb(shapely.union_all(polys))
+
+
+def _pack_geometry(members: Sequence[RequestSpec]) -> bytes:
+    """The members' geometries (in canonical order) as one valid (Multi)Polygon, as WKB.
+
+    Their polygons side by side when that is valid (fields that do not overlap), else their
+    union (much slower).
+    """
+    import shapely
+
+    wkbs = sorted({m.geometry_wkb for m in members})
+    parts = shapely.get_parts(shapely.from_wkb(wkbs))
+    merged = shapely.multipolygons(parts)
+    if not shapely.is_valid(merged):
+        merged = shapely.union_all(parts)
+    return shapely.to_wkb(shapely.normalize(merged))
+
+
+def plan_specs(
+    specs: Sequence[RequestSpec],
+    *,
+    max_request_px: int = DEFAULT_MAX_REQUEST_PX,
+    pack: bool = False,
+    pack_max_px: int = DEFAULT_PACK_MAX_PX,
+    cost: CostFunction | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> PlannedSpecs:
+    """The requests to buy for ``specs`` (one per row) and the sources of each row.
+
+    Parameters
+    ----------
+    specs : sequence of RequestSpec
+        One per row, as :func:`xasync.request.build_specs` returns them (a row's grid may be
+        larger than ``max_request_px``).
+    max_request_px, pack, pack_max_px
+        See :func:`xasync.planner.plan_rows`.
+    cost : callable, optional
+        ``cost(key, width, height)``; default :func:`spec_cost_function` (only used to pack).
+    storage_options : dict, optional
+        To read an ``s3://`` evalscript reference when pricing packs.
+
+    Returns
+    -------
+    PlannedSpecs
+
+    """
+    specs = list(specs)
+    keys = _pack_keys(specs) if pack else [""] * len(specs)
+    items = [PackItem(k, s.grid, s.geometry_wkb) for k, s in zip(keys, specs, strict=True)]
+    if pack and cost is None:
+        cost = spec_cost_function(specs, keys, storage_options=storage_options)
+    plan = plan_rows(
+        items,
+        max_request_px=max_request_px,
+        pack=pack,
+        pack_max_px=pack_max_px,
+        cost=cost or default_cost,
+    )
+    requests: list[RequestSpec] = []
+    for req in plan.requests:
+        first = specs[req.rows[0]]
+        if req.kind == "row":
+            requests.append(first)
+        elif req.kind == "tile":
+            geometry = _tile_geometry(first, req.grid)
+            requests.append(dataclasses.replace(first, grid=req.grid, geometry_wkb=geometry))
+        else:
+            geometry = _pack_geometry([specs[r] for r in req.rows])
+            requests.append(dataclasses.replace(first, grid=req.grid, geometry_wkb=geometry))
+    sources, row_requests = [], []
+    for parts in plan.parts:
+        row_src = []
+        for part in parts:
+            req, spec = plan.requests[part.request], requests[part.request]
+            name = {
+                "tile": f"tile {req.tile}",
+                "pack": f"pack of {len(req.rows)} rows",
+            }.get(req.kind, "request")
+            row_src.append(
+                Source(spec.token, spec.row_url, spec.grid, part.source, part.target, name)
+            )
+        sources.append(tuple(row_src))
+        row_requests.append(tuple(p.request for p in parts))
+    logger.debug("%d rows -> %d requests", len(specs), len(requests))
+    return PlannedSpecs(requests, sources, row_requests)
+
+
+def estimate_planned(
+    planned: PlannedSpecs,
+    specs: Sequence[RequestSpec],
+    index: Any = None,
+    **keywords: Any,
+) -> Any:
+    """The estimate frame of :func:`xasync.estimate.estimate_specs` for a planned call.
+
+    A row's ``requests`` names every request it needs (space-separated folders), its
+    ``request_pu`` is their summed cost and its ``estimated_pu`` its share of them (a request
+    shared by ``n`` rows counts ``1/n`` for each), so the column sums to ``attrs["total_pu"]``,
+    the cost of the distinct requests. ``width``/``height`` are the row's grid.
+
+    ``keywords`` are those of :func:`xasync.estimate.request_costs`.
+    """
+    import pandas as pd
+
+    from xasync.errors import ValidationError
+    from xasync.estimate import ESTIMATE_COLUMNS, request_costs
+
+    idx = pd.RangeIndex(len(specs)) if index is None else pd.Index(index)
+    if len(idx) != len(specs):
+        raise ValidationError(f"{len(idx)} index labels for {len(specs)} rows")
+    costs = request_costs(planned.requests, **keywords)
+    urls = [tuple(planned.requests[k].row_url for k in ks) for ks in planned.row_requests]
+    shares: dict[str, int] = {}
+    for row_urls in urls:
+        for u in set(row_urls):
+            shares[u] = shares.get(u, 0) + 1
+    rows = []
+    for spec, row_urls in zip(specs, urls, strict=True):
+        fs = [costs[u] for u in row_urls]
+        rows.append(
+            (
+                " ".join(u.rsplit("/", 1)[-1] for u in row_urls),
+                spec.grid.width,
+                spec.grid.height,
+                fs[0].input_bands,
+                fs[0].samples,
+                sum(f.pu for f in fs),
+                shares[row_urls[0]],
+                sum(costs[u].pu / shares[u] for u in row_urls),
+                all(f.exact for f in fs),
+            )
+        )
+    frame = pd.DataFrame(rows, index=idx, columns=ESTIMATE_COLUMNS)
+    frame.attrs["total_pu"] = float(sum(f.pu for f in costs.values()))
+    frame.attrs["requests"] = len(costs)
+    return frame
+
+
+def plan_call(
+    specs: Sequence[RequestSpec],
+    *,
+    max_request_px: int = DEFAULT_MAX_REQUEST_PX,
+    pack: bool = False,
+    pack_max_px: int = DEFAULT_PACK_MAX_PX,
+    storage_options: Mapping[str, Any] | None = None,
+) -> PlannedSpecs | None:
+    """The plan of a ``process``/``estimate`` call, or None when each row is its own request."""
+    from xasync.planner import check_plan_options
+
+    max_request_px, pack, pack_max_px = check_plan_options(max_request_px, pack, pack_max_px)
+    if not pack and all(max(s.grid.width, s.grid.height) <= max_request_px for s in specs):
+        return None
+    return plan_specs(
+        specs,
+        max_request_px=max_request_px,
+        pack=pack,
+        pack_max_px=pack_max_px,
+        storage_options=storage_options,
+    )
+
+
+def row_parts(planned: PlannedSpecs) -> list[tuple[tuple[str, str], ...]]:
+    """Per row, its requests as ``(request URL, name)`` (for :class:`~xasync.tiledjob.TiledJob`)."""
+    return [tuple((s.row_url, s.name) for s in sources) for sources in planned.sources]
+
+
+def source_to_dict(source: Source) -> dict[str, Any]:
+    """A JSON-able form of a :class:`Source` (delivery manifests, to re-attach later)."""
+    g = source.grid
+    return {
+        "token": source.token,
+        "row_url": source.row_url,
+        "grid": {"epsg": g.epsg, "bbox": list(g.bbox), "width": g.width, "height": g.height},
+        "window": list(source.window),
+        "target": list(source.target),
+        "name": source.name,
+    }
+
+
+def source_from_dict(d: Mapping[str, Any]) -> Source:
+    """Inverse of :func:`source_to_dict`."""
+    g = d["grid"]
+    x0, y0, x1, y1 = (float(v) for v in g["bbox"])
+    grid = PixelGrid(int(g["epsg"]), (x0, y0, x1, y1), g["width"], g["height"])
+    w0, w1, w2, w3 = (int(v) for v in d["window"])
+    t0, t1, t2, t3 = (int(v) for v in d["target"])
+    return Source(
+        d["token"],
+        d["row_url"],
+        grid,
+        (w0, w1, w2, w3),
+        (t0, t1, t2, t3),
+        d.get("name", "request"),
+    )
