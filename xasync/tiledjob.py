@@ -204,8 +204,9 @@ def follow_planned(
     get_submitter().submit(job, orders, client=client, fs=fs, options=options)
 
     def build(i: int) -> Any:
-        if not sources[i]:
+        parts = sources[i]
+        if not parts:
             return build_dataset(plans[i], reader=reader, chunks=chunks)
-        return build_mosaic(plans[i], list(sources[i]), reader=reader, chunks=chunks)
+        return build_mosaic(plans[i], list(parts), reader=reader, chunks=chunks)
 
     return job, build
