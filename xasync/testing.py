@@ -13,6 +13,12 @@ these fixtures without any conftest:
     ``"s3://<name>"``: a fresh, empty bucket on the emulator's S3 server, one per test.
 ``xasync_storage_options``
     The s3fs options of the emulator's S3 server (pass them as ``storage_options=``).
+``xasync_gcs_bucket``
+    ``"gs://<name>"``: a fresh, empty bucket on the emulator's Google Cloud Storage server.
+``xasync_gcs_storage_options``
+    The gcsfs options of that server (pass them as ``storage_options=`` for a ``gs://``
+    delivery); ``xasync_gcs_credentials`` the service-account dict to pass as
+    ``gcs_credentials=``.
 ``xasync_faults``
     A function ``xasync_faults(**knobs) -> Faults`` switching on the emulator's fault injection
     for the current test (knobs of :class:`xasync.emulator.Faults`, e.g. ``rate_limit=0.3``,
@@ -163,6 +169,24 @@ def xasync_bucket(xasync_emulator: Emulator) -> str:
 def xasync_storage_options(xasync_emulator: Emulator) -> dict[str, Any]:
     """s3fs options (endpoint and keys) of the emulator's S3 server."""
     return dict(xasync_emulator.storage_options)
+
+
+@pytest.fixture
+def xasync_gcs_bucket(xasync_emulator: Emulator) -> str:
+    """``"gs://<name>"``: a fresh, empty bucket on the emulator's GCS server."""
+    return xasync_emulator.create_gcs_bucket(new_bucket_name())
+
+
+@pytest.fixture
+def xasync_gcs_storage_options(xasync_emulator: Emulator) -> dict[str, Any]:
+    """gcsfs options (endpoint, anonymous token) of the emulator's GCS server."""
+    return dict(xasync_emulator.gcs_storage_options)
+
+
+@pytest.fixture
+def xasync_gcs_credentials(xasync_emulator: Emulator) -> dict[str, str]:
+    """The made-up service account the emulator accepts for ``gcs_credentials=``."""
+    return xasync_emulator.gcs_credentials
 
 
 @pytest.fixture
