@@ -304,9 +304,11 @@ class Emulator:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """A snapshot of the counters; ``stats["s3"]`` holds the S3 server's."""
+        """A snapshot of the counters; ``stats["s3"]`` holds the S3 server's, ``stats["gcs"]``
+        the GCS server's (empty without one)."""
         out = self._rt().registry.snapshot()
         out["s3"] = self.s3.stats
+        out["gcs"] = self._gcs.stats if self._gcs is not None else {}
         out["s3_bytes_sent"] = out["s3"]["bytes_sent"]  # flat alias (docs/dev/interfaces.md)
         return out
 
@@ -372,5 +374,7 @@ class Emulator:
                 },
             )
         self.s3.reset(wipe=wipe_s3)
-        if wipe_s3 and self._gcs is not None:
-            self._gcs.wipe()
+        if self._gcs is not None:
+            self._gcs.reset()
+            if wipe_s3:
+                self._gcs.wipe()

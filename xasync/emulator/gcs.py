@@ -64,12 +64,67 @@ def _storage_class() -> Any:
     return _Storage
 
 
-def _handler_class() -> Any:
+#: Kinds of requests the GCS server counts (``Emulator.stats["gcs"]``).
+_KINDS = ("list", "get", "put", "delete", "other")
+
+
+def _kind(method: str, path: str) -> str:
+    """The kind of one JSON-API request: an object listing, a read, a write, a delete."""
+    parts = urlsplit(path).path.strip("/").split("/")
+    if method == "GET":
+        # /storage/v1/b/<bucket>/o lists; /storage/v1/b/<bucket>/o/<name> and /download/... read
+        return "list" if parts[-1] == "o" else "get"
+    if method in ("POST", "PUT", "PATCH"):
+        return "put" if "upload" in parts or parts[-1] == "o" or method != "POST" else "other"
+    return "delete" if method == "DELETE" else "other"
+
+
+class _Counter:
+    """Thread-safe request counts by kind and response-body bytes of the GCS server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def add(self, kind: str, body_bytes: int = 0) -> None:
+        with self._lock:
+            self._counts[kind] += 1
+            self._bytes += body_bytes
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self._bytes += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            out = dict(self._counts)
+            out["requests"] = sum(self._counts.values())
+            out["bytes_sent"] = self._bytes
+            return out
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = dict.fromkeys(_KINDS, 0)
+            self._bytes = 0
+
+
+def _handler_class(counter: _Counter) -> Any:
     from gcp_storage_emulator.server import RequestHandler
 
     lock = threading.Lock()
 
     class _Handler(RequestHandler):  # type: ignore[misc]
+        def send_header(self, keyword: str, value: str) -> None:
+            if keyword.lower() == "content-length":
+                counter.add_bytes(int(value))
+            super().send_header(keyword, value)
+
+        def parse_request(self) -> bool:
+            ok = bool(super().parse_request())
+            if ok:
+                counter.add(_kind(self.command, self.path))
+            return ok
+
         def do_POST(self) -> None:
             query = parse_qs(urlsplit(self.path).query)
             _local.create_only = query.get("ifGenerationMatch") == ["0"]
@@ -183,6 +238,7 @@ class GCSServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._storage: Any = None
+        self._counter = _Counter()
         self.credentials = dummy_service_account()
 
     def __repr__(self) -> str:
@@ -199,7 +255,7 @@ class GCSServer:
         if not any(isinstance(f, _QuietFailures) for f in router_log.filters):
             router_log.addFilter(_QuietFailures())
         self._storage = _storage_class()(use_memory_fs=True)
-        handler = partial(_handler_class(), self._storage)
+        handler = partial(_handler_class(self._counter), self._storage)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
@@ -259,6 +315,16 @@ class GCSServer:
         if resp.status_code >= 300 and resp.status_code != 409:
             raise GCSWriteError(f"cannot create bucket {name}: HTTP {resp.status_code}")
         return f"gs://{name}"
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Request counts by kind (list, get, put, delete, other), ``requests`` (total) and
+        ``bytes_sent`` (response bodies), like the S3 server's."""
+        return self._counter.snapshot()
+
+    def reset(self) -> None:
+        """Zero the counters."""
+        self._counter.reset()
 
     def wipe(self) -> None:
         """Delete every bucket and object."""
