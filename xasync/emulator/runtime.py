@@ -32,6 +32,7 @@ class Settings:
     token_lifetime: float = 3600.0
     tiff_layout: str = "tiled"
     faults: Faults = field(default_factory=Faults)
+    clouds: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency_limit, int) or self.concurrency_limit < 1:
