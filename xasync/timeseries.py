@@ -65,8 +65,8 @@ def expected_scenes(collection: str, time_range: tuple[str, str]) -> int:
     """Scenes a multi-temporal request over ``time_range`` is expected to process.
 
     The model is the emulator's calendar (Sentinel-2/HLS every 5 days, Sentinel-1 every 6,
-    Landsat every 8, the DEM one static scene, anything else daily): exact on the emulator,
-    an estimate on the real service.
+    Landsat every 8, the DEM one static scene, anything else daily): exact on the emulator
+    (unless ``maxCloudCoverage`` drops cloudy scenes), an estimate on the real service.
     """
     import pandas as pd
 

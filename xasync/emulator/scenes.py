@@ -199,7 +199,7 @@ class SceneBlock:
         surface = self._surfaces.get(date)
         if surface is None:
             surface = self._surfaces[date] = Surface(self.lon, self.lat, date)
-        if clouds or name in CLOUD_BANDS:
+        if name in CLOUD_BANDS or (clouds and name in CANOPY):  # clouds touch S2-named bands
             sky = self._sky(date, clouds)
             if name in CLOUD_BANDS:
                 return np.where(self.mask, sky.band(name, surface.water, surface.soil), 0.0)
