@@ -31,7 +31,8 @@ pixel whose centre is at longitude ``lon`` and latitude ``lat`` (degrees, WGS 84
     without one), 0 elsewhere, where every other band is 0.
 
 The acquisition ``date`` of each scene comes from the calendar of :mod:`.acquisitions` (which
-scenes a request sees: :mod:`.temporal`).
+scenes a request sees: :mod:`.temporal`). Optical scenes are seen through the clouds of
+:mod:`.scenes_clouds`.
 """
 
 from __future__ import annotations
