@@ -43,6 +43,8 @@ class Settings:
             raise ValueError("token_lifetime must be > 0")
         if self.tiff_layout not in TIFF_LAYOUTS:
             raise ValueError(f"tiff_layout must be one of {TIFF_LAYOUTS}")
+        if not isinstance(self.clouds, bool):
+            raise TypeError("clouds must be True or False")
         if not isinstance(self.faults, Faults):
             raise TypeError("faults must be a Faults instance")
 
