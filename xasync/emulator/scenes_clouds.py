@@ -99,7 +99,9 @@ class Sky:
             self.shadow = self.a
         else:
             dx, dy = SHADOW_SHIFT_M
-            self.shadow = np.where(self.a > 0, 0.0, opacity(x + dx, y + dy, date))
+            free = self.a == 0  # no shadow seen under a cloud
+            self.shadow = np.zeros(x.shape)
+            self.shadow[free] = opacity(x[free] + dx, y[free] + dy, date)
 
     def apply(self, name: str, clear: np.ndarray) -> np.ndarray:
         """Reflectance of band ``name`` seen through the clouds (step 4)."""
