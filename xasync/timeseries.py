@@ -287,7 +287,8 @@ def estimate_series_planned(plan: SeriesPlan, planned: Any, index: Any, **keywor
 
     if plan.temporal == "orbit" and keywords.get("scenes") is None:
         keywords["scenes"] = plan.scenes()
-    frame = estimate_planned(planned, plan.specs, request_index(plan, index), **keywords)
+    frame = estimate_planned(planned, plan.specs, None, **keywords)
+    frame.index = request_index(plan, index)  # the rows', or (label, time) pairs
     if plan.temporal == "orbit":
         frame.attrs["scenes"] = int(keywords["scenes"])
     frame.attrs["temporal"] = plan.temporal

@@ -128,3 +128,20 @@ def test_requests_series_of_a_tiled_row_equals_orbit_last(setup):
     a, b = per["r1"], last["r1"]
     assert a["ndvi"].shape == b["ndvi"].shape == (3, 16, 20)
     np.testing.assert_array_equal(a["ndvi"].values, b["ndvi"].values)
+
+
+def test_requests_series_of_packed_rows_packs_each_interval(setup):
+    emu = setup[0]
+    gdf = _fields()
+    est = gdf.xasync.estimate(
+        NDVI, time=TIME, freq="10D", temporal="requests", resolution=10, pack=True
+    )
+    assert len(est) == len(gdf) * 3 and est.index.names[1] == "time"
+    packs = est["requests"].nunique()
+    assert packs < len(gdf) * 3  # rows of one interval share a request
+    per = _run(gdf, setup, "per-packed", temporal="requests", pack=True)
+    assert _creates(emu) == packs
+    orbit = _run(gdf, setup, "last-alone", reducer="last")
+    for label in gdf.index:
+        np.testing.assert_array_equal(per[label]["ndvi"].values, orbit[label]["ndvi"].values)
+    assert (per.status()["state"] == "done").all()
