@@ -161,7 +161,9 @@ def _block_inputs(
     if not plan.scenes:  # SIMPLE: one all-no-data sample; ORBIT/TILE: no sample at all
         return {name: np.zeros((0 if plan.multi else 1, npix)) for name, _ in setup.inputs}
     return {
-        name: np.stack([block.band(name, sc.date, units, sc.cloudy) for sc in plan.scenes]).reshape(-1, npix)
+        name: np.stack([block.band(name, sc.date, units, sc.cloudy) for sc in plan.scenes]).reshape(
+            -1, npix
+        )
         for name, units in setup.inputs
     }
 
