@@ -6,6 +6,12 @@ Appended after the user's script, which is closed in a function scope (``__xat``
 
 - ``setup()``: the user's inputs plus ``dataMask``, ``mosaicking: "ORBIT"``, each output
   FLOAT32 with ``intervals x bands`` bands.
+- Which interval an ORBIT scene belongs to: its documented ``dateFrom``/``dateTo`` (the UTC day
+  of the orbit, ``scenes.orbits[i]`` in the service's Evalscript V3 docs and its examples); when
+  that day straddles an interval boundary, the acquisition time of its first tile decides
+  (``tiles[0].date``; without it, the interval holding ``dateFrom``). TILE scenes by ``date``.
+  The acquisition time (``tiles[0].date``, else ``dateFrom``) orders ``first``/``last`` and is
+  what ``userdata.json`` lists.
 - ``evaluatePixel(samples, scenes, ...)``: the user's ``evaluatePixel`` on every sample whose
   ``dataMask`` is set and whose scene falls in an interval; per interval and band, NaN values
   skipped, the values are reduced (median, mean, min, max, first/last by acquisition time,
@@ -46,8 +52,11 @@ function __xat_list(scenes) {
   if (!scenes) return [];
   return scenes.orbits || scenes.tiles || scenes;
 }
+function __xat_tile_date(s) {
+  return (s.tiles && s.tiles.length && s.tiles[0].date) || s.date;
+}
 function __xat_date(s) {
-  return (s.tiles && s.tiles.length && s.tiles[0].date) || s.date || s.dateFrom;
+  return __xat_tile_date(s) || s.dateFrom;
 }
 function __xat_which(t) {
   for (var k = 0; k < __xat_I.length; k++) {
@@ -56,14 +65,22 @@ function __xat_which(t) {
   }
   return -1;
 }
+function __xat_slot(s) {
+  if (!s.dateFrom) return __xat_which(Date.parse(s.date));
+  var a = __xat_which(Date.parse(s.dateFrom));
+  var b = s.dateTo ? __xat_which(Date.parse(s.dateTo)) : a;
+  if (a === b) return a;
+  var t = Date.parse(__xat_tile_date(s));
+  return isNaN(t) ? (a >= 0 ? a : b) : __xat_which(t);
+}
 var __xat_ref = null, __xat_k = [], __xat_t = [];
 function __xat_index(scenes) {
   if (scenes === __xat_ref && __xat_ref !== null) return;
   var list = __xat_list(scenes);
   __xat_k = []; __xat_t = [];
   for (var i = 0; i < list.length; i++) {
-    var t = Date.parse(__xat_date(list[i]));
-    __xat_t.push(t); __xat_k.push(isNaN(t) ? -1 : __xat_which(t));
+    var t = Date.parse(__xat_date(list[i])), k = __xat_slot(list[i]);
+    __xat_t.push(t); __xat_k.push(isNaN(k) ? -1 : k);
   }
   __xat_ref = scenes;
 }
@@ -127,11 +144,11 @@ function evaluatePixel(samples, scenes, inputMetadata, customData, outputMetadat
 }
 function updateOutputMetadata(scenes, inputMetadata, outputMetadata) {
   var list = __xat_list(scenes), per = __xat_I.map(function () { return []; });
-  var dated = list.map(function (s) { return __xat_date(s); }).sort();
-  for (var i = 0; i < dated.length; i++) {
-    var k = __xat_which(Date.parse(dated[i]));
-    if (k >= 0) per[k].push(dated[i]);
+  for (var i = 0; i < list.length; i++) {
+    var k = __xat_slot(list[i]);
+    if (k >= 0) per[k].push(__xat_date(list[i]));
   }
+  per.forEach(function (p) { p.sort(); });
   outputMetadata.userData = {
     xasync: "temporal", reducer: __xat_R,
     intervals: __xat_I.map(function (iv, k) { return {from: iv[3], to: iv[4], scenes: per[k]}; })

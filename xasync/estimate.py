@@ -20,7 +20,7 @@ import pandas as pd
 
 from xasync import timeseries
 from xasync.cost import PUFactors, input_band_names, request_factors
-from xasync.errors import BudgetExceeded, OptionError, ValidationError
+from xasync.errors import BudgetExceeded, ValidationError
 from xasync.evalscript import (
     _PRELUDE,  # the globals setup() may use, shared with the output parser
     SETUP_MEMORY_LIMIT_BYTES,
@@ -401,17 +401,20 @@ def estimate(
         storage_options=so,
         tiled=True,
     )
-    planned = plan_call(
-        specs, max_request_px=max_request_px, pack=pack, pack_max_px=pack_max_px, storage_options=so
-    )
     series = timeseries.plan_call(specs, freq, temporal, reducer, so)
-    if series is not None and planned is not None:
-        raise OptionError(
-            "freq= does not combine with tiles or pack=True yet: give rows of at most "
-            "max_request_px a side and pack=False for a time series"
-        )
+    planned = plan_call(  # tiles and packs of what is bought (a series: its own requests)
+        specs if series is None else series.specs,
+        max_request_px=max_request_px,
+        pack=pack,
+        pack_max_px=pack_max_px,
+        storage_options=so,
+    )
     if planned is not None:
         keywords = {"scenes": scenes, "input_bands": input_bands, "remote": remote}
+        if series is not None:
+            return timeseries.estimate_series_planned(
+                series, planned, gdf.index, storage_options=so, **keywords
+            )
         return estimate_planned(planned, specs, gdf.index, storage_options=so, **keywords)
     if series is not None:
         return timeseries.estimate_series(

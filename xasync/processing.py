@@ -263,30 +263,29 @@ def _plan_requests(
     when each row is its own request.
     """
     max_request_px, pack, pack_max_px = planning
-    planned = plan_call(  # tiles and packs (None: one request per row)
-        specs,
+    series = timeseries.plan_call(specs, *temporal_args, storage_options)
+    bought = specs if series is None else series.specs  # a series: wrapped or per interval
+    planned = plan_call(  # tiles and packs of what is bought (None: one request per spec)
+        bought,
         max_request_px=max_request_px,
         pack=pack,
         pack_max_px=pack_max_px,
         storage_options=storage_options,
     )
-    series = timeseries.plan_call(specs, *temporal_args, storage_options)
-    if series is not None and planned is not None:
-        raise OptionError(
-            "freq= does not combine with tiles or pack=True yet: give rows of at most "
-            "max_request_px a side and pack=False for a time series"
-        )
     if planned is not None:
-        frame = estimate_planned(planned, specs, index, storage_options=storage_options)
+        if series is None:
+            frame = estimate_planned(planned, specs, index, storage_options=storage_options)
+        else:
+            frame = timeseries.estimate_series_planned(
+                series, planned, index, storage_options=storage_options
+            )
         total = float(frame.attrs["total_pu"])
         if max_pu is not None and total > max_pu:
             raise BudgetExceeded(total, max_pu, len({s.row_url for s in planned.requests}))
-        return specs, planned, None, [float(v) for v in frame["estimated_pu"]]
-    if series is not None:  # a time series: the (row, interval) or wrapped requests
-        specs = series.specs
+        return bought, planned, series, [float(v) for v in frame["estimated_pu"]]
     scenes = series.scenes() if series is not None and series.temporal == "orbit" else None
-    estimated = row_estimates(specs, max_pu, storage_options=storage_options, scenes=scenes)
-    return specs, planned, series, estimated
+    estimated = row_estimates(bought, max_pu, storage_options=storage_options, scenes=scenes)
+    return bought, planned, series, estimated
 
 
 def _submit(

@@ -58,11 +58,16 @@ def _scenes_array(ds: Any, reader: Any, n: int) -> Any:
     from dask.highlevelgraph import HighLevelGraph
 
     graph = next(iter(ds.data_vars.values())).data.dask
-    await_key = next(k for k in graph.layers if str(k).startswith("await-delivery-"))
+    # the row's one request (xasync.lazy: "await-delivery-<tok>") or, for a row read from
+    # tiles or a pack (xasync.mosaic: "await-<tok>"), its first request: the scenes of a tile
+    # or a pack are those of the row
+    await_layer = next(k for k in graph.layers if str(k).startswith("await-"))
+    await_key = next(iter(graph.layers[await_layer]))
     name = "scenes-" + hashlib.sha256(f"{await_key}-{n}".encode()).hexdigest()[:24]
     layer: dict[Any, Any] = {(name, 0): (_read_scene_counts, await_key, reader, n)}
     hlg = HighLevelGraph(
-        {await_key: graph.layers[await_key], name: layer}, {await_key: set(), name: {await_key}}
+        {await_layer: graph.layers[await_layer], name: layer},
+        {await_layer: set(), name: {await_layer}},
     )
     return da.Array(hlg, name, ((n,),), dtype=np.int32)
 

@@ -91,7 +91,13 @@ def _ts(value: Any, what: str, *, end: bool = False) -> Any:
     try:
         text = parse_time_range((value, value))[1 if end else 0]
     except ValidationError as exc:
-        raise TemporalError(f"{what}: {exc}") from None
+        try:  # an exact instant ("2024-05-10T12:00:00Z") is a zero-length range on its own
+            ts = pd.Timestamp(value)
+        except (TypeError, ValueError):
+            raise TemporalError(f"{what}: {exc}") from None
+        if ts is pd.NaT:
+            raise TemporalError(f"{what}: {exc}") from None
+        return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
     return pd.Timestamp(text).tz_localize(None)
 
 

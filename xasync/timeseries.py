@@ -10,6 +10,12 @@
 
 Either way the ``time`` coordinate (interval starts, ``datetime64[ns]``) and ``time_end`` are
 known before anything is delivered.
+
+Tiles and packs (:mod:`xasync.planned`) are planned over the requests a series buys: under
+``"orbit"`` a row larger than ``max_request_px`` is one wrapped multi-temporal request per tile
+(the tiles' ``interval x band`` bands mosaicked, so each time step is the mosaic of the tiles),
+and ``pack=True`` packs rows into one wrapped request per pack; under ``"requests"`` each
+(row, interval) request is tiled, and rows of the same interval are packed together.
 """
 
 from __future__ import annotations
@@ -59,8 +65,8 @@ def expected_scenes(collection: str, time_range: tuple[str, str]) -> int:
     """Scenes a multi-temporal request over ``time_range`` is expected to process.
 
     The model is the emulator's calendar (Sentinel-2/HLS every 5 days, Sentinel-1 every 6,
-    Landsat every 8, the DEM one static scene, anything else daily): exact on the emulator,
-    an estimate on the real service.
+    Landsat every 8, the DEM one static scene, anything else daily): exact on the emulator
+    (unless ``maxCloudCoverage`` drops cloudy scenes), an estimate on the real service.
     """
     import pandas as pd
 
@@ -269,6 +275,25 @@ def plan_call(
         return None
     so = dict(storage_options) if storage_options else None
     return prepare(specs, freq=freq, temporal=temporal, reducer=reducer, storage_options=so)
+
+
+def estimate_series_planned(plan: SeriesPlan, planned: Any, index: Any, **keywords: Any) -> Any:
+    """The estimate of a series bought as tiles or packs (see :func:`estimate_series`).
+
+    One line per row (``"orbit"``) or per (row, interval) request (``"requests"``), as without
+    tiles; ``requests`` lists each line's tiles or pack and ``estimated_pu`` is its share.
+    """
+    from xasync.planned import estimate_planned
+
+    if plan.temporal == "orbit" and keywords.get("scenes") is None:
+        keywords["scenes"] = plan.scenes()
+    frame = estimate_planned(planned, plan.specs, None, **keywords)
+    frame.index = request_index(plan, index)  # the rows', or (label, time) pairs
+    if plan.temporal == "orbit":
+        frame.attrs["scenes"] = int(keywords["scenes"])
+    frame.attrs["temporal"] = plan.temporal
+    frame.attrs["intervals"] = len(plan.intervals)
+    return frame
 
 
 def estimate_series(plan: SeriesPlan, index: Any, estimate_specs: Any, **keywords: Any) -> Any:

@@ -187,8 +187,49 @@ def surface(lon, lat, date):
     return {"n": n, "g": g, "water": water, "soil": soil, "field": fx * 1_000_003 + fy}
 
 
-def scene(name: str, lon, lat, date, dn: bool = False):
-    """The documented synthetic scene formula (docs/emulator.md), re-implemented here."""
+_CLOUD = [0.46, 0.44, 0.43, 0.42, 0.43, 0.44, 0.44, 0.45, 0.44, 0.22, 0.12, 0.32, 0.22]
+
+
+def cloud_threshold(date):
+    """Step 1 of the documented cloud model: the day's threshold t, None on a clear day."""
+    from datetime import datetime, timezone
+
+    d = (date - datetime(1970, 1, 1, tzinfo=timezone.utc)).days
+    q = float(_u(d, 0, 31))
+    return None if q < 0.45 else 0.8 - 0.55 * (q - 0.45) / 0.55
+
+
+def cloud_opacity(x, y, date):
+    """Step 2 of the documented cloud model: opacity a at ground metres x, y."""
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    t = cloud_threshold(date)
+    if t is None:
+        return np.zeros(np.shape(x))
+    salt = 100000 + 2 * (date - datetime(1970, 1, 1, tzinfo=timezone.utc)).days
+    f = 0.7 * _vn(x, y, 4000, salt) + 0.3 * _vn(x, y, 1200, salt + 1)
+    return np.clip((f - t) / 0.1, 0, 1)
+
+
+def sky(lon, lat, date):
+    """Cloud opacity a and shadow a_s of the documented cloud model (docs/emulator.md)."""
+    import numpy as np
+
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    x = 6371008.8 * np.radians(lon) * np.cos(np.radians(lat))
+    y = 6371008.8 * np.radians(lat)
+    a = cloud_opacity(x, y, date)
+    shadow = np.where(a > 0, 0.0, cloud_opacity(x + 600, y - 800, date))
+    return a, shadow
+
+
+def scene(name: str, lon, lat, date, dn: bool = False, clouds: bool = True):
+    """The documented synthetic scene formula (docs/emulator.md), re-implemented here.
+
+    ``clouds``: seen through the documented clouds (as an optical collection is by default).
+    """
     import zlib
 
     import numpy as np
@@ -198,10 +239,25 @@ def scene(name: str, lon, lat, date, dn: bool = False):
         b = _S2.index(name)
         land = _SOIL[b] + s["g"] * (_CANOPY[b] - _SOIL[b])
         r = np.where(s["water"], _WATER[b] + 0.01 * s["n"], land)
+        if clouds:
+            a, shadow = sky(lon, lat, date)
+            r = (1 - a) * r * (1 - 0.6 * shadow) + a * _CLOUD[b]
     else:
         k = zlib.crc32(name.encode("utf-8")) % 16
         r = (0.1 + 0.02 * k) * (0.5 + s["g"]) + 0.02 * s["n"]
     return np.floor(r * 10000 + 0.5) if dn else r
+
+
+def cloud_coverage(lon, lat, date):
+    """Step 6 of the cloud model: % of CLM over the 1-degree cell of (lon, lat), 32 x 32."""
+    import numpy as np
+
+    if cloud_threshold(date) is None:
+        return 0.0
+    steps = (np.arange(32) + 0.5) / 32
+    glon, glat = np.meshgrid(np.floor(lon) + steps, np.floor(lat) + steps)
+    a, _ = sky(glon.ravel(), glat.ravel(), date)
+    return round(100 * float(np.mean(a >= 0.4)), 2)
 
 
 def centres(bbox, width: int, height: int):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import numpy as np
+import pytest
 from emu_helpers import LEGACY, centres, make_body, read_tif, s2_scene_dates, surface, wait_gone
 
 NDVI_SCRIPT = """//VERSION=3
@@ -23,6 +24,7 @@ def _ndvi(emu, api, bucket, bbox, size):
     return read_tif(emu, bucket, f"out/{rid}/default.tif")["data"][0].astype(float)
 
 
+@pytest.mark.xasync_emulator(clouds=False)  # the texture of the ground, not of the clouds
 def test_ndvi_varies_inside_fields_and_between_neighbours(emu, api, out_bucket):
     from pyproj import Transformer
 

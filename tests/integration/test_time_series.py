@@ -21,6 +21,7 @@ import pytest
 import xarray as xr
 
 from xasync.evalscript import parse_outputs
+from xasync.results import STATUS_COLUMNS, Results
 from xasync.temporal import make_intervals, scene_counts, span, wrap_evalscript, wrapped_outputs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emulator"))
@@ -359,9 +360,19 @@ def test_requests_one_per_field_and_interval_and_last_equals_orbit(call):
     assert len(per) == 2 and per[0].sizes["time"] == 13  # known before delivery
     per.wait(timeout=180, progress=False)
     assert emu.stats["creates"] == 2 + 2 * 13  # one per field and interval
-    status = per.status()
+    status = per.requests.status()  # one line per (row, interval) request
     assert len(status) == 26 and (status["state"] == "done").all()
     assert status.index.names == ["row", "time"]
+    assert isinstance(per, Results)  # the same interface as the orbit's results
+    rows = per.status()  # per row, indexed like the GeoDataFrame, as Results.status()
+    assert list(rows.index) == list(gdf.index) and list(rows.columns) == STATUS_COLUMNS
+    assert (rows["state"] == "done").all() and rows["finished"].notna().all()
+    assert (
+        rows["cost_pu"].sum() == pytest.approx(per.cost) == pytest.approx(status["cost_pu"].sum())
+    )
+    assert [len(ids) for ids in rows["request_id"]] == [13, 13]
+    assert set(rows.loc["field-1", "request_id"]) == set(status.loc["field-1", "request_id"])
+    assert per.done and per.wait(timeout=1, progress=False) is per
     for i in range(2):
         a, b = orbit[i], per[i]
         assert list(a.time.values) == list(b.time.values)

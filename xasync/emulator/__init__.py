@@ -63,6 +63,9 @@ class Emulator:
         ``"tiled"`` (512 x 512 tiles, DEFLATE) or ``"striped"`` (plain strips, uncompressed).
     faults
         Fault-injection knobs (:class:`Faults`); all off by default.
+    clouds
+        Deterministic clouds over optical collections (``docs/emulator.md``); ``False``: every
+        scene is clear.
     client_id, client_secret
         OAuth2 client credentials accepted by the token endpoint; generated when not given.
     port
@@ -81,6 +84,7 @@ class Emulator:
         token_lifetime: float = 3600.0,
         tiff_layout: str = "tiled",
         faults: Faults | None = None,
+        clouds: bool = True,
         client_id: str | None = None,
         client_secret: str | None = None,
         port: int = 0,
@@ -92,6 +96,7 @@ class Emulator:
             token_lifetime=float(token_lifetime),
             tiff_layout=tiff_layout,
             faults=faults or Faults(),
+            clouds=bool(clouds),
         )
         self.client_id = client_id or f"emu-{secrets.token_hex(6)}"
         self._client_secret = client_secret or secrets.token_urlsafe(24)
@@ -282,6 +287,7 @@ class Emulator:
         token_lifetime: float = _UNSET,
         tiff_layout: str = _UNSET,
         faults: Faults = _UNSET,
+        clouds: bool = _UNSET,
     ) -> None:
         """Change knobs at run time; they apply to calls and requests from now on."""
         changes: dict[str, Any] = {
@@ -292,6 +298,7 @@ class Emulator:
                 "token_lifetime": token_lifetime,
                 "tiff_layout": tiff_layout,
                 "faults": faults,
+                "clouds": clouds,
             }.items()
             if v is not _UNSET
         }
@@ -370,6 +377,7 @@ class Emulator:
                         "token_lifetime",
                         "tiff_layout",
                         "faults",
+                        "clouds",
                     )
                 },
             )

@@ -50,6 +50,10 @@ CALENDARS = {
 }
 
 
+#: Collection families with clouds (and ``maxCloudCoverage``/``leastCC``).
+CLOUDY_FAMILIES = ("s2", "landsat", "hls")
+
+
 @dataclass(frozen=True)
 class Scene:
     """One acquisition."""
@@ -57,6 +61,8 @@ class Scene:
     date: datetime
     platform: str
     index: int  # k of the calendar
+    cloud_coverage: float = 0.0  # % over the documented footprint (scenes_clouds step 6)
+    cloudy: bool = False  # seen through the clouds of scenes_clouds
 
     @property
     def iso(self) -> str:
@@ -68,7 +74,7 @@ class Scene:
         return {
             "date": self.iso,
             "shId": self.index,
-            "cloudCoverage": 0.0,
+            "cloudCoverage": self.cloud_coverage,
             "productId": f"{self.platform}_{self.date:%Y%m%dT%H%M%S}",
             "dataPath": f"emulator://{canonical(dtype)}/{self.date:%Y/%m/%d}/{self.index}",
         }
@@ -84,8 +90,25 @@ def calendar_of(dtype: str) -> Orbit | None:
     return CALENDARS.get(fam, CALENDARS["other"])
 
 
+def has_clouds(dtype: str) -> bool:
+    """Whether collection ``dtype`` sees clouds (the optical ones: S2, Landsat, HLS)."""
+    return family(dtype) in CLOUDY_FAMILIES
+
+
+def with_clouds(scenes: list[Scene], centre: tuple[float, float]) -> list[Scene]:
+    """``scenes`` seen through the clouds, ``cloudCoverage`` of the cell holding ``centre``."""
+    from dataclasses import replace
+
+    from .scenes_clouds import cloud_coverage
+
+    return [
+        replace(s, cloudy=True, cloud_coverage=cloud_coverage(centre[0], centre[1], s.date))
+        for s in scenes
+    ]
+
+
 def scenes_between(dtype: str, t_from: datetime | None, t_to: datetime | None) -> list[Scene]:
-    """Scenes of ``dtype`` in ``[t_from, t_to]``, oldest first."""
+    """Scenes of ``dtype`` in ``[t_from, t_to]``, oldest first (clear: see :func:`with_clouds`)."""
     orbit = calendar_of(dtype)
     if orbit is None or t_from is None or t_to is None:
         return [Scene(DEFAULT_DATE, "STATIC" if orbit is None else orbit.platforms[0], 0)]

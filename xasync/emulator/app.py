@@ -282,6 +282,7 @@ class _Routes:
             visibility_delay=settings.faults.visibility_delay,
             tiff_layout=settings.tiff_layout,
             s3_client=client,
+            clouds=settings.clouds,
         )
         try:
             write_request_copy(job)

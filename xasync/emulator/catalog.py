@@ -50,7 +50,7 @@ _LANDSAT_L2 = (
 
 #: Input band names per collection type (``dataMask`` everywhere).
 BANDS: dict[str, frozenset[str]] = {
-    "sentinel-2-l1c": frozenset((*_S2_COMMON, "B10")),
+    "sentinel-2-l1c": frozenset((*_S2_COMMON, "B10", "CLP", "CLM")),
     "sentinel-2-l2a": frozenset(
         (*_S2_COMMON, "AOT", "SCL", "SNW", "CLD", "CLP", "CLM", "WVP"),
     ),

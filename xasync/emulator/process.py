@@ -65,6 +65,7 @@ class Job:
     tiff_layout: str
     s3_client: Any  # boto3 client with the delivery credentials (a GCSWriter for gs://)
     due: float = 0.0  # monotonic time at which hold_seconds is over (set by the runtime)
+    clouds: bool = True  # Emulator.configure(clouds=False): every scene clear
 
 
 def object_key(parsed: ParsedRequest, request_id: str, output: str) -> str:
@@ -160,7 +161,9 @@ def _block_inputs(
     if not plan.scenes:  # SIMPLE: one all-no-data sample; ORBIT/TILE: no sample at all
         return {name: np.zeros((0 if plan.multi else 1, npix)) for name, _ in setup.inputs}
     return {
-        name: np.stack([block.band(name, sc.date, units) for sc in plan.scenes]).reshape(-1, npix)
+        name: np.stack([block.band(name, sc.date, units, sc.cloudy) for sc in plan.scenes]).reshape(
+            -1, npix
+        )
         for name, units in setup.inputs
     }
 
@@ -247,7 +250,7 @@ def _process(
     try:
         runner = EvalscriptRunner(job.script, job.request_id)
         check_setup(runner.setup, job.parsed)
-        plan = plan_scenes(runner, job.parsed)
+        plan = plan_scenes(runner, job.parsed, job.clouds)
         cost = compute_cost(runner.setup, job.parsed, plan.samples)
         paths = render(job, runner, workdir, plan, stop)
         if job.inject_failure:

@@ -32,6 +32,7 @@ class Settings:
     token_lifetime: float = 3600.0
     tiff_layout: str = "tiled"
     faults: Faults = field(default_factory=Faults)
+    clouds: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.concurrency_limit, int) or self.concurrency_limit < 1:
@@ -42,6 +43,8 @@ class Settings:
             raise ValueError("token_lifetime must be > 0")
         if self.tiff_layout not in TIFF_LAYOUTS:
             raise ValueError(f"tiff_layout must be one of {TIFF_LAYOUTS}")
+        if not isinstance(self.clouds, bool):
+            raise TypeError("clouds must be True or False")
         if not isinstance(self.faults, Faults):
             raise TypeError("faults must be a Faults instance")
 

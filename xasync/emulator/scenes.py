@@ -31,7 +31,8 @@ pixel whose centre is at longitude ``lon`` and latitude ``lat`` (degrees, WGS 84
     without one), 0 elsewhere, where every other band is 0.
 
 The acquisition ``date`` of each scene comes from the calendar of :mod:`.acquisitions` (which
-scenes a request sees: :mod:`.temporal`).
+scenes a request sees: :mod:`.temporal`). Optical scenes are seen through the clouds of
+:mod:`.scenes_clouds`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from typing import Any
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+#: Bands that come from the cloud model (:mod:`.scenes_clouds`), in DN whatever the units.
+CLOUD_BANDS = ("CLP", "CLM", "CLD", "SCL", "SNW")
 
 #: Acquisition date when the request has no time range.
 DEFAULT_DATE = datetime(2020, 6, 15, tzinfo=timezone.utc)
@@ -125,7 +129,7 @@ class Surface:
         fx = np.floor((x + FIELD_LEN_M * hash01(fy, 0, 21)) / FIELD_LEN_M).astype(np.int64)
         c = hash01(fx, fy, 22)
         self.water = c < WATER_SHARE
-        soil = (c >= WATER_SHARE) & (c < SOIL_SHARE)
+        self.soil = soil = (c >= WATER_SHARE) & (c < SOIL_SHARE)
         v0 = 0.55 + 0.4 * hash01(fx, fy, 23)
         veg = np.clip(v0 * season(date) + 0.5 * (self.n - 0.5), 0.0, 1.0)
         self.g = np.where(self.water, 0.0, np.where(soil, 0.1 * self.n, veg))
@@ -172,6 +176,7 @@ class SceneBlock:
             self.lon = np.asarray(self.lon)
             self.lat = np.asarray(self.lat)
         self._surfaces: dict[datetime, Surface] = {}
+        self._skies: dict[datetime | None, Any] = {}
         if geometry is None:
             self.mask = np.ones(self.x.shape, dtype=bool)
         else:
@@ -181,17 +186,39 @@ class SceneBlock:
             shapely.prepare(shape)
             self.mask = shapely.intersects_xy(shape, self.x, self.y)
 
-    def band(self, name: str, date: datetime, units: str | None) -> np.ndarray:
-        """Values of input band ``name`` (``dataMask`` included) for this block."""
+    def band(
+        self, name: str, date: datetime, units: str | None, clouds: bool = False
+    ) -> np.ndarray:
+        """Values of input band ``name`` (``dataMask`` included) for this block.
+
+        With ``clouds`` the scene is seen through the clouds of :mod:`.scenes_clouds` (and the
+        cloud bands ``CLP``, ``CLM``, ``CLD``, ``SCL``, ``SNW`` follow them); without, the sky
+        is clear.
+        """
         if name == "dataMask":
             return self.mask.astype(np.float64)
         surface = self._surfaces.get(date)
         if surface is None:
             surface = self._surfaces[date] = Surface(self.lon, self.lat, date)
-        values = surface.reflectance(name)
+        if name in CLOUD_BANDS or (clouds and name in CANOPY):  # clouds touch S2-named bands
+            sky = self._sky(date, clouds)
+            if name in CLOUD_BANDS:
+                return np.where(self.mask, sky.band(name, surface.water, surface.soil), 0.0)
+            values = sky.apply(name, surface.reflectance(name))
+        else:
+            values = surface.reflectance(name)
         if units is not None and units.upper() == "DN":
             values = np.floor(values * 10000.0 + 0.5)
         return np.where(self.mask, values, 0.0)
+
+    def _sky(self, date: datetime, clouds: bool) -> Any:
+        key = date if clouds else None
+        sky = self._skies.get(key)
+        if sky is None:
+            from .scenes_clouds import Sky
+
+            sky = self._skies[key] = Sky(self.lon, self.lat, date, clear=not clouds)
+        return sky
 
 
 def _transformer(epsg: int):

@@ -1,11 +1,13 @@
 """Which scenes a request sees, and the multi-temporal hooks of Evalscript V3 (issue 14).
 
+- Optical collections (S2, Landsat, HLS) see the clouds of :mod:`.scenes_clouds`; scenes whose
+  ``cloudCoverage`` is above ``dataFilter.maxCloudCoverage`` are dropped.
 - ``mosaicking: SIMPLE`` (default): one scene of the calendar (:mod:`.acquisitions`) chosen by
   ``dataFilter.mosaickingOrder``: ``mostRecent`` (default) the last one in the time range,
-  ``leastRecent`` the first, ``leastCC`` the last (the emulator's scenes are cloud free). No
-  scene in the range: no data (``dataMask`` 0 and every band 0).
+  ``leastRecent`` the first, ``leastCC`` the one of least ``cloudCoverage`` (the most recent of
+  equals). No scene in the range: no data (``dataMask`` 0 and every band 0).
 - ``ORBIT`` / ``TILE``: every scene of the time range, most recent first (``leastRecent``: oldest
-  first); ``evaluatePixel(samples, scenes, inputMetadata, customData, outputMetadata)`` gets one
+  first; ``leastCC``: least cloudy first); ``evaluatePixel(samples, scenes, inputMetadata, customData, outputMetadata)`` gets one
   sample per scene. ``scenes`` is ``{orbits: [{dateFrom, dateTo, tiles: [tile]}]}`` for ORBIT
   (``dateFrom``/``dateTo``: the UTC day of the acquisition) and ``{tiles: [tile]}`` for TILE,
   a tile being ``{date, shId, cloudCoverage, productId, dataPath}``.
@@ -25,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .acquisitions import Scene, scenes_between
+from .acquisitions import Scene, has_clouds, scenes_between, with_clouds
 from .jsrun import EvalscriptError, EvalscriptRunner, OutputDecl
 from .validate import ParsedRequest
 
@@ -105,18 +107,54 @@ def _update_output(runner: EvalscriptRunner, listed: str, key: str) -> None:
     runner.outputs = tuple(decls)
 
 
-def plan_scenes(runner: EvalscriptRunner, parsed: ParsedRequest) -> ScenePlan:
-    """Choose the scenes, run ``preProcessScenes``/``updateOutput``, set the JS globals."""
+def _centre(parsed: ParsedRequest) -> tuple[float, float]:
+    """Lon/lat of the centre of the request's bbox (where ``cloudCoverage`` is measured)."""
+    minx, miny, maxx, maxy = parsed.bbox
+    x, y = (minx + maxx) / 2.0, (miny + maxy) / 2.0
+    if parsed.epsg == 4326:
+        return x, y
+    from pyproj import Transformer
+
+    lon, lat = Transformer.from_crs(parsed.epsg, 4326, always_xy=True).transform(x, y)
+    return float(lon), float(lat)
+
+
+def _ordered(scenes: list[Scene], order: str) -> list[Scene]:
+    """Scenes in mosaicking order: the first one is on top (SIMPLE keeps only it)."""
+    if order == "leastRecent":
+        return list(scenes)
+    newest_first = scenes[::-1]
+    if order == "leastCC":  # stable: equal cover keeps the most recent first
+        return sorted(newest_first, key=lambda s: s.cloud_coverage)
+    return newest_first
+
+
+def available_scenes(parsed: ParsedRequest, clouds: bool = True) -> tuple[list[Scene], str]:
+    """The scenes of the time range left by ``maxCloudCoverage``, and the mosaicking order."""
     dtype = parsed.data_types[0]
     item = parsed.data[0] if parsed.data else {}
-    order = (item.get("dataFilter") or {}).get("mosaickingOrder", "mostRecent")
-    mosaicking = runner.setup.mosaicking
+    dfilter = item.get("dataFilter") or {}
     scenes = scenes_between(dtype, parsed.time_from, parsed.time_to)
+    if clouds and has_clouds(dtype):
+        scenes = with_clouds(scenes, _centre(parsed))
+        limit = float(dfilter.get("maxCloudCoverage", 100.0))
+        scenes = [s for s in scenes if s.cloud_coverage <= limit]
+    return scenes, dfilter.get("mosaickingOrder", "mostRecent")
+
+
+def plan_scenes(runner: EvalscriptRunner, parsed: ParsedRequest, clouds: bool = True) -> ScenePlan:
+    """Choose the scenes, run ``preProcessScenes``/``updateOutput``, set the JS globals.
+
+    ``clouds=False`` (``Emulator.configure(clouds=False)``): every scene is clear.
+    """
+    dtype = parsed.data_types[0]
+    mosaicking = runner.setup.mosaicking
+    scenes, order = available_scenes(parsed, clouds)
+    ordered = _ordered(scenes, order)
     if mosaicking in MULTI:
-        ordered = scenes if order == "leastRecent" else scenes[::-1]
         chosen = _pre_process(runner, parsed, ordered, mosaicking)
     else:
-        chosen = [] if not scenes else [scenes[0] if order == "leastRecent" else scenes[-1]]
+        chosen = ordered[:1]
     key = _key(mosaicking)
     listed = json.dumps(_scene_list(chosen, dtype, mosaicking))
     runner.invoke("__xa_set_scenes", listed, key, json.dumps(INPUT_METADATA))
