@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--processing-seconds", type=float, default=0.5, help="RUNNING time")
     p.add_argument("--token-lifetime", type=float, default=3600.0, help="token lifetime, s")
     p.add_argument("--tiff-layout", choices=("tiled", "striped"), default="tiled")
+    p.add_argument(
+        "--no-clouds", action="store_true", help="clear skies in every scene (default: clouds)"
+    )
     p.add_argument("--client-id", default=None, help="client id (default: generated)")
     p.add_argument("--client-secret", default=None, help="client secret (default: generated)")
     p.add_argument("--bucket", action="append", default=[], help="create this bucket (repeatable)")
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             processing_seconds=args.processing_seconds,
             token_lifetime=args.token_lifetime,
             tiff_layout=args.tiff_layout,
+            clouds=not args.no_clouds,
             client_id=args.client_id,
             client_secret=args.client_secret,
             port=args.port,
