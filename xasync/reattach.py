@@ -86,11 +86,11 @@ def open_delivery(
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
     job: Job
-    if any(sources):  # rows of tiles or packs (planned calls)
+    if any(sources):  # rows of tiles or packs (planned calls), maybe beside others
         from xasync.tiledjob import follow_planned
 
         kw = {"client": client, "fs": fs, "options": options, "reader": reader, "chunks": chunks}
-        job, build = follow_planned(plans, sources, **kw)
+        job, read = follow_planned(plans, sources, **kw)
     else:
         job = Job.from_rows(plans, charge_reused=True)
         orders = [
@@ -99,10 +99,13 @@ def open_delivery(
         ]
         get_submitter().submit(job, orders, client=client, fs=fs, options=options)
 
-        def build(i: int) -> Any:
-            ds = build_dataset(plans[i], reader=reader, chunks=chunks)
-            entry = series.get(plans[i].row_url)
-            return ds if entry is None else reattached_dataset(entry, ds, reader)
+        def read(i: int) -> Any:
+            return build_dataset(plans[i], reader=reader, chunks=chunks)
+
+    def build(i: int) -> Any:
+        ds = read(i)
+        entry = series.get(plans[i].row_url) if not sources[i] else None
+        return ds if entry is None else reattached_dataset(entry, ds, reader)
 
     labels = [p.label for p in plans]
     if labels and all(isinstance(v, tuple) for v in labels):

@@ -62,9 +62,9 @@ def _fields() -> gpd.GeoDataFrame:
 def _process(gdf, setup, prefix, **kw):
     emu, client, root = setup
     kw.setdefault("resolution", 10)
+    kw.setdefault("time", TIME)
     return gdf.xasync.process(
         NDVI,
-        time=TIME,
         delivery=f"{root}/{prefix}",
         storage_options=emu.storage_options,
         client=client,
@@ -145,6 +145,7 @@ def test_status_names_the_failed_tiles_of_a_row(setup, capsys):
     done = 6 - len(failed)
     assert row["bought"] == f"6 tiles: {done} done, {len(failed)} failed"
     assert _ids(row["request_id"]) == _ids(expected["request_id"])
+    assert row["cost_pu"] == pytest.approx(expected["cost_pu"])  # what the delivered tiles cost
     # the table names them too (cut to its width), and says the row failed
     assert main(["status", f"{setup[2]}/faulty", "--endpoint-url", emu.s3_endpoint_url]) == 1
     text = capsys.readouterr().out
@@ -154,12 +155,12 @@ def test_status_names_the_failed_tiles_of_a_row(setup, capsys):
 
 
 def test_status_of_packed_rows_names_the_group_request_and_each_share(setup, capsys):
-    res = _process(_fields(), setup, "packed", crs="utm", mask=True, pack=True)
+    res = _process(_fields(), setup, "packed", crs="utm", mask=True, pack=True, pack_max_px=400)
     assert res.wait(timeout=WAIT_S, progress=False) is not None
     expected = res.status()
     assert (expected["state"] == "done").all()
     groups = expected["requests"].nunique()
-    assert 1 <= groups <= 4
+    assert 2 <= groups <= 4  # the two clusters are farther apart than pack_max_px
     code, doc = _cli(setup, "packed", capsys)
     assert code == 0 and doc["requests"] == groups and doc["states"] == {"done": 12}
     rows = {r["label"]: r for r in doc["rows"]}
@@ -178,7 +179,9 @@ def test_status_of_packed_rows_names_the_group_request_and_each_share(setup, cap
 def test_open_delivery_reports_tiled_and_packed_rows_as_they_were_bought(setup):
     emu, client, root = setup
     tiled = _process(_county(), setup, "again/tiled", max_request_px=300)
-    packed = _process(_fields(), setup, "again/packed", crs="utm", mask=True, pack=True)
+    packed = _process(
+        _fields(), setup, "again/packed", crs="utm", mask=True, pack=True, pack_max_px=400
+    )
     for first in (tiled, packed):
         assert first.wait(timeout=WAIT_S, progress=False) is not None
     bought = int(emu.stats["creates"])
@@ -208,5 +211,36 @@ def test_open_delivery_follows_running_tiles_and_names_a_failed_one(setup):
     want, got = first.status().loc["c1"], again.status().loc["c1"]
     assert got["state"] == want["state"] == "failed"
     assert got["error"] == want["error"] and "tile (" in got["error"]
+    assert got["cost_pu"] == pytest.approx(want["cost_pu"])  # charged for the delivered tiles
     assert _ids(got["request_id"]) == _ids(want["request_id"]) == set(held)
     assert int(emu.stats["creates"]) == 6
+
+
+def test_open_delivery_of_a_prefix_holding_tiles_and_a_time_series(setup, capsys):
+    """Rows of a tiled call and of a time series under one prefix: each comes back as it was."""
+    emu, client, root = setup
+    field = gpd.GeoDataFrame(
+        geometry=[box(13.0, 45.0, 13.0025, 45.0018)], crs=4326, index=["field"]
+    )
+    series = _process(
+        field,
+        setup,
+        "mixed",
+        time=("2024-05-01", "2024-06-30"),
+        freq="MS",
+        resolution=None,
+        size=(10, 8),
+    )
+    tiled = _process(_county(), setup, "mixed", max_request_px=300)
+    for first in (series, tiled):
+        assert first.wait(timeout=WAIT_S, progress=False) is not None
+    again = xasync.open_delivery(f"{root}/mixed", emu.storage_options, client=client)
+    assert again.wait(timeout=WAIT_S, progress=False) is not None
+    assert list(again.labels) == ["field", "c1"]
+    assert again["field"]["ndvi"].dims == ("time", "y", "x")
+    assert list(again["field"].time.values) == list(series["field"].time.values)
+    np.testing.assert_array_equal(again["field"]["ndvi"].values, series["field"]["ndvi"].values)
+    np.testing.assert_array_equal(again["c1"]["ndvi"].values, tiled["c1"]["ndvi"].values)
+    code, doc = _cli(setup, "mixed", capsys)
+    assert code == 0 and doc["states"] == {"done": 2} and doc["requests"] == 7
+    assert [r["bought"] for r in doc["rows"]] == ["request", "6 tiles: 6 done"]
