@@ -1,4 +1,4 @@
-"""Benchmark 3: bytes read from S3 for a small window of a big delivery.
+"""Benchmark 3: bytes read from S3 for a small window of a big delivery (and across seams).
 
 A 10000 x 10000 uint16 delivery (512 x 512 tiles, DEFLATE, like the emulator's tiled layout) is
 written with rasterio straight into the emulator's S3 in the exact delivery layout of one row:
@@ -7,6 +7,10 @@ measure nothing about reading. The row is then opened exactly as ``process`` doe
 Dataset from its ReadPlan) and a 512 x 512 window is computed. The bytes the S3 server sends are
 compared with the compressed size of the tiles that cover the window (from the file's
 TileByteCounts) and with a full download of the file.
+
+:func:`run_seams` (issue 17): a row bought as 2 x 2 requests (``max_request_px``), windows
+across the seams between the requests' files and at their corner, beside the same row bought
+whole. ``python -m benchmarks.read_efficiency [--seams]``.
 """
 
 from __future__ import annotations
@@ -75,7 +79,10 @@ def _windows(case: int) -> tuple[tuple[int, int], tuple[int, int]]:
     return (aligned, aligned), (across, across)
 
 
-def run(block_sizes: tuple[int, ...] = (32 * 1024, 16 * 1024, 64 * 1024)) -> list[dict]:
+def run(
+    block_sizes: tuple[int, ...] = (32 * 1024, 16 * 1024, 64 * 1024), seams: bool = True
+) -> list[dict]:
+    """The one-file cases, then (``seams``) those of :func:`run_seams`."""
     import s3fs
 
     from xasync import reader
@@ -142,7 +149,7 @@ def run(block_sizes: tuple[int, ...] = (32 * 1024, 16 * 1024, 64 * 1024)) -> lis
         )
         rows[-1]["ratio"] = round(rows[-1]["bytes_read"] / rows[-1]["covering_tile_bytes"], 1)
         rows.append({"case": f"file: {size / 1e6:.1f} MB, written in {write_s:.1f} s"})
-    return rows
+    return rows + (run_seams() if seams else [])
 
 
 # --------------------------------------------------------------------------- across tile seams
@@ -332,4 +339,4 @@ if __name__ == "__main__":  # python -m benchmarks.read_efficiency [--seams]
 
     from benchmarks.run import _table
 
-    print(_table(run_seams() if "--seams" in sys.argv else run() + run_seams()))
+    print(_table(run_seams() if "--seams" in sys.argv else run()))

@@ -77,18 +77,18 @@ def delivery_status(delivery: str, storage_options: dict[str, Any] | None = None
         (the row's share of what its requests were charged); ``error`` (for a tiled row, each
         failed tile named); ``row_url`` (the requests' folders, space-separated).
 
-    Notes
-    -----
-    A row of several requests (tiles) is ``failed`` as soon as one of them failed (its error
-    names the tile), else ``pending`` while one runs, ``done`` when all are, and ``none`` when
-    some were never created (``bought`` counts each state).
-
     Raises
     ------
     xasync.ValidationError
         ``delivery`` is not an ``s3://``/``gs://`` URL, or holds no xasync manifest.
     xasync.DeliveryAccessError
         S3 cannot be read: no credentials, endpoint unreachable, access denied.
+
+    Notes
+    -----
+    A row of several requests (tiles) is ``failed`` as soon as one of them failed (its error
+    names the tile), else ``pending`` while one runs, ``done`` when all are, and ``none`` when
+    some were never created (``bought`` counts each state).
     """
     import pandas as pd
 
