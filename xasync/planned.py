@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -213,6 +213,7 @@ def plan_specs(
     pack_max_px: int = DEFAULT_PACK_MAX_PX,
     cost: CostFunction | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    keep_alone: Collection[int] = (),
 ) -> PlannedSpecs:
     """The requests to buy for ``specs`` (one per row) and the sources of each row.
 
@@ -227,6 +228,9 @@ def plan_specs(
         ``cost(key, width, height)``; default :func:`spec_cost_function` (only used to pack).
     storage_options : dict, optional
         To read an ``s3://`` evalscript reference when pricing packs.
+    keep_alone : collection of int
+        Rows never packed (their own request was bought before:
+        :func:`xasync.bought_alone.bought_alone`).
 
     Returns
     -------
@@ -235,6 +239,8 @@ def plan_specs(
     """
     specs = list(specs)
     keys = _pack_keys(specs) if pack else [""] * len(specs)
+    for i in keep_alone:  # a key of its own: a family of one, planned as the row's request
+        keys[i] = f"alone:{specs[i].token}"
     items = [PackItem(k, s.grid, s.geometry_wkb) for k, s in zip(keys, specs, strict=True)]
     if pack and cost is None:
         cost = spec_cost_function(specs, keys, storage_options=storage_options)
@@ -332,6 +338,7 @@ def plan_call(
     pack: bool = False,
     pack_max_px: int = DEFAULT_PACK_MAX_PX,
     storage_options: Mapping[str, Any] | None = None,
+    keep_alone: Collection[int] = (),
 ) -> PlannedSpecs | None:
     """The plan of a ``process``/``estimate`` call, or None when each row is its own request."""
     from xasync.planner import check_plan_options
@@ -345,6 +352,7 @@ def plan_call(
         pack=pack,
         pack_max_px=pack_max_px,
         storage_options=storage_options,
+        keep_alone=keep_alone,
     )
 
 
