@@ -30,6 +30,7 @@ from xasync.planner import (
 )
 
 if TYPE_CHECKING:
+    from xasync.bought_alone import Bought
     from xasync.request import RequestSpec
 
 logger = logging.getLogger(__name__)
@@ -338,22 +339,25 @@ def plan_call(
     pack: bool = False,
     pack_max_px: int = DEFAULT_PACK_MAX_PX,
     storage_options: Mapping[str, Any] | None = None,
-    keep_alone: Collection[int] = (),
+    bought: Bought | None = None,
 ) -> PlannedSpecs | None:
-    """The plan of a ``process``/``estimate`` call, or None when each row is its own request."""
+    """The plan of a ``process``/``estimate`` call, or None when each row is its own request.
+
+    With ``bought`` (what exists under the delivery), rows bought alone before are planned
+    alone unless their pack exists too (:func:`xasync.bought_alone.keep_alone`).
+    """
+    from xasync.bought_alone import keep_alone
     from xasync.planner import check_plan_options
 
     max_request_px, pack, pack_max_px = check_plan_options(max_request_px, pack, pack_max_px)
     if not pack and all(max(s.grid.width, s.grid.height) <= max_request_px for s in specs):
         return None
-    return plan_specs(
-        specs,
-        max_request_px=max_request_px,
-        pack=pack,
-        pack_max_px=pack_max_px,
-        storage_options=storage_options,
-        keep_alone=keep_alone,
-    )
+    kw = {"max_request_px": max_request_px, "pack": pack, "pack_max_px": pack_max_px}
+    planned = plan_specs(specs, storage_options=storage_options, **kw)
+    keep = keep_alone(specs, planned, bought) if pack and bought is not None else None
+    if keep:
+        planned = plan_specs(specs, storage_options=storage_options, keep_alone=keep, **kw)
+    return planned
 
 
 def row_parts(planned: PlannedSpecs) -> list[tuple[tuple[str, str], ...]]:

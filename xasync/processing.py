@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dask.base import tokenize
 
 from xasync import delivery, timeseries
-from xasync.bought_alone import bought_alone
+from xasync.bought_alone import bought_requests
 from xasync.errors import BudgetExceeded, DeliveryAccessError, OptionError, ValidationError
 from xasync.estimate import row_estimates
 from xasync.gcs import gcs_filesystem, gs_delivery_extras, is_gcs
@@ -199,7 +199,7 @@ def process(
         normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
     fs = delivery_filesystem(storage_options, root)
     # rows whose own request exists are reused, not packed (one listing of the root)
-    alone = bought_alone(specs, fs, root) if pack is True and freq is None else set()
+    alone = bought_requests(fs, root) if pack is True and freq is None else None
     specs, planned, series, estimated = _plan_requests(
         specs,
         gdf.index,
@@ -255,7 +255,7 @@ def _build_row(plans: Sequence[Any], reader: ReaderConfig, chunks: Any, i: int) 
 def _plan_requests(
     specs: list[Any],
     index: Any,
-    planning: tuple[int, bool, int, set[int]],
+    planning: tuple[int, bool, int, Any],
     temporal_args: tuple[Any, str, str],
     max_pu: float | None,
     storage_options: Mapping[str, Any] | None,
@@ -272,7 +272,7 @@ def _plan_requests(
         pack=pack,
         pack_max_px=pack_max_px,
         storage_options=storage_options,
-        keep_alone=alone,
+        bought=alone,
     )
     series = timeseries.plan_call(specs, *temporal_args, storage_options)
     if series is not None and planned is not None:
