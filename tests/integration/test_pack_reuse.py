@@ -95,3 +95,17 @@ def test_rows_bought_alone_are_reused_by_a_packed_call(emu):
     again = _process(gdf, emu, client, f"{root}/f", pack=True, pack_max_px=400)
     assert int(emu.stats["creates"]) == 3 + bought
     assert list(again.status()["requests"]) == list(status["requests"])
+
+
+def test_a_delivered_pack_is_still_reused_after_one_of_its_rows_was_bought_alone(emu):
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    root = emu.create_bucket(f"reuse-{np.random.default_rng().integers(1e9)}")
+    client = xasync.Client.from_emulator(emu)
+    gdf = _fields()
+    packed = _process(gdf, emu, client, f"{root}/g", pack=True, pack_max_px=400)
+    bought = int(emu.stats["creates"])
+    _process(gdf.loc[["field-0"]], emu, client, f"{root}/g")  # the same field, alone
+    assert int(emu.stats["creates"]) == bought + 1
+    again = _process(gdf, emu, client, f"{root}/g", pack=True, pack_max_px=400)
+    assert int(emu.stats["creates"]) == bought + 1  # its pack exists: nothing bought again
+    assert list(again.status()["requests"]) == list(packed.status()["requests"])
