@@ -97,33 +97,39 @@ def _ids(text) -> set[str]:
 
 
 def test_status_of_a_tiled_row_counts_its_tiles_while_they_run(setup, capsys):
-    emu = setup[0]
+    """One tile is held RUNNING while the others are released (the submitter's slots for the
+    emulator's account may be fewer than 6: tiles are created as slots free up)."""
+    emu, _, root = setup
     emu.hold()  # every request stays RUNNING until released
     res = _process(_county(), setup, "tiled", max_request_px=300)
-    held = _until(lambda: len(emu.waiting) == 6 and sorted(emu.waiting), "6 tiles held")
+    keep = _until(lambda: emu.waiting and emu.waiting[0], "a tile held")
     code, doc = _cli(setup, "tiled", capsys)
     (row,) = doc["rows"]
     assert (code, row["label"], row["state"]) == (0, "c1", "pending")
-    assert row["bought"] == "6 tiles: 6 pending"
-    assert _ids(row["request_id"]) == set(held)
+    assert row["bought"].startswith("6 tiles: ") and "pending" in row["bought"]
+    assert keep in _ids(row["request_id"])
     assert row["cost_pu"] is None and doc["requests"] == 6
-    for rid in held[:4]:
-        emu.release(rid)
 
-    def four_done():
-        got = delivery_status(f"{setup[2]}/tiled", emu.storage_options)
-        return got["bought"].iloc[0] == "6 tiles: 4 done, 2 pending"
+    def five_done():
+        for rid in emu.waiting:
+            if rid != keep:
+                emu.release(rid)
+        got = delivery_status(f"{root}/tiled", emu.storage_options)
+        return got["bought"].iloc[0] == "6 tiles: 5 done, 1 pending"
 
-    _until(four_done, "4 tiles delivered")
+    _until(five_done, "5 tiles delivered, one held")
     code, doc = _cli(setup, "tiled", capsys)
-    assert (code, doc["rows"][0]["state"]) == (0, "pending")
+    (row,) = doc["rows"]
+    assert (code, row["state"]) == (0, "pending")
+    assert len(_ids(row["request_id"])) == 6 and row["cost_pu"] > 0  # the 5 delivered tiles
     emu.release()
     assert res.wait(timeout=WAIT_S, progress=False) is not None
     expected = res.status().loc["c1"]
     code, doc = _cli(setup, "tiled", capsys)
     (row,) = doc["rows"]
     assert (code, row["state"], row["bought"]) == (0, "done", "6 tiles: 6 done")
-    assert _ids(row["request_id"]) == _ids(expected["request_id"]) == set(held)
+    assert _ids(row["request_id"]) == _ids(expected["request_id"])
+    assert keep in _ids(row["request_id"]) and len(_ids(row["request_id"])) == 6
     assert row["cost_pu"] == pytest.approx(expected["cost_pu"]) and row["cost_pu"] > 0
     assert doc["cost_pu"] == pytest.approx(res.cost)
     assert len(row["row_url"].split()) == 6 and row["row_url"] == expected["requests"]
@@ -202,7 +208,7 @@ def test_open_delivery_follows_running_tiles_and_names_a_failed_one(setup):
     emu.configure(faults=Faults(failure_rate=0.5, seed=3))
     emu.hold()
     first = _process(_county(), setup, "follow", max_request_px=300)
-    held = _until(lambda: len(emu.waiting) == 6 and sorted(emu.waiting), "6 tiles held")
+    _until(lambda: emu.waiting, "a tile held")
     again = xasync.open_delivery(f"{root}/follow", emu.storage_options)  # S3 only
     assert again.status().loc["c1", "state"] not in ("done", "failed")
     emu.release()
@@ -212,8 +218,8 @@ def test_open_delivery_follows_running_tiles_and_names_a_failed_one(setup):
     assert got["state"] == want["state"] == "failed"
     assert got["error"] == want["error"] and "tile (" in got["error"]
     assert got["cost_pu"] == pytest.approx(want["cost_pu"])  # charged for the delivered tiles
-    assert _ids(got["request_id"]) == _ids(want["request_id"]) == set(held)
-    assert int(emu.stats["creates"]) == 6
+    assert _ids(got["request_id"]) == _ids(want["request_id"])
+    assert len(_ids(got["request_id"])) == int(emu.stats["creates"]) == 6
 
 
 def test_open_delivery_of_a_prefix_holding_tiles_and_a_time_series(setup, capsys):
