@@ -1,23 +1,21 @@
 """The ``xasync`` command: ``xasync demo``, ``xasync status``, ``xasync emulator``.
 
-A thin layer over the library: it parses arguments, calls :mod:`xasync.demo`,
-:mod:`xasync.delivery` or :mod:`xasync.emulator`, and prints (this module is the only place
-where xasync prints).
+A thin layer over the library: this module parses arguments and dispatches to one module per
+command, :mod:`xasync.cli_demo` (over :mod:`xasync.demo`), :mod:`xasync.cli_status` (over
+:mod:`xasync.delivery`) and :mod:`xasync.emulator`. The ``cli`` modules are the only places
+where xasync prints.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from xasync.errors import DeliveryAccessError, ValidationError, XasyncError
-
-if TYPE_CHECKING:
-    import pandas as pd
+from xasync.cli_status import add_status_parser, cmd_status, delivery_status
+from xasync.errors import XasyncError
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo_parser(sub)
-    _add_status_parser(sub)
+    add_status_parser(sub)
     sub.add_parser(
         "emulator",
         help="run the local Async API emulator in the foreground",
@@ -106,23 +104,6 @@ def _add_demo_parser(sub: Any) -> None:
     )
 
 
-def _add_status_parser(sub: Any) -> None:
-    s = sub.add_parser(
-        "status",
-        help="table of what was delivered under an s3:// (or gs://) prefix",
-        description=(
-            "List the rows that xasync calls delivered under DELIVERY (from their manifests "
-            "in DELIVERY/_xasync/) and what S3 holds for each: request ids, state, cost in "
-            "processing units, errors. Reads S3 only; S3 credentials come from the AWS "
-            "environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY); for gs:// the Google "
-            "environment (GOOGLE_APPLICATION_CREDENTIALS, gcloud) as gcsfs finds it."
-        ),
-    )
-    s.add_argument("delivery", help="the s3:// or gs://bucket/prefix given to process()")
-    s.add_argument("--endpoint-url", default=None, help="S3/GCS endpoint (e.g. the emulator's)")
-    s.add_argument("--anon", action="store_true", help="anonymous S3/GCS access")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``xasync`` command; returns the exit status.
 
@@ -159,243 +140,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "demo":
-            return _cmd_demo(args)
-        return _cmd_status(args)
+            from xasync.cli_demo import cmd_demo
+
+            return cmd_demo(args)
+        return cmd_status(args)
     except XasyncError as exc:
         print(f"xasync {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-# -- demo ------------------------------------------------------------------------------------
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from xasync.demo import run_demo
-    from xasync.submitter import get_submitter
-
-    if args.season:
-        return _cmd_season(args)
-
-    where = "the real service" if args.real else "the embedded emulator"
-    print(
-        f"xasync demo: {args.fields} fields, NDVI at 10 m in UTM 32N/33N, on {where}"
-        + ("" if args.real else f" (concurrency {args.concurrency})"),
-        flush=True,
-    )
-    from xasync.demo import DEMO_TIME, NDVI_EVALSCRIPT, demo_fields
-
-    costs = demo_fields(args.fields).xasync.estimate(
-        NDVI_EVALSCRIPT, time=DEMO_TIME, resolution=10, crs="utm", mask=True
-    )
-    print(f"estimated cost: {costs['estimated_pu'].sum():.2f} PU for {len(costs)} requests")
-    try:
-        result = run_demo(
-            args.fields,
-            concurrency=args.concurrency,
-            processing_seconds=args.processing_seconds,
-            out=args.out,
-            progress=not args.no_progress,
-            real=args.real,
-            timeout=args.timeout,
-        )
-    finally:
-        get_submitter().close()  # the demo owns this process: leave no thread behind
-    table = result.table
-    print()
-    print(
-        _format_table(
-            table,
-            ["field", "utm_epsg", "request_id", "state", "estimated_pu", "cost_pu", "mean_ndvi"],
-        )
-    )
-    done = int((table["state"] == "done").sum())
-    cost = float(table["cost_pu"].fillna(0).sum())
-    print()
-    print(
-        f"{done}/{len(table)} fields done in {result.seconds:.1f} s, {cost:.2f} PU, "
-        f"delivered under {result.delivery}"
-    )
-    if result.stats:
-        creates = result.stats.get("creates")
-        limited = result.stats.get("rate_limited")
-        print(f"emulator: {creates} requests created, {limited} answered 429 (concurrency limit)")
-    failed = table[table["state"] != "done"]
-    for _, row in failed.iterrows():
-        print(f"  {row['field']}: {row['state']}: {row['error']}", file=sys.stderr)
-    if result.figure is not None:
-        print(f"figure: {result.figure.resolve()}")
-    return 0 if done == len(table) else 1
-
-
-def _cmd_season(args: argparse.Namespace) -> int:
-    from xasync.demo_season import SEASON, SEASON_FREQ, run_season
-    from xasync.submitter import get_submitter
-
-    if args.real:
-        print("xasync demo: --season runs on the embedded emulator only", file=sys.stderr)
-        return 2
-    print(
-        f"xasync demo --season: {args.fields} fields, NDVI {SEASON[0]}..{SEASON[1]} every "
-        f"{SEASON_FREQ}, one multi-temporal request per field, on the embedded emulator",
-        flush=True,
-    )
-    try:
-        result = run_season(
-            args.fields,
-            concurrency=args.concurrency,
-            processing_seconds=args.processing_seconds,
-            out=args.out,
-            progress=not args.no_progress,
-            timeout=args.timeout,
-        )
-    finally:
-        get_submitter().close()
-    table = result.table
-    print()
-    print(_format_table(table, ["field", "state", "cost_pu", "scenes", "peak", "peak_ndvi"]))
-    done = int((table["state"] == "done").sum())
-    print(
-        f"\n{done}/{len(table)} fields done in {result.seconds:.1f} s, "
-        f"{result.stats.get('creates')} requests created"
-    )
-    if result.figure is not None:
-        print(f"figure: {result.figure.resolve()}")
-    return 0 if done == len(table) else 1
-
-
-# -- status ----------------------------------------------------------------------------------
-def delivery_status(delivery: str, storage_options: dict[str, Any] | None = None) -> pd.DataFrame:
-    """What S3 holds for every row that xasync calls delivered under ``delivery``.
-
-    Parameters
-    ----------
-    delivery : str
-        The ``s3://bucket/prefix`` (or ``gs://...``) given to ``process``.
-    storage_options : dict, optional
-        s3fs (gcsfs for ``gs://``) options (endpoint, credentials).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per delivered row prefix: ``label``, ``state`` (``done``, ``failed``,
-        ``pending`` or ``none``), ``request_id``, ``requests`` (request folders found),
-        ``cost_pu``, ``error``, ``row_url``.
-
-    Raises
-    ------
-    xasync.ValidationError
-        ``delivery`` is not an ``s3://``/``gs://`` URL, or holds no xasync manifest.
-    xasync.DeliveryAccessError
-        S3 cannot be read: no credentials, endpoint unreachable, access denied.
-    """
-    import pandas as pd
-
-    from xasync import delivery as _delivery
-    from xasync.processing import _delivery_root, delivery_filesystem
-
-    root = _delivery_root(delivery)
-    fs = delivery_filesystem(storage_options, root)
-    try:
-        plans = _manifest_plans(fs, root)
-        found = _delivery.probe_rows(
-            fs, {p.row_url: tuple(o.identifier for o in p.outputs) for p in plans}
-        )
-    except XasyncError:
-        raise
-    except Exception as exc:  # botocore/s3fs: no credentials, endpoint down, access denied
-        raise DeliveryAccessError(_s3_problem(exc, root)) from None
-    rows = []
-    for p in plans:
-        r = found[p.row_url]
-        rows.append(
-            {
-                "label": p.label,
-                "state": r.state,
-                "request_id": r.request_id,
-                "requests": len(r.request_ids),
-                "cost_pu": r.cost,
-                "error": r.error,
-                "row_url": p.row_url,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def _manifest_plans(fs: Any, root: str) -> list[Any]:
-    """The read plans of every row in the manifests under ``root`` (one per row URL)."""
-    from xasync import delivery as _delivery
-    from xasync.plan import ReadPlan
-
-    plans: list[ReadPlan] = []
-    seen: set[str] = set()
-    for manifest in _delivery.read_manifests(fs, root):
-        for row in manifest.get("rows", []):
-            plan = ReadPlan.from_dict(row["plan"])
-            if plan.row_url not in seen:
-                seen.add(plan.row_url)
-                plans.append(plan)
-    if not plans:
-        raise ValidationError(f"no xasync delivery manifest found under {root}/_xasync/")
-    return plans
-
-
-def _s3_problem(exc: Exception, root: str) -> str:
-    """One line saying why S3 could not be read (no traceback, no secret)."""
-    name = type(exc).__name__
-    if "Credential" in name:
-        hint = "no S3 credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use --anon"
-    elif (
-        "Connect" in name or "Endpoint" in name or isinstance(exc, (ConnectionError, TimeoutError))
-    ):
-        hint = "the S3 endpoint cannot be reached (check --endpoint-url and the network)"
-    elif isinstance(exc, PermissionError):
-        hint = "access denied (check the credentials' rights on the bucket)"
-    else:
-        hint = str(exc).splitlines()[0][:200] if str(exc) else "S3 error"
-    return f"cannot read {root}: {hint} ({name})"
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    from xasync.gcs import is_gcs
-
-    so: dict[str, Any] = {}
-    gcs = is_gcs(args.delivery)
-    if args.endpoint_url:
-        so.update(
-            {"endpoint_url": args.endpoint_url}
-            if gcs
-            else {"client_kwargs": {"endpoint_url": args.endpoint_url}}
-        )
-    if args.anon:
-        so.update({"token": "anon"} if gcs else {"anon": True})
-    table = delivery_status(args.delivery, so or None)
-    print(_format_table(table, ["label", "state", "request_id", "requests", "cost_pu", "error"]))
-    counts = table["state"].value_counts().to_dict()
-    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-    cost = float(table["cost_pu"].fillna(0).sum())
-    print(f"\n{len(table)} rows ({summary}), {cost:.2f} PU under {args.delivery}")
-    return 0 if counts.get("failed", 0) == 0 else 1
-
-
-# -- printing --------------------------------------------------------------------------------
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.3f}"
-    text = str(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _format_table(table: pd.DataFrame, columns: list[str]) -> str:
-    """A plain fixed-width table (no dependency on tabulate)."""
-    cells = [[_cell(v) for v in row] for row in table[columns].itertuples(index=False)]
-    widths = [max([len(c)] + [len(r[j]) for r in cells]) for j, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from xasync.planner import (
 )
 
 if TYPE_CHECKING:
+    from xasync.bought_alone import Bought
     from xasync.request import RequestSpec
 
 logger = logging.getLogger(__name__)
@@ -213,6 +214,7 @@ def plan_specs(
     pack_max_px: int = DEFAULT_PACK_MAX_PX,
     cost: CostFunction | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    keep_alone: Collection[int] = (),
 ) -> PlannedSpecs:
     """The requests to buy for ``specs`` (one per row) and the sources of each row.
 
@@ -227,6 +229,9 @@ def plan_specs(
         ``cost(key, width, height)``; default :func:`spec_cost_function` (only used to pack).
     storage_options : dict, optional
         To read an ``s3://`` evalscript reference when pricing packs.
+    keep_alone : collection of int
+        Rows never packed (their own request was bought before:
+        :func:`xasync.bought_alone.bought_alone`).
 
     Returns
     -------
@@ -235,6 +240,8 @@ def plan_specs(
     """
     specs = list(specs)
     keys = _pack_keys(specs) if pack else [""] * len(specs)
+    for i in keep_alone:  # a key of its own: a family of one, planned as the row's request
+        keys[i] = f"alone:{specs[i].token}"
     items = [PackItem(k, s.grid, s.geometry_wkb) for k, s in zip(keys, specs, strict=True)]
     if pack and cost is None:
         cost = spec_cost_function(specs, keys, storage_options=storage_options)
@@ -332,20 +339,25 @@ def plan_call(
     pack: bool = False,
     pack_max_px: int = DEFAULT_PACK_MAX_PX,
     storage_options: Mapping[str, Any] | None = None,
+    bought: Bought | None = None,
 ) -> PlannedSpecs | None:
-    """The plan of a ``process``/``estimate`` call, or None when each row is its own request."""
+    """The plan of a ``process``/``estimate`` call, or None when each row is its own request.
+
+    With ``bought`` (what exists under the delivery), rows bought alone before are planned
+    alone unless their pack exists too (:func:`xasync.bought_alone.keep_alone`).
+    """
+    from xasync.bought_alone import keep_alone
     from xasync.planner import check_plan_options
 
     max_request_px, pack, pack_max_px = check_plan_options(max_request_px, pack, pack_max_px)
     if not pack and all(max(s.grid.width, s.grid.height) <= max_request_px for s in specs):
         return None
-    return plan_specs(
-        specs,
-        max_request_px=max_request_px,
-        pack=pack,
-        pack_max_px=pack_max_px,
-        storage_options=storage_options,
-    )
+    kw = {"max_request_px": max_request_px, "pack": pack, "pack_max_px": pack_max_px}
+    planned = plan_specs(specs, storage_options=storage_options, **kw)
+    keep = keep_alone(specs, planned, bought) if pack and bought is not None else None
+    if keep:
+        planned = plan_specs(specs, storage_options=storage_options, keep_alone=keep, **kw)
+    return planned
 
 
 def row_parts(planned: PlannedSpecs) -> list[tuple[tuple[str, str], ...]]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dask.base import tokenize
 
 from xasync import delivery, timeseries
+from xasync.bought_alone import bought_requests
 from xasync.errors import BudgetExceeded, DeliveryAccessError, OptionError, ValidationError
 from xasync.estimate import row_estimates
 from xasync.gcs import gcs_filesystem, gs_delivery_extras, is_gcs
@@ -196,10 +197,13 @@ def process(
     )
     for shape in {spec.grid.shape for spec in specs}:
         normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
+    fs = delivery_filesystem(storage_options, root)
+    # rows whose own request exists are reused, not packed (one listing of the root)
+    alone = bought_requests(fs, root) if pack is True and freq is None else None
     specs, planned, series, estimated = _plan_requests(
         specs,
         gdf.index,
-        (max_request_px, pack, pack_max_px),
+        (max_request_px, pack, pack_max_px, alone),
         (freq, temporal, reducer),
         max_pu,
         storage_options,
@@ -209,7 +213,6 @@ def process(
     client.config.check_delivery(root, iam_role_arn=iam_role_arn)
     _check_credentials(client)
 
-    fs = delivery_filesystem(storage_options, root)
     plans = [spec.read_plan() for spec in specs]
     call_token = tokenize(
         "xasync-call",
@@ -252,7 +255,7 @@ def _build_row(plans: Sequence[Any], reader: ReaderConfig, chunks: Any, i: int) 
 def _plan_requests(
     specs: list[Any],
     index: Any,
-    planning: tuple[int, bool, int],
+    planning: tuple[int, bool, int, Any],
     temporal_args: tuple[Any, str, str],
     max_pu: float | None,
     storage_options: Mapping[str, Any] | None,
@@ -262,7 +265,7 @@ def _plan_requests(
     Returns ``(specs, planned, series, estimated_pu per row)``; ``planned``/``series`` are None
     when each row is its own request.
     """
-    max_request_px, pack, pack_max_px = planning
+    max_request_px, pack, pack_max_px, alone = planning
     series = timeseries.plan_call(specs, *temporal_args, storage_options)
     bought = specs if series is None else series.specs  # a series: wrapped or per interval
     planned = plan_call(  # tiles and packs of what is bought (None: one request per spec)
@@ -271,6 +274,7 @@ def _plan_requests(
         pack=pack,
         pack_max_px=pack_max_px,
         storage_options=storage_options,
+        bought=alone,
     )
     if planned is not None:
         if series is None:

@@ -86,7 +86,7 @@ def open_delivery(
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
     job: Job
-    if any(sources):  # rows of tiles or packs (planned calls)
+    if any(sources):  # rows of tiles or packs (planned calls), maybe beside others
         from xasync.tiledjob import follow_planned
 
         kw = {"client": client, "fs": fs, "options": options, "reader": reader, "chunks": chunks}
