@@ -28,6 +28,7 @@ from xasync.errors import (
 )
 from xasync.submitter import claim
 from xasync.submitter.s3 import probe
+from xasync.submitter.trace import trace
 
 if TYPE_CHECKING:
     from xasync.submitter.run import JobRun
@@ -90,6 +91,7 @@ async def _create(
     while True:
         if not await run.slots.acquire(run.job.is_cancelled):
             return Created(error=run.not_bought_message())
+        trace("slot", url)
         if not claimed:
             got, age = await asyncio.to_thread(claim.take, run.fs, url, generation, run.owner)
             if got == claim.HELD:
@@ -104,7 +106,9 @@ async def _create(
                 return Created(error=run.not_bought_message())
         run.mark_claimed(url)
         try:
-            rid = await run.service.create(body())
+            payload = body()
+            trace("create_sent", url)
+            rid = await run.service.create(payload)
         except RateLimited as exc:
             wait = run.slots.rate_limited(exc.retry_after, rate_limited)
             rate_limited += 1
@@ -128,6 +132,7 @@ async def _create(
                 continue
             logger.info("%s: the lost create was accepted as %s", url, rid)
         run.slots.started()
+        trace("created", url, rid)
         return Created(rid)
 
 

@@ -27,6 +27,7 @@ from xasync.submitter.options import Order, SubmitOptions
 from xasync.submitter.polling import poll_until_finished
 from xasync.submitter.s3 import Confirmer, probe_until_answer
 from xasync.submitter.slots import Account
+from xasync.submitter.trace import trace
 
 if TYPE_CHECKING:
     from xasync.submitter.loop import Submitter
@@ -240,6 +241,7 @@ class JobRun:
             await poll_until_finished(self, url, order.identifiers, request_id, loop.time())
         finally:
             self.slots.release(finished=True)
+            trace("released", request_id)
         await self._settle(url, order, request_id, grace=self.opts.visibility_grace)
 
     async def _attach(self, url: str) -> None:
@@ -270,6 +272,7 @@ class JobRun:
                 f"{url} within {self.opts.visibility_grace:g} s",
             )
             return
+        trace("confirmed", url)
         self._record(url, row, bought=True)
 
     # -- outcomes ----------------------------------------------------------------------------
