@@ -5,6 +5,9 @@ requests the service confirmed (accepted, not yet seen finished). When K is not 
 learned: a 429 means the account allows no more than what is confirmed running, and every
 acceptance proves it allows at least that many.
 
+The next K requests of an account may claim (and build their body) while they wait for a slot
+(:meth:`Account.claims_early`), so that a freed slot is followed by the create at once.
+
 Each account also has its polling clock (:class:`~xasync.submitter.clock.PollClock`).
 """
 
@@ -18,6 +21,9 @@ from xasync.backoff import Backoff
 from xasync.submitter.clock import PollClock
 
 __all__ = ["Account", "PollClock"]
+
+#: Early claims only while this many learned durations fit in ``claim_timeout``.
+EARLY_CLAIM_SPAN = 4.0
 
 
 class Account:
@@ -33,6 +39,19 @@ class Account:
         self._wakers: set[asyncio.Task] = set()
         self.clock = PollClock()
         self.backoff = Backoff(base=0.5, cap=30.0)
+        #: Permits to claim before holding a slot (see :meth:`claims_early`): K, the next
+        #: requests to start.
+        self.ahead = asyncio.Semaphore(max(1, self.cap))
+
+    def claims_early(self, claim_timeout: float) -> bool:
+        """Whether the next requests may claim while they wait for a slot.
+
+        Only with a configured K (the ``ahead`` permits are K) and once the learned durations
+        are known to be short next to ``claim_timeout``: a claim then waits for a slot about
+        one duration, far from being taken for a stale one by another process.
+        """
+        upper = self.clock.upper
+        return not self.learning and upper is not None and EARLY_CLAIM_SPAN * upper < claim_timeout
 
     async def acquire(self, cancelled: Callable[[], bool] = lambda: False) -> bool:
         """Take a slot; ``False`` (no slot taken) if ``cancelled()`` turns true meanwhile."""
