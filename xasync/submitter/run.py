@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["OWNER", "JobRun"]
 
+#: Rows finishing within this share of the learned duration share one confirming listing
+#: (at most ``CONFIRM_WINDOW_MAX`` seconds apart).
+CONFIRM_WINDOW_SHARE = 0.5
+CONFIRM_WINDOW_MAX = 10.0
 #: This process's name in claims (in-process exclusivity comes from the ledger).
 OWNER = f"{uuid.uuid4().hex}-{os.getpid()}"
 
@@ -61,7 +65,15 @@ class JobRun:
         self.api = submitter.api(client) if client is not None else None
         self.owner = OWNER
         keys = sum(len(g[0].identifiers) + 2 for g in self.groups.values())
-        self.confirmer = Confirmer(fs, opts, listing_pages=max(1, -(-keys // 1000)))
+        self.confirmer = Confirmer(
+            fs,
+            opts,
+            listing_pages=max(1, -(-keys // 1000)),
+            window=self._confirm_window,
+            tail=lambda: not self.unsettled,
+        )
+        #: Request URLs whose task has not reached confirmation (nor ended) yet.
+        self.unsettled: set[str] = set(self.groups)
         self.stopped: TransportError | None = None
         self.tasks: dict[str, asyncio.Task] = {}
         self.creating: set[str] = set()
@@ -79,6 +91,12 @@ class JobRun:
         """The AsyncApi (only for jobs with a client)."""
         assert self.api is not None, "no client: nothing is created or polled"
         return self.api
+
+    def _confirm_window(self) -> float:
+        """How long rows gather before a confirming listing: a share of the learned duration
+        (the slot is free already; a row only shows ``running`` a little longer)."""
+        first = self.account.clock.first if self.account is not None else None
+        return min(CONFIRM_WINDOW_MAX, CONFIRM_WINDOW_SHARE * first) if first else 0.0
 
     # -- the job -----------------------------------------------------------------------------
     async def run(self, probe_first: bool) -> None:
@@ -149,13 +167,17 @@ class JobRun:
         first = self.groups[url][0]
         try:
             await self._act(url, first, self._decide(url, seen))
+            self.unsettled.discard(url)
         except asyncio.CancelledError:
+            self.unsettled.discard(url)
             self.ledger.abandon(url, self.job.id)
             raise
         except TransportError as exc:
+            self.unsettled.discard(url)
             self._fail(url, str(exc))
             self.outage(exc)
         except XasyncError as exc:
+            self.unsettled.discard(url)
             self._fail(url, str(exc))
 
     def _decide(self, url: str, seen: delivery.RowDelivery | None) -> Action:
@@ -264,6 +286,7 @@ class JobRun:
             pause = min(1.0, pause * 1.5)
 
     async def _settle(self, url: str, order: Order, request_id: str | None, grace) -> None:
+        self.unsettled.discard(url)
         row = await self.confirmer.confirm(url, order.identifiers, request_id, grace)
         if row is None:
             self._fail(
