@@ -4,6 +4,12 @@
 work-conserving bound ``max(sum(d_i)/K, max(d_i))`` over the service-side durations ``d_i``
 (accept to finish, read from the emulator's ``stats["requests"]``; when an emulator does not
 expose them, the nominal ``ceil(N/K) * T * (1 + jitter/2)`` is used and the row says so).
+Each row also gives ``perfect_client_s``: the wall time of a client with no overhead at all over
+the same durations (:func:`perfect_client`), which no real client can beat.
+
+Settings: ``python -m benchmarks.throughput`` runs both P1 settings (N=500, K=10, T=0.5 s and
+N=200, K=20, T=5 s; about 4 minutes); ``--setting N,K,T`` (repeatable) picks others;
+``--trace`` adds the loss decomposition (:func:`decompose`) from the submitter's DEBUG trace.
 
 With a concurrency limit K and a processing time T, N requests cannot finish faster than
 ``ceil(N/K)*T``. Three clients run side by side against one emulator process (its own GIL, as
@@ -21,10 +27,12 @@ emulator (its S3 server counts requests by kind).
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import math
 import statistics
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -174,6 +182,21 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def perfect_client(requests: list[dict], k: int) -> float:
+    """Wall time of a client with no overhead at all (each slot starts the next request the
+    instant its request ends) over the same service-side durations, in acceptance order: the
+    best a non-clairvoyant client can do. Above the work-conserving bound when the last
+    requests end unevenly (few waves, jitter)."""
+    timed = sorted(
+        (r for r in requests if r.get("finished") is not None), key=lambda r: r["accepted"]
+    )
+    durations = [r["finished"] - r["accepted"] for r in timed]
+    slots = [0.0] * k
+    for d in durations:
+        heapq.heapreplace(slots, slots[0] + d)
+    return max(slots)
+
+
 def decompose(events: list, requests: list[dict], k: int, epoch: float, wall: float) -> dict:
     """Where the slot-time went: ``K * wall`` split into service time and the client's losses.
 
@@ -240,6 +263,12 @@ def decompose(events: list, requests: list[dict], k: int, epoch: float, wall: fl
     out["idle_and_tail_s"] = round(wall - accounted - out["head_s"], 3)
     out["last_confirm_to_return_s"] = round(epoch + wall - end, 3)
     out["status_calls_per_request"] = round(statistics.mean(r["calls"] for r in rows), 2)
+    ordered = sorted(rows, key=lambda r: r["slot"])
+    late = ordered[len(ordered) // 2 :]
+    out["status_calls_per_request_2nd_half"] = round(statistics.mean(r["calls"] for r in late), 2)
+    firsts = [r["status"][0][1] for r in late if r.get("status")]
+    out["first_call_running_share_2nd_half"] = round(sum(firsts) / max(1, len(firsts)), 3)
+    out["calls_histogram"] = dict(sorted(Counter(r["calls"] for r in rows).items()))
     out["status_calls_after_finish"] = sum(r["late_running"] for r in rows)
     return out
 
@@ -286,8 +315,12 @@ def run_p1(
                     "states": fig["states"],
                 }
             )
+            mine = [r for r in after.get("requests") or [] if r["id"] in ids]
+            if source == "service-side d_i":
+                perfect = perfect_client(mine, k)
+                rows[-1]["perfect_client_s"] = round(perfect, 2)
+                rows[-1]["ratio_to_perfect_client"] = round(fig["wall"] / perfect, 3)
             if trace:
-                mine = [r for r in after.get("requests") or [] if r["id"] in ids]
                 rows[-1]["loss"] = decompose(collector.events, mine, k, fig["epoch"], fig["wall"])
     return rows
 
