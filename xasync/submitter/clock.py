@@ -11,7 +11,11 @@ What is learned, per account, from the answers (times are seconds after the crea
   gain is divided by the account's concurrency, so that the K answers of one wave move it by
   about one step together (not K steps in the same direction), and scales with the learned spread
   of the durations, so it scales with T. Rounds of K answers that all agree, in the same
-  direction, double the gain (the first call is far off); any other round resets it.
+  direction, multiply the gain by ``BOOST_STEP`` (the first call is far off); any other round
+  resets it. A round that found every request over while ``first`` is past every recent
+  RUNNING answer halves the distance to them at once (a bisection). The first guess, before
+  any first call was learned from, is the ``1 - RUNNING_SHARE`` quantile of the middles of the
+  first requests' brackets.
 * ``upper``: a high quantile (``UPPER_QUANTILE``) of the last RUNNING answers of the recent
   requests that were seen running (a lower bound of each one's duration, so it cannot be pushed
   up by our own steps), never below ``first``.
@@ -38,7 +42,7 @@ from xasync.submitter.options import SubmitOptions
 __all__ = ["MIN_STEP", "RUNNING_SHARE", "PollClock"]
 
 #: Target share of status calls that still see the request running.
-RUNNING_SHARE = 0.3
+RUNNING_SHARE = 0.25
 #: Quantile of the recent last-RUNNING answers taken as the upper edge of the durations.
 UPPER_QUANTILE = 0.95
 #: Requests whose end brackets are kept (a window: the clock follows a change of T).
