@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import json
 import logging
 import math
 import statistics
@@ -274,7 +275,11 @@ def decompose(events: list, requests: list[dict], k: int, epoch: float, wall: fl
 
 
 def run_p1(
-    settings=((500, 10, 0.5), (200, 20, 5.0)), jitter: float = 0.2, *, trace: bool = False
+    settings=((500, 10, 0.5), (200, 20, 5.0)),
+    jitter: float = 0.2,
+    *,
+    trace: bool = False,
+    dump: str | None = None,
 ) -> list[dict]:
     """P1: wall time / work-conserving bound and calls per request, one emulator per setting.
 
@@ -322,6 +327,9 @@ def run_p1(
                 rows[-1]["ratio_to_perfect_client"] = round(fig["wall"] / perfect, 3)
             if trace:
                 rows[-1]["loss"] = decompose(collector.events, mine, k, fig["epoch"], fig["wall"])
+            if trace and dump:
+                with open(f"{dump}-{n}-{k}-{t:g}.json", "w") as out:
+                    json.dump({"events": collector.events, "requests": mine}, out)
     return rows
 
 
@@ -364,12 +372,12 @@ def run(n: int = 500, k: int = 10, t: float = 0.5, *, n_pool: int | None = None,
 
 if __name__ == "__main__":
     import argparse
-    import json
 
     from benchmarks._common import machine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trace", action="store_true", help="decompose the loss per cycle")
+    parser.add_argument("--dump", metavar="PREFIX", help="with --trace: write the raw events")
     parser.add_argument(
         "--setting",
         action="append",
@@ -380,5 +388,5 @@ if __name__ == "__main__":
     chosen = [tuple(float(x) for x in s.split(",")) for s in args.setting or ()]
     settings = [(int(n), int(k), t) for n, k, t in chosen] or ((500, 10, 0.5), (200, 20, 5.0))
     print(machine())
-    for row in run_p1(settings, trace=args.trace):
+    for row in run_p1(settings, trace=args.trace, dump=args.dump):
         print(json.dumps(row))

@@ -18,6 +18,7 @@ from xasync import delivery
 from xasync.backoff import Backoff
 from xasync.errors import TransportError
 from xasync.submitter.options import SubmitOptions
+from xasync.submitter.trace import trace
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +123,9 @@ class Confirmer:
             await self._gather(pause)
             batch = dict(self.waiting)
             try:
+                trace("probe", str(len(batch)))
                 rows = await self._probe(batch)
+                trace("probed", str(len(batch)))
                 failures = 0
             except TransportError as exc:  # an S3 hiccup: try again, unless S3 stays away
                 failures += 1
