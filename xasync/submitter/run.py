@@ -38,7 +38,7 @@ __all__ = ["OWNER", "JobRun"]
 
 #: Rows finishing within this share of the learned duration share one confirming listing
 #: (at most ``CONFIRM_WINDOW_MAX`` seconds apart).
-CONFIRM_WINDOW_SHARE = 0.5
+CONFIRM_WINDOW_SHARE = 1.0
 CONFIRM_WINDOW_MAX = 10.0
 #: This process's name in claims (in-process exclusivity comes from the ledger).
 OWNER = f"{uuid.uuid4().hex}-{os.getpid()}"
