@@ -167,18 +167,17 @@ class JobRun:
         first = self.groups[url][0]
         try:
             await self._act(url, first, self._decide(url, seen))
-            self.unsettled.discard(url)
         except asyncio.CancelledError:
-            self.unsettled.discard(url)
             self.ledger.abandon(url, self.job.id)
             raise
         except TransportError as exc:
-            self.unsettled.discard(url)
             self._fail(url, str(exc))
             self.outage(exc)
         except XasyncError as exc:
-            self.unsettled.discard(url)
             self._fail(url, str(exc))
+        finally:
+            self.unsettled.discard(url)
+            self.confirmer.wake.set()  # the rows waiting for confirmation may be the last now
 
     def _decide(self, url: str, seen: delivery.RowDelivery | None) -> Action:
         action = decide(
