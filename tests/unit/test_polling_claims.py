@@ -55,7 +55,12 @@ def _until(condition, what: str, timeout: float = 60.0) -> None:
 @pytest.fixture
 def one_slot(emu):
     emu.configure(concurrency_limit=1, processing_seconds=0.2)
-    client = xasync.Client.from_emulator(emu)  # K = 1, configured
+    # an account of its own: the submitter keeps one Account (K, clock) per client id for the
+    # whole process, and other tests use the emulator's default client with another K
+    client_id, secret = emu.add_client()
+    client = xasync.Client.from_emulator(
+        emu, client_id=client_id, client_secret=secret, concurrency=1
+    )
     root = emu.create_bucket(f"early-{os.urandom(5).hex()}")
     # the account learns its durations first: claims are taken early only once known short
     _process(fields(3, 20.0), client, emu, f"{root}/warm").wait(timeout=120, progress=False)
