@@ -4,6 +4,12 @@
 work-conserving bound ``max(sum(d_i)/K, max(d_i))`` over the service-side durations ``d_i``
 (accept to finish, read from the emulator's ``stats["requests"]``; when an emulator does not
 expose them, the nominal ``ceil(N/K) * T * (1 + jitter/2)`` is used and the row says so).
+Each row also gives ``perfect_client_s``: the wall time of a client with no overhead at all over
+the same durations (:func:`perfect_client`), which no real client can beat.
+
+Settings: ``python -m benchmarks.throughput`` runs both P1 settings (N=500, K=10, T=0.5 s and
+N=200, K=20, T=5 s; about 4 minutes); ``--setting N,K,T`` (repeatable) picks others;
+``--trace`` adds the loss decomposition (:func:`decompose`) from the submitter's DEBUG trace.
 
 With a concurrency limit K and a processing time T, N requests cannot finish faster than
 ``ceil(N/K)*T``. Three clients run side by side against one emulator process (its own GIL, as
@@ -20,8 +26,14 @@ emulator (its S3 server counts requests by kind).
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import json
+import logging
 import math
+import statistics
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -104,11 +116,37 @@ def run_naive(emu: EmulatorProcess, n: int, *, threads: int, prefix: str) -> dic
     return {"wall": wall, **_delta(before, emu.stats())}
 
 
+class TraceCollector(logging.Handler):
+    """Keeps the submitter's trace events (:mod:`xasync.submitter.trace`) with their times."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.events: list[tuple[float, str, str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "xasync_trace", None)
+        if event is not None:
+            self.events.append((record.created, *event))
+
+    @contextlib.contextmanager
+    def attached(self):
+        log = logging.getLogger("xasync.submitter.trace")
+        level = log.level
+        log.setLevel(logging.DEBUG)
+        log.addHandler(self)
+        try:
+            yield self
+        finally:
+            log.removeHandler(self)
+            log.setLevel(level)
+
+
 def run_xasync(emu: EmulatorProcess, n: int, *, k: int, prefix: str) -> dict:
     client = emu.client(concurrency=k)
     gdf = fields(n)
     before = emu.stats()
     start = time.perf_counter()
+    epoch = time.time()
     results = gdf.xasync.process(
         NDVI,
         time=TIME,
@@ -123,7 +161,8 @@ def run_xasync(emu: EmulatorProcess, n: int, *, k: int, prefix: str) -> dict:
     wall = time.perf_counter() - start
     states = results.status()["state"].value_counts().to_dict()
     client.close()
-    return {"wall": wall, "returned": returned, "states": states, **_delta(before, emu.stats())}
+    out = {"wall": wall, "returned": returned, "states": states, **_delta(before, emu.stats())}
+    return {**out, "epoch": epoch}
 
 
 def service_bound(stats: dict, ids: set[str] | None, k: int) -> tuple[float | None, int]:
@@ -139,15 +178,123 @@ def service_bound(stats: dict, ids: set[str] | None, k: int) -> tuple[float | No
     return max(sum(durations) / k, max(durations)), len(durations)
 
 
-def run_p1(settings=((500, 10, 0.5), (200, 20, 5.0)), jitter: float = 0.2) -> list[dict]:
-    """P1: wall time / work-conserving bound and calls per request, one emulator per setting."""
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def perfect_client(requests: list[dict], k: int) -> float:
+    """Wall time of a client with no overhead at all (each slot starts the next request the
+    instant its request ends) over the same service-side durations, in acceptance order: the
+    best a non-clairvoyant client can do. Above the work-conserving bound when the last
+    requests end unevenly (few waves, jitter)."""
+    timed = sorted(
+        (r for r in requests if r.get("finished") is not None), key=lambda r: r["accepted"]
+    )
+    durations = [r["finished"] - r["accepted"] for r in timed]
+    slots = [0.0] * k
+    for d in durations:
+        heapq.heapreplace(slots, slots[0] + d)
+    return max(slots)
+
+
+def decompose(events: list, requests: list[dict], k: int, epoch: float, wall: float) -> dict:
+    """Where the slot-time went: ``K * wall`` split into service time and the client's losses.
+
+    ``events``: a :class:`TraceCollector`'s events of one run; ``requests``: the emulator's
+    ``stats["requests"]`` of that run (accept/finish times); ``epoch``: wall-clock start of the
+    run. Every loss is in slot-seconds divided by K (seconds of wall time), so that
+    ``wall = service + losses``, ``service = sum(d_i) / K``.
+    """
+    by_url: dict[str, dict] = {}
+    by_rid: dict[str, dict] = {}
+    for t, event, key, value in events:
+        if event in ("slot", "create_sent", "confirmed"):
+            by_url.setdefault(key, {}).setdefault(event, t)
+        elif event == "created":
+            by_url.setdefault(key, {})["created"] = t
+            by_rid[str(value)] = by_url[key]
+        elif event == "status":
+            row = by_rid.setdefault(key, {})
+            row.setdefault("status", []).append((t, value))
+        elif event == "released":
+            by_rid.setdefault(key, {})["released"] = t
+    svc = {r["id"]: r for r in requests}
+    rows = []
+    for rid, row in by_rid.items():
+        r = svc.get(rid)
+        if r is None or r.get("finished") is None or "slot" not in row:
+            continue
+        seen = [t for t, running in row.get("status", []) if not running]
+        late = [t for t, running in row.get("status", []) if running and t > r["finished"]]
+        rows.append(
+            {
+                **row,
+                "accepted": r["accepted"],
+                "finished": r["finished"],
+                "seen": seen[0] if seen else row.get("released", r["finished"]),
+                "calls": len(row.get("status", [])),
+                "late_running": len(late),
+            }
+        )
+    if not rows:
+        return {}
+    acquires = sorted(r["slot"] for r in rows)
+    releases = sorted(r["released"] for r in rows if "released" in r)
+    handoff = [max(0.0, a - rel) for a, rel in zip(acquires[k:], releases)]
+    parts = {
+        "claim_and_body": [r["create_sent"] - r["slot"] for r in rows],
+        "create_to_accept": [r["accepted"] - r["create_sent"] for r in rows],
+        "detection": [r["seen"] - r["finished"] for r in rows],
+        "seen_to_release": [r.get("released", r["seen"]) - r["seen"] for r in rows],
+        "handoff": handoff,
+    }
+    service = sum(r["finished"] - r["accepted"] for r in rows) / k
+    out: dict = {"requests": len(rows), "wall_s": round(wall, 3), "service_s": round(service, 3)}
+    accounted = service
+    for name, values in parts.items():
+        total = sum(values) / k
+        accounted += total
+        out[f"{name}_s"] = round(total, 3)
+        out[f"{name}_ms_median"] = round(1000 * statistics.median(values), 1) if values else None
+        out[f"{name}_ms_p90"] = round(1000 * _pct(values, 0.9), 1)
+    out["head_s"] = round(acquires[0] - epoch, 3)  # process() planning, probe, first slot
+    end = max(r.get("confirmed", r["seen"]) for r in rows)
+    out["confirm_tail_s"] = round(epoch + wall - max(r["seen"] for r in rows), 3)
+    out["idle_and_tail_s"] = round(wall - accounted - out["head_s"], 3)
+    out["last_confirm_to_return_s"] = round(epoch + wall - end, 3)
+    out["status_calls_per_request"] = round(statistics.mean(r["calls"] for r in rows), 2)
+    ordered = sorted(rows, key=lambda r: r["slot"])
+    late = ordered[len(ordered) // 2 :]
+    out["status_calls_per_request_2nd_half"] = round(statistics.mean(r["calls"] for r in late), 2)
+    firsts = [r["status"][0][1] for r in late if r.get("status")]
+    out["first_call_running_share_2nd_half"] = round(sum(firsts) / max(1, len(firsts)), 3)
+    out["calls_histogram"] = dict(sorted(Counter(r["calls"] for r in rows).items()))
+    out["status_calls_after_finish"] = sum(r["late_running"] for r in rows)
+    return out
+
+
+def run_p1(
+    settings=((500, 10, 0.5), (200, 20, 5.0)),
+    jitter: float = 0.2,
+    *,
+    trace: bool = False,
+    dump: str | None = None,
+) -> list[dict]:
+    """P1: wall time / work-conserving bound and calls per request, one emulator per setting.
+
+    ``trace=True`` also decomposes the loss (:func:`decompose`) from the submitter's DEBUG trace
+    events; the trace costs a little client CPU.
+    """
     rows = []
     for n, k, t in settings:
         with emulator_process(k, t, jitter=jitter * t) as emu:
             run_xasync(emu, k, k=k, prefix="warmup")  # imports, first connections, a clock
             before = emu.stats()
             known = {r["id"] for r in before.get("requests") or []}
-            fig = run_xasync(emu, n, k=k, prefix=f"p1-{n}-{k}")
+            collector = TraceCollector()
+            with collector.attached() if trace else contextlib.nullcontext():
+                fig = run_xasync(emu, n, k=k, prefix=f"p1-{n}-{k}")
             after = emu.stats()
             ids = {r["id"] for r in after.get("requests") or []} - known
             bound, timed = service_bound(after, ids, k)
@@ -173,6 +320,16 @@ def run_p1(settings=((500, 10, 0.5), (200, 20, 5.0)), jitter: float = 0.2) -> li
                     "states": fig["states"],
                 }
             )
+            mine = [r for r in after.get("requests") or [] if r["id"] in ids]
+            if source == "service-side d_i":
+                perfect = perfect_client(mine, k)
+                rows[-1]["perfect_client_s"] = round(perfect, 2)
+                rows[-1]["ratio_to_perfect_client"] = round(fig["wall"] / perfect, 3)
+            if trace:
+                rows[-1]["loss"] = decompose(collector.events, mine, k, fig["epoch"], fig["wall"])
+            if trace and dump:
+                with open(f"{dump}-{n}-{k}-{t:g}.json", "w") as out:
+                    json.dump({"events": collector.events, "requests": mine}, out)
     return rows
 
 
@@ -214,10 +371,22 @@ def run(n: int = 500, k: int = 10, t: float = 0.5, *, n_pool: int | None = None,
 
 
 if __name__ == "__main__":
-    import json
+    import argparse
 
     from benchmarks._common import machine
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trace", action="store_true", help="decompose the loss per cycle")
+    parser.add_argument("--dump", metavar="PREFIX", help="with --trace: write the raw events")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        metavar="N,K,T",
+        help="one setting (repeatable); default: 500,10,0.5 and 200,20,5",
+    )
+    args = parser.parse_args()
+    chosen = [tuple(float(x) for x in s.split(",")) for s in args.setting or ()]
+    settings = [(int(n), int(k), t) for n, k, t in chosen] or ((500, 10, 0.5), (200, 20, 5.0))
     print(machine())
-    for row in run_p1():
+    for row in run_p1(settings, trace=args.trace, dump=args.dump):
         print(json.dumps(row))

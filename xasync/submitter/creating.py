@@ -28,6 +28,7 @@ from xasync.errors import (
 )
 from xasync.submitter import claim
 from xasync.submitter.s3 import probe
+from xasync.submitter.trace import trace
 
 if TYPE_CHECKING:
     from xasync.submitter.run import JobRun
@@ -88,23 +89,17 @@ async def _create(
     attempts = rate_limited = 0
     claimed = False
     while True:
-        if not await run.slots.acquire(run.job.is_cancelled):
-            return Created(error=run.not_bought_message())
-        if not claimed:
-            got, age = await asyncio.to_thread(claim.take, run.fs, url, generation, run.owner)
-            if got == claim.HELD:
-                run.slots.release()
-                found = await _wait_for_other(run, url, identifiers, seen, generation, age)
-                if found is not None:
-                    return Created(found, by_us=False)
+        held = await _slot_and_claim(run, url, identifiers, seen, state, claimed)
+        if held is not True:
+            if held is False:
                 continue
-            claimed, state["claimed"] = True, got == claim.WON
-            if run.job.is_cancelled():  # told to stop while claiming
-                run.slots.release()
-                return Created(error=run.not_bought_message())
+            return held
+        claimed = True
         run.mark_claimed(url)
         try:
-            rid = await run.service.create(body())
+            payload = body()
+            trace("create_sent", url)
+            rid = await run.service.create(payload)
         except RateLimited as exc:
             wait = run.slots.rate_limited(exc.retry_after, rate_limited)
             rate_limited += 1
@@ -128,7 +123,59 @@ async def _create(
                 continue
             logger.info("%s: the lost create was accepted as %s", url, rid)
         run.slots.started()
+        trace("created", url, rid)
         return Created(rid)
+
+
+async def _slot_and_claim(
+    run: JobRun,
+    url: str,
+    identifiers: tuple[str, ...],
+    seen: set[str],
+    state: dict[str, bool],
+    claimed: bool,
+) -> Created | bool:
+    """Hold a slot and the claim: ``True`` when both are held; ``False`` to start over (the
+    claim vanished or went stale); a :class:`Created` to return (bought by another process, or
+    stopped). Nothing is held on any other answer.
+
+    When the account's requests are short next to ``claim_timeout``, the next requests to
+    start claim while they wait for a slot (at most K of them, :attr:`Account.ahead`), so that
+    the claim's S3 write is not between a freed slot and the next create.
+    """
+    cancelled = run.job.is_cancelled
+    if not claimed and run.slots.claims_early(run.opts.claim_timeout):
+        async with run.slots.ahead:
+            got, age = await _take(run, url, seen, state)
+            if got != claim.HELD and not cancelled():
+                if not await run.slots.acquire(cancelled):
+                    return Created(error=run.not_bought_message())
+                trace("slot", url)
+                return True
+    else:
+        if not await run.slots.acquire(cancelled):
+            return Created(error=run.not_bought_message())
+        trace("slot", url)
+        if claimed:
+            return True
+        got, age = await _take(run, url, seen, state)
+        if got != claim.HELD and not cancelled():
+            return True
+        run.slots.release()  # no slot is held while another process buys it
+    if got != claim.HELD:  # told to stop while claiming
+        return Created(error=run.not_bought_message())
+    found = await _wait_for_other(run, url, identifiers, seen, len(seen), age)
+    return Created(found, by_us=False) if found is not None else False
+
+
+async def _take(
+    run: JobRun, url: str, seen: set[str], state: dict[str, bool]
+) -> tuple[str, float | None]:
+    """Try to claim ``url`` (in a worker thread); ``state["claimed"]`` tells whether we wrote it."""
+    got, age = await asyncio.to_thread(claim.take, run.fs, url, len(seen), run.owner)
+    if got != claim.HELD:
+        state["claimed"] = got == claim.WON
+    return got, age
 
 
 async def _unclaim(run: JobRun, url: str, generation: int, state: dict[str, bool]) -> bool:

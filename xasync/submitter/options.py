@@ -17,7 +17,10 @@ class SubmitOptions:
     ----------
     first_poll : float
         Seconds after a create before the first status call while no duration is known yet;
-        later polls grow by ``poll_growth`` up to ``max_poll_interval``.
+        later polls grow by ``poll_growth`` up to ``max_poll_interval``. Once requests of the
+        account have ended, status calls follow the learned schedule of
+        :class:`~xasync.submitter.clock.PollClock` (about 1.3 calls per request whatever the
+        duration).
     max_poll_interval : float
         Upper bound of the interval between two status calls of one request.
     poll_growth : float
@@ -38,7 +41,10 @@ class SubmitOptions:
         Seconds after which a claim object (another process is creating this request) with no
         request folder beside it is stale and may be taken over. A claim lives for one create
         attempt (it is dropped while waiting after a 429 or a failed attempt), so this only has
-        to exceed one create call (the client's timeout) plus ``ambiguous_grace``.
+        to exceed one create call (the client's timeout) plus ``ambiguous_grace``. With a
+        configured concurrency and learned durations under a quarter of it, the next K requests
+        claim while they wait for a slot (about one duration), so that the claim's S3 write is
+        not between a freed slot and the create.
     outage_attempts : int
         Consecutive failed attempts to reach both the API and S3 after which a followed request
         is given up with :class:`~xasync.errors.TransportError` (the job then buys nothing more).

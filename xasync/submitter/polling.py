@@ -1,7 +1,8 @@
 """Following one running request: status calls on a learned clock, S3 when the API fails.
 
 The first status call comes at the account's learned first-call time after acceptance, later
-ones at a step bounded by ``max_detection_delay`` (see :mod:`xasync.submitter.slots`). Any error
+ones on the learned schedule of :class:`~xasync.submitter.clock.PollClock` (bounded by
+``max_detection_delay`` once a request runs past the learned durations). Any error
 while asking the status (a 5xx, a 429, the token endpoint down, a dropped connection) is not the
 request's failure: S3 is asked instead, and the request ends when its outputs or error.json are
 there. Only when the API and S3 both fail ``outage_attempts`` times in a row does the follow end,
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from xasync.backoff import Backoff
 from xasync.errors import TransportError, XasyncError
 from xasync.submitter.s3 import probe
+from xasync.submitter.trace import trace
 
 if TYPE_CHECKING:
     from xasync.submitter.run import JobRun
@@ -50,16 +52,17 @@ async def poll_until_finished(
                 break
             continue
         failures = 0
+        trace("status", request_id, running)
         if first:
-            clock.first_answer(running, asked)
+            clock.first_answer(running, max(1, run.slots.running))
             first = False
         if not running:
-            clock.ended(last_running, asked)
+            clock.ended(last_running, loop.time() - accepted)
             break
         last_running = asked
         run.mark_running(url, request_id)
-        step = clock.step(run.opts, step)
-        due = loop.time() + step
+        step = clock.next_delay(run.opts, asked, step)
+        due = accepted + asked + step
 
 
 async def _ask_s3(

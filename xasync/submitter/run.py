@@ -27,6 +27,7 @@ from xasync.submitter.options import Order, SubmitOptions
 from xasync.submitter.polling import poll_until_finished
 from xasync.submitter.s3 import Confirmer, probe_until_answer
 from xasync.submitter.slots import Account
+from xasync.submitter.trace import trace
 
 if TYPE_CHECKING:
     from xasync.submitter.loop import Submitter
@@ -35,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["OWNER", "JobRun"]
 
+#: Rows finishing within this share of the learned duration share one confirming listing
+#: (at most ``CONFIRM_WINDOW_MAX`` seconds apart).
+CONFIRM_WINDOW_SHARE = 1.0
+CONFIRM_WINDOW_MAX = 10.0
 #: This process's name in claims (in-process exclusivity comes from the ledger).
 OWNER = f"{uuid.uuid4().hex}-{os.getpid()}"
 
@@ -60,7 +65,15 @@ class JobRun:
         self.api = submitter.api(client) if client is not None else None
         self.owner = OWNER
         keys = sum(len(g[0].identifiers) + 2 for g in self.groups.values())
-        self.confirmer = Confirmer(fs, opts, listing_pages=max(1, -(-keys // 1000)))
+        self.confirmer = Confirmer(
+            fs,
+            opts,
+            listing_pages=max(1, -(-keys // 1000)),
+            window=self._confirm_window,
+            tail=lambda: not self.unsettled,
+        )
+        #: Request URLs whose task has not reached confirmation (nor ended) yet.
+        self.unsettled: set[str] = set(self.groups)
         self.stopped: TransportError | None = None
         self.tasks: dict[str, asyncio.Task] = {}
         self.creating: set[str] = set()
@@ -78,6 +91,12 @@ class JobRun:
         """The AsyncApi (only for jobs with a client)."""
         assert self.api is not None, "no client: nothing is created or polled"
         return self.api
+
+    def _confirm_window(self) -> float:
+        """How long rows gather before a confirming listing: a share of the learned duration
+        (the slot is free already; a row only shows ``running`` a little longer)."""
+        first = self.account.clock.first if self.account is not None else None
+        return min(CONFIRM_WINDOW_MAX, CONFIRM_WINDOW_SHARE * first) if first else 0.0
 
     # -- the job -----------------------------------------------------------------------------
     async def run(self, probe_first: bool) -> None:
@@ -156,6 +175,9 @@ class JobRun:
             self.outage(exc)
         except XasyncError as exc:
             self._fail(url, str(exc))
+        finally:
+            self.unsettled.discard(url)
+            self.confirmer.wake.set()  # the rows waiting for confirmation may be the last now
 
     def _decide(self, url: str, seen: delivery.RowDelivery | None) -> Action:
         action = decide(
@@ -240,6 +262,7 @@ class JobRun:
             await poll_until_finished(self, url, order.identifiers, request_id, loop.time())
         finally:
             self.slots.release(finished=True)
+            trace("released", request_id)
         await self._settle(url, order, request_id, grace=self.opts.visibility_grace)
 
     async def _attach(self, url: str) -> None:
@@ -262,6 +285,7 @@ class JobRun:
             pause = min(1.0, pause * 1.5)
 
     async def _settle(self, url: str, order: Order, request_id: str | None, grace) -> None:
+        self.unsettled.discard(url)
         row = await self.confirmer.confirm(url, order.identifiers, request_id, grace)
         if row is None:
             self._fail(
@@ -270,6 +294,7 @@ class JobRun:
                 f"{url} within {self.opts.visibility_grace:g} s",
             )
             return
+        trace("confirmed", url)
         self._record(url, row, bought=True)
 
     # -- outcomes ----------------------------------------------------------------------------

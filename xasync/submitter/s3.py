@@ -9,20 +9,24 @@ rows waiting for confirmation get the TransportError.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from xasync import delivery
 from xasync.backoff import Backoff
 from xasync.errors import TransportError
 from xasync.submitter.options import SubmitOptions
+from xasync.submitter.trace import trace
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Confirmer", "probe"]
 
 _BACKOFF = Backoff(base=0.2, cap=5.0)
+#: Shortest wait before a listing (seconds).
+BATCH_MIN = 0.1
 
 
 def s3_error(exc: BaseException, what: str) -> TransportError:
@@ -59,13 +63,38 @@ async def probe_until_answer(
 
 
 class Confirmer:
-    """Confirms finished requests in S3, several rows per listing."""
+    """Confirms finished requests in S3, several rows per listing.
 
-    def __init__(self, fs: Any, opts: SubmitOptions, *, listing_pages: int = 1) -> None:
+    Parameters
+    ----------
+    fs : fsspec filesystem
+        The delivery's filesystem.
+    opts : SubmitOptions
+        ``outage_attempts`` is read.
+    listing_pages : int
+        About how many LIST pages a listing of the whole delivery root costs; fewer waiting
+        rows are cheaper to probe one prefix each.
+    window : callable, optional
+        Seconds to gather rows before a listing (default 0.1 s): rows finishing within it share
+        one listing. Confirmation is off the critical path (the slot is already free), so it
+        may be a good share of a request's duration.
+    tail : callable, optional
+        ``True`` when no other row of the job can join the batch any more (every remaining row
+        waits for confirmation): the listing is made at once.
+    """
+
+    def __init__(
+        self,
+        fs: Any,
+        opts: SubmitOptions,
+        *,
+        listing_pages: int = 1,
+        window: Callable[[], float] = lambda: BATCH_MIN,
+        tail: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.fs, self.opts = fs, opts
-        # a listing of the whole delivery root costs about this many LIST pages; fewer waiting
-        # rows are cheaper to probe one prefix each
         self.listing_pages = listing_pages
+        self.window, self.tail = window, tail
         self.waiting: dict[str, tuple[tuple[str, ...], str | None, float, asyncio.Future]] = {}
         self.wake = asyncio.Event()
 
@@ -85,17 +114,18 @@ class Confirmer:
 
     async def run(self) -> None:
         """The batching loop (one task per job run)."""
-        batch_window = 0.1  # rows finishing together (one round of K) share one listing
-        pause, failures = batch_window, 0
+        pause: float | None = None  # None: gather a new batch; else wait that long and retry
+        failures = 0
         while True:
             if not self.waiting:
                 await self.wake.wait()
-                pause = batch_window
-            self.wake.clear()
-            await asyncio.sleep(pause)
+                pause = None
+            await self._gather(pause)
             batch = dict(self.waiting)
             try:
+                trace("probe", str(len(batch)))
                 rows = await self._probe(batch)
+                trace("probed", str(len(batch)))
                 failures = 0
             except TransportError as exc:  # an S3 hiccup: try again, unless S3 stays away
                 failures += 1
@@ -104,7 +134,23 @@ class Confirmer:
                     failures = 0
                 pause = _BACKOFF.delay(failures)
                 continue
-            pause = batch_window if self._resolve(batch, rows) else min(5.0, pause * 2)
+            resolved = self._resolve(batch, rows)
+            pause = None if resolved else min(5.0, 2 * (pause or BATCH_MIN))
+
+    async def _gather(self, pause: float | None) -> None:
+        """Wait ``pause`` s (a retry), or gather rows for up to :attr:`window` s, ending early
+        when no other row can come (:attr:`tail`)."""
+        self.wake.clear()
+        if pause is not None:
+            await asyncio.sleep(pause)
+            return
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0)  # rows whose end was seen in the same step join
+        end = loop.time() + max(BATCH_MIN, self.window())
+        while not self.tail() and loop.time() < end:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), end - loop.time())
+            self.wake.clear()
 
     def _resolve(self, batch: dict, rows: dict[str, delivery.RowDelivery]) -> int:
         now = asyncio.get_running_loop().time()

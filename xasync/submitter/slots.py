@@ -5,13 +5,10 @@ requests the service confirmed (accepted, not yet seen finished). When K is not 
 learned: a 429 means the account allows no more than what is confirmed running, and every
 acceptance proves it allows at least that many.
 
-The polling clock learns from the service's side of each request's window: a status answer
-RUNNING at ``t`` after acceptance proves the request lasts longer than ``t``; a 404 proves it is
-over. The first status call of a request is placed at a learned quantile of the durations (a
-stochastic-approximation update: later after a RUNNING answer, earlier after a 404), so that
-about ``RUNNING_SHARE`` of first calls still see it running. Later calls follow at a step that is
-a small fraction of that duration, bounded by ``max_detection_delay``. Nothing learned is taken
-from "when we noticed the end", which would drift up by the detection delay.
+The next K requests of an account may claim (and build their body) while they wait for a slot
+(:meth:`Account.claims_early`), so that a freed slot is followed by the create at once.
+
+Each account also has its polling clock (:class:`~xasync.submitter.clock.PollClock`).
 """
 
 from __future__ import annotations
@@ -21,52 +18,12 @@ import contextlib
 from collections.abc import Callable
 
 from xasync.backoff import Backoff
-from xasync.submitter.options import SubmitOptions
+from xasync.submitter.clock import PollClock
 
 __all__ = ["Account", "PollClock"]
 
-#: Target share of first status calls that still see the request running.
-RUNNING_SHARE = 0.3
-#: Step after the first call, as a fraction of the learned first-call time.
-STEP_FRACTION = 0.06
-#: Shortest step between two status calls of one request (seconds).
-MIN_STEP = 0.02
-
-
-class PollClock:
-    """When to ask for a request's status, learned per account (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.first: float | None = None  # seconds after acceptance of the first status call
-        self.samples = 0
-
-    def first_delay(self, opts: SubmitOptions) -> float:
-        """Seconds after acceptance of the first status call."""
-        return opts.first_poll if self.first is None else self.first
-
-    def step(self, opts: SubmitOptions, previous: float) -> float:
-        """Seconds between two later status calls (``previous``: the last step used)."""
-        if self.first is None:
-            grown = previous * opts.poll_growth if previous else opts.first_poll
-            return min(opts.max_poll_interval, opts.max_detection_delay, grown)
-        return min(opts.max_detection_delay, max(MIN_STEP, STEP_FRACTION * self.first))
-
-    def first_answer(self, running: bool, at: float) -> None:
-        """Learn from the answer of a first status call made ``at`` seconds after acceptance."""
-        if self.first is None:
-            return  # the first guess comes from the first request that ends
-        self.samples += 1
-        rate = max(MIN_STEP, STEP_FRACTION * self.first)
-        if running:
-            self.first += rate * (1.0 - RUNNING_SHARE)
-        else:
-            self.first = max(MIN_STEP, self.first - rate * RUNNING_SHARE)
-
-    def ended(self, last_running: float | None, ended_at: float) -> None:
-        """A request ran at ``last_running`` and was over at ``ended_at`` (seconds after
-        acceptance): the first guess, before any first-call answer was learned from."""
-        if self.first is None:
-            self.first = ended_at if last_running is None else (last_running + ended_at) / 2
+#: Early claims only while this many learned durations fit in ``claim_timeout``.
+EARLY_CLAIM_SPAN = 4.0
 
 
 class Account:
@@ -82,6 +39,19 @@ class Account:
         self._wakers: set[asyncio.Task] = set()
         self.clock = PollClock()
         self.backoff = Backoff(base=0.5, cap=30.0)
+        #: Permits to claim before holding a slot (see :meth:`claims_early`): K, the next
+        #: requests to start.
+        self.ahead = asyncio.Semaphore(max(1, self.cap))
+
+    def claims_early(self, claim_timeout: float) -> bool:
+        """Whether the next requests may claim while they wait for a slot.
+
+        Only with a configured K (the ``ahead`` permits are K) and once the learned durations
+        are known to be short next to ``claim_timeout``: a claim then waits for a slot about
+        one duration, far from being taken for a stale one by another process.
+        """
+        upper = self.clock.upper
+        return not self.learning and upper is not None and EARLY_CLAIM_SPAN * upper < claim_timeout
 
     async def acquire(self, cancelled: Callable[[], bool] = lambda: False) -> bool:
         """Take a slot; ``False`` (no slot taken) if ``cancelled()`` turns true meanwhile."""
