@@ -5,6 +5,7 @@ Fixture names and what they yield are part of the test suite's contract; keep th
 - ``s3_server`` (session): object with ``endpoint_url``, ``storage_options`` (for
   ``s3fs.S3FileSystem(**storage_options)``), ``reset()``.
 - ``s3fs_fs`` (function): a fresh ``s3fs.S3FileSystem`` on ``s3_server`` (instance cache cleared).
+- ``s3_admin`` (session): a boto3 client on ``s3_server`` (shared: do not register events on it).
 - ``bucket`` (function): name of a fresh, empty bucket on ``s3_server``.
 - ``emulator`` (session): a started ``xasync.emulator.Emulator`` on 127.0.0.1 (its own counting
   S3 server; ``processing_seconds=0.2``, ``concurrency_limit=4``, default tiled GeoTIFFs, no
@@ -79,18 +80,24 @@ def s3fs_fs(s3_server):
     s3fs.S3FileSystem.clear_instance_cache()
 
 
-@pytest.fixture
-def bucket(s3_server):
+@pytest.fixture(scope="session")
+def s3_admin(s3_server):
+    """One boto3 client on ``s3_server`` for the whole session (a new one costs 0.2-0.5 s)."""
     import boto3
 
-    name = xasync_plugin.new_bucket_name("test")
-    boto3.client(
+    return boto3.session.Session().client(
         "s3",
         endpoint_url=s3_server.endpoint_url,
         aws_access_key_id="testing-key",
         aws_secret_access_key="testing-secret",
         region_name="us-east-1",
-    ).create_bucket(Bucket=name)
+    )
+
+
+@pytest.fixture
+def bucket(s3_admin):
+    name = xasync_plugin.new_bucket_name("test")
+    s3_admin.create_bucket(Bucket=name)
     return name
 
 
