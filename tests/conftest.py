@@ -7,6 +7,8 @@ Fixture names and what they yield are part of the test suite's contract; keep th
 - ``s3fs_fs`` (function): a fresh ``s3fs.S3FileSystem`` on ``s3_server`` (instance cache cleared).
 - ``s3_admin`` (session): a boto3 client on ``s3_server`` (shared: do not register events on it).
 - ``bucket`` (function): name of a fresh, empty bucket on ``s3_server``.
+- ``dask_cluster`` (session, started on first use): a ``distributed.LocalCluster`` with two
+  worker processes; ``dask_client`` (function): a ``distributed.Client`` on it.
 - ``emulator`` (session): a started ``xasync.emulator.Emulator`` on 127.0.0.1 (its own counting
   S3 server; ``processing_seconds=0.2``, ``concurrency_limit=4``, default tiled GeoTIFFs, no
   faults). Read ``base_url``, ``token_url``, ``client_id``, ``client_secret``,
@@ -109,6 +111,33 @@ def pytest_configure(config):
     # without that metadata (or with plugin autoloading off) it is registered here instead.
     if not config.pluginmanager.is_registered(xasync_plugin):
         config.pluginmanager.register(xasync_plugin, "xasync")
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """One ``distributed.LocalCluster`` (2 worker processes) for the session's cluster tests.
+
+    Starting one costs 5-15 s (each worker process imports the stack), so the tests that only
+    need "workers in other processes" share it; a test that kills a worker makes its own.
+    """
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def dask_client(dask_cluster):
+    """A ``distributed.Client`` on ``dask_cluster`` (the default scheduler while the test runs)."""
+    import distributed
+
+    with distributed.Client(dask_cluster) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

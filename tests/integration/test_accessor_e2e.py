@@ -312,9 +312,8 @@ def test_geodataframe_in_utm_keeps_its_crs(setup):
 
 
 @pytest.mark.distributed
-def test_results_compute_on_a_local_cluster_like_locally(setup):
+def test_results_compute_on_a_local_cluster_like_locally(setup, dask_client):
     """Workers in other processes read the deliveries with the storage_options only."""
-    distributed = pytest.importorskip("distributed")
     emu, client, root = setup
     gdf = fields_4326(4)
     results = gdf.xasync.process(
@@ -327,19 +326,9 @@ def test_results_compute_on_a_local_cluster_like_locally(setup):
         chunks=16,
     ).wait(timeout=60, progress=False)
     local = [ds.compute(scheduler="threads") for ds in results]
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as dask_client,
-    ):
-        remote = dask_client.compute(list(results), sync=True)
-        # a per-field reduction, the typical cluster workload
-        means = dask_client.compute([ds["ndvi"].mean() for ds in results], sync=True)
+    remote = dask_client.compute(list(results), sync=True)
+    # a per-field reduction, the typical cluster workload
+    means = dask_client.compute([ds["ndvi"].mean() for ds in results], sync=True)
     for a, b in zip(local, remote, strict=True):
         xr.testing.assert_identical(a, b)
     for ds, m in zip(local, means, strict=True):

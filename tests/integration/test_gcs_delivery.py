@@ -137,22 +137,11 @@ def test_gcs_claims_use_the_generation_precondition(setup):
     assert not claim.exists(fs, url, 0)
 
 
-def test_local_cluster_reads_from_gcs(setup):
-    distributed = pytest.importorskip("distributed")
+def test_local_cluster_reads_from_gcs(setup, dask_client):
     emu, client, gs, _ = setup
     results = gcs_call(fields(2), emu, client, f"{gs}/dist")
     local = values(results)
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as dask_client,
-    ):
-        remote = dask_client.compute([results[i]["ndvi"].data for i in range(2)], sync=True)
+    remote = dask_client.compute([results[i]["ndvi"].data for i in range(2)], sync=True)
     for a, b in zip(remote, local):
         np.testing.assert_array_equal(a, b)
 

@@ -216,8 +216,7 @@ function evaluatePixel(s) {
 
 
 @pytest.mark.distributed
-def test_tiled_row_with_two_outputs_on_a_local_cluster_equals_the_whole_row(setup):
-    distributed = pytest.importorskip("distributed")
+def test_tiled_row_with_two_outputs_on_a_local_cluster_equals_the_whole_row(setup, dask_client):
     emu, client, root = setup
     geom = shapely.Polygon(
         [(600000, 5500000), (604000, 5500300), (603500, 5503000), (600200, 5502600)]
@@ -234,17 +233,7 @@ def test_tiled_row_with_two_outputs_on_a_local_cluster_equals_the_whole_row(setu
     assert _creates(emu) == 4 + 1
     a, b = tiled[0], whole[0]
     assert a["rgb"].dims == b["rgb"].dims and a["rgb"].shape == (3, 300, 400)
-    with (
-        distributed.LocalCluster(
-            n_workers=1,
-            processes=True,
-            threads_per_worker=2,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
-        on_cluster = a.compute()
+    on_cluster = a.compute()  # dask_client is the default scheduler
     local = b.compute(scheduler="threads")
     for name in ("ndvi", "rgb"):
         np.testing.assert_array_equal(on_cluster[name].values, local[name].values)
