@@ -16,27 +16,22 @@ import pickle
 import geopandas as gpd
 import numpy as np
 import pytest
-from shapely.geometry import box
 
 import xasync
 from xasync.errors import OptionError, ValidationError
 from xasync.submitter import claim
 
+from ._shared import NDVI_NO_MASK, TIME
+from ._shared import fields as shared_fields
+
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 gcsfs = pytest.importorskip("gcsfs", reason="gcsfs (xasync[gcs]) reads gs:// deliveries")
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
-TIME = ("2024-06-01", "2024-06-30")
+NDVI = NDVI_NO_MASK
 
 
 def fields(n: int = 3) -> gpd.GeoDataFrame:
-    geoms = [box(14 + 0.01 * i, 46.0, 14.004 + 0.01 * i, 46.003) for i in range(n)]
-    return gpd.GeoDataFrame({"i": range(n)}, geometry=geoms, crs=4326, index=[10, 11, 12][:n])
+    return shared_fields(n, index=[10, 11, 12][:n])  # integer labels
 
 
 @pytest.fixture
