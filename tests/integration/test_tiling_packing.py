@@ -24,6 +24,10 @@ function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
 """
 TIME = ("2024-06-01", "2024-06-30")
 WAIT_S = 300
+# Packs of at most 400 px a side: each cluster of _two_clusters() is one pack (~60 x 50 px).
+# With the default 2500 both clusters (23 km apart) make one 2300 x 2200 px request, which the
+# emulator renders for minutes without testing anything more.
+PACK_MAX_PX = 400
 
 
 @pytest.fixture
@@ -143,7 +147,7 @@ def test_packed_fields_cost_a_quarter_and_equal_their_unpacked_values(setup):
     gdf = _two_clusters()
     alone = _run(gdf, setup, "alone", crs="utm", mask=True)
     assert _creates(emu) == 12
-    packed = _run(gdf, setup, "packed", crs="utm", mask=True, pack=True)
+    packed = _run(gdf, setup, "packed", crs="utm", mask=True, pack=True, pack_max_px=PACK_MAX_PX)
     bought = _creates(emu) - 12
     assert 1 <= bought <= 4
     s_alone, s_packed = alone.status(), packed.status()
@@ -163,7 +167,7 @@ def test_packed_fields_cost_a_quarter_and_equal_their_unpacked_values(setup):
         assert np.isnan(vb).any() and not np.isnan(vb).all()
         np.testing.assert_array_equal(va, vb)  # NaN for NaN
     # re-ordered rows: the same packs, nothing bought
-    _run(gdf.iloc[::-1], setup, "packed", crs="utm", mask=True, pack=True)
+    _run(gdf.iloc[::-1], setup, "packed", crs="utm", mask=True, pack=True, pack_max_px=PACK_MAX_PX)
     assert _creates(emu) == 12 + bought
 
 
@@ -186,7 +190,9 @@ def test_open_delivery_reads_tiled_and_packed_rows_again(setup):
     emu, client, root = setup
     big, small = _big_row(), _two_clusters()
     tiled = _run(big, setup, "again/tiled", max_request_px=300)
-    packed = _run(small, setup, "again/packed", crs="utm", mask=True, pack=True)
+    packed = _run(
+        small, setup, "again/packed", crs="utm", mask=True, pack=True, pack_max_px=PACK_MAX_PX
+    )
     bought = _creates(emu)
     for prefix, first in (("again/tiled", tiled), ("again/packed", packed)):
         res = xasync.open_delivery(f"{root}/{prefix}", emu.storage_options, client=client)
