@@ -98,9 +98,10 @@ def test_a_tiled_row_equals_the_row_bought_whole(setup):
 
 
 def test_a_tiled_row_with_mask_equals_the_masked_whole_row(setup):
-    gdf = _big_row()
-    tiled = _run(gdf, setup, "tiled-m", max_request_px=256, mask=True)
-    whole = _run(gdf, setup, "whole-m", mask=True)
+    gdf = _big_row()  # at 20 m: 350 x 250 px in 6 tiles, as cheap as the property allows
+    tiled = _run(gdf, setup, "tiled-m", resolution=20, max_request_px=128, mask=True)
+    assert _creates(setup[0]) == 6
+    whole = _run(gdf, setup, "whole-m", resolution=20, mask=True)
     a, b = tiled[0]["ndvi"].values, whole[0]["ndvi"].values
     assert np.isnan(a).any() and not np.isnan(a).all()
     np.testing.assert_array_equal(a, b)
@@ -110,7 +111,9 @@ def test_a_failed_tile_fails_its_row_and_only_it_is_bought_again(setup):
     emu = setup[0]
     gdf = _big_row()
     emu.configure(faults=Faults(failure_rate=0.5, seed=3))
-    first = _run(gdf, setup, "faulty", max_request_px=300)
+    # at 20 m (350 x 250 px): the same 6 tiles as at 10 m with 300, at a quarter of the pixels
+    kw = {"resolution": 20, "max_request_px": 150}
+    first = _run(gdf, setup, "faulty", **kw)
     assert _creates(emu) == 6
     status = first.status()
     assert list(status["state"]) == ["failed"]
@@ -121,10 +124,10 @@ def test_a_failed_tile_fails_its_row_and_only_it_is_bought_again(setup):
     with pytest.raises(xasync.ProcessingError, match=r"tile \("):
         first[0]["ndvi"].values  # noqa: B018 - computing it raises
     emu.configure(faults=Faults())
-    again = _run(gdf, setup, "faulty", max_request_px=300, resubmit_failed=True)
+    again = _run(gdf, setup, "faulty", resubmit_failed=True, **kw)
     assert _creates(emu) == 6 + failed  # the delivered tiles were kept
     assert list(again.status()["state"]) == ["done"]
-    whole = _run(gdf, setup, "whole-f")
+    whole = _run(gdf, setup, "whole-f", resolution=20)
     np.testing.assert_array_equal(again[0]["ndvi"].values, whole[0]["ndvi"].values)
 
 
