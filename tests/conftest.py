@@ -106,6 +106,32 @@ def bucket(s3_admin):
 EMULATOR_DEFAULTS = {"concurrency_limit": 4, "processing_seconds": 0.2}
 
 
+#: Workers of ``-n auto`` (set in pyproject's addopts): the suite mostly waits on the emulator and
+#: on S3, so two processes overlap those waits on the 2-core machines it runs on.
+DEFAULT_TEST_WORKERS = 2
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """How many xdist workers ``-n auto`` starts: ``XASYNC_TEST_WORKERS``, else 2.
+
+    None (0) in a pytest run started by a test (``PYTEST_CURRENT_TEST`` is inherited): such runs
+    check a few tests and read their summary line, which workers would only slow down.
+    """
+    if os.environ.get("PYTEST_CURRENT_TEST"):
+        return 0
+    return int(os.environ.get("XASYNC_TEST_WORKERS", DEFAULT_TEST_WORKERS))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    # --dist loadgroup: the tests on the session LocalCluster run in one worker, so that only one
+    # cluster is started (before xdist's own hook reads the groups)
+    for item in items:
+        if "dask_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("dask_cluster"))
+
+
 def pytest_configure(config):
     # Installed, xasync's plugin is loaded through its pytest11 entry point; from a checkout
     # without that metadata (or with plugin autoloading off) it is registered here instead.
