@@ -135,42 +135,56 @@ class Deployment:
             )
 
 
-#: Sentinel Hub on AWS eu-central-1 (Frankfurt): the default deployment.
-SENTINEL_HUB_EU = Deployment(
-    name="sentinel-hub-eu",
-    title="Sentinel Hub EU (Frankfurt)",
-    base_url="https://services.sentinel-hub.com",
-    token_url=_SH_TOKEN_URL,
-    region="eu-central-1",
-    aliases=("sentinel-hub", "sh", "eu", "sh-eu"),
+# The presets, one row each: name, title, base URL, token URL, region, S3 endpoint of the
+# delivery storage (None: AWS), iamRoleARN delivery, gs:// delivery, aliases. Sentinel Hub US
+# West takes its tokens from the main deployment (spec 4); CDSE delivers to S3 only, on
+# CloudFerro object storage, without iamRoleARN (spec 5.3).
+# fmt: off
+_PRESETS: tuple[tuple[Any, ...], ...] = (
+    ("sentinel-hub-eu", "Sentinel Hub EU (Frankfurt)", "https://services.sentinel-hub.com",
+     _SH_TOKEN_URL, "eu-central-1", None, True, True, ("sentinel-hub", "sh", "eu", "sh-eu")),
+    ("sentinel-hub-us-west", "Sentinel Hub US West (Oregon)",
+     "https://services-uswest2.sentinel-hub.com", _SH_TOKEN_URL, "us-west-2", None, True, True,
+     ("us-west", "uswest2", "us-west-2", "sh-us-west")),
+    ("cdse", "Copernicus Data Space Ecosystem (CDSE)", "https://sh.dataspace.copernicus.eu",
+     _CDSE_TOKEN_URL, None, "https://s3.waw3-1.cloudferro.com", False, False,
+     ("copernicus", "dataspace")),
 )
+# fmt: on
 
-#: Sentinel Hub on AWS us-west-2 (Oregon). Tokens come from the main deployment (spec 4).
-SENTINEL_HUB_US_WEST = Deployment(
-    name="sentinel-hub-us-west",
-    title="Sentinel Hub US West (Oregon)",
-    base_url="https://services-uswest2.sentinel-hub.com",
-    token_url=_SH_TOKEN_URL,
-    region="us-west-2",
-    aliases=("us-west", "uswest2", "us-west-2", "sh-us-west"),
-)
 
-#: Copernicus Data Space Ecosystem: S3 delivery only, to CloudFerro object storage.
-CDSE = Deployment(
-    name="cdse",
-    title="Copernicus Data Space Ecosystem (CDSE)",
-    base_url="https://sh.dataspace.copernicus.eu",
-    token_url=_CDSE_TOKEN_URL,
-    storage_endpoint="https://s3.waw3-1.cloudferro.com",
-    supports_iam_role=False,
-    supports_gcs=False,
-    aliases=("copernicus", "dataspace"),
-)
+def _preset(
+    name: str,
+    title: str,
+    base_url: str,
+    token_url: str,
+    region: str | None,
+    storage_endpoint: str | None,
+    iam: bool,
+    gcs: bool,
+    aliases: tuple[str, ...],
+) -> Deployment:
+    return Deployment(
+        name,
+        title,
+        base_url,
+        token_url,
+        region=region,
+        storage_endpoint=storage_endpoint,
+        supports_iam_role=iam,
+        supports_gcs=gcs,
+        aliases=aliases,
+    )
+
 
 #: Every preset by canonical name.
-DEPLOYMENTS: dict[str, Deployment] = {
-    d.name: d for d in (SENTINEL_HUB_EU, SENTINEL_HUB_US_WEST, CDSE)
-}
+DEPLOYMENTS: dict[str, Deployment] = {d.name: d for d in (_preset(*row) for row in _PRESETS)}
+#: Sentinel Hub on AWS eu-central-1 (Frankfurt): the default deployment.
+SENTINEL_HUB_EU = DEPLOYMENTS["sentinel-hub-eu"]
+#: Sentinel Hub on AWS us-west-2 (Oregon).
+SENTINEL_HUB_US_WEST = DEPLOYMENTS["sentinel-hub-us-west"]
+#: Copernicus Data Space Ecosystem: S3 delivery only, to CloudFerro object storage.
+CDSE = DEPLOYMENTS["cdse"]
 _BY_ALIAS = {alias: d for d in DEPLOYMENTS.values() for alias in (d.name, *d.aliases)}
 
 

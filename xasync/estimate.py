@@ -9,8 +9,6 @@ input bands and mosaicking. Only an ``s3://`` evalscript reference is read, once
 
 from __future__ import annotations
 
-import functools
-import json
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,15 +17,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from xasync import timeseries
-from xasync.cost import PUFactors, input_band_names, request_factors
+from xasync.cost import PUFactors, request_factors
 from xasync.errors import BudgetExceeded, ValidationError
-from xasync.evalscript import (
-    _PRELUDE,  # the globals setup() may use, shared with the output parser
-    SETUP_MEMORY_LIMIT_BYTES,
-    SETUP_TIME_LIMIT_S,
-    EvalscriptError,
-    load_evalscript,
-)
+from xasync.evalscript import EvalscriptError
+from xasync.script_setup import script_of, setup_inputs
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -61,55 +54,6 @@ ESTIMATE_COLUMNS = [
     "exact",
 ]
 
-_INPUTS_JS = """
-(function () {
-  var s = setup();
-  if (s === null || typeof s !== "object") { throw new Error("setup() returned no object"); }
-  return JSON.stringify({input: s.input === undefined ? null : s.input,
-                         mosaicking: s.mosaicking === undefined ? null : s.mosaicking});
-})()
-"""
-
-_INPUT_HINT = "pass input_bands=<number of input bands> to estimate without running setup()"
-
-
-def _setup_inputs(evalscript: str) -> tuple[tuple[str, ...], str]:
-    """``(input band names, mosaicking)`` of a script, from its ``setup()`` run in QuickJS."""
-    found = _run_setup_inputs(evalscript)
-    if isinstance(found, str):
-        raise EvalscriptError(f"{found}; {_INPUT_HINT}")
-    return found
-
-
-@functools.lru_cache(maxsize=32)
-def _run_setup_inputs(evalscript: str) -> tuple[tuple[str, ...], str] | str:
-    """The result of :func:`_setup_inputs`, or why it failed (failures are cached too)."""
-    import quickjs
-
-    ctx = quickjs.Context()
-    ctx.set_time_limit(SETUP_TIME_LIMIT_S)
-    ctx.set_memory_limit(SETUP_MEMORY_LIMIT_BYTES)
-    try:
-        ctx.eval(_PRELUDE)
-        ctx.eval(evalscript)
-        raw = json.loads(ctx.eval(_INPUTS_JS))
-    except (quickjs.JSException, MemoryError, RuntimeError, quickjs.StackOverflow) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return f"could not run the evalscript's setup() to learn its input bands ({first})"
-    try:
-        names = input_band_names(raw["input"])
-    except ValueError as exc:
-        return str(exc)
-    if not names:
-        return "the evalscript's setup() declares no input bands"
-    return names, str(raw["mosaicking"] or "SIMPLE").upper()
-
-
-def _script_of(spec: RequestSpec, storage_options: Mapping[str, Any] | None) -> str:
-    if spec.evalscript_ref is not None:
-        return load_evalscript(spec.evalscript_ref, dict(storage_options or {}) or None)
-    return spec.evalscript or ""
-
 
 def _spec_factors(
     spec: RequestSpec,
@@ -127,11 +71,11 @@ def _spec_factors(
         bands: Iterable[str] | int = int(input_bands)
         mosaicking = "SIMPLE"
         try:
-            mosaicking = _setup_inputs(_script_of(spec, storage_options))[1]
+            mosaicking = setup_inputs(script_of(spec, storage_options))[1]
         except EvalscriptError:
             logger.debug("setup() not evaluable; mosaicking taken as SIMPLE")
     else:
-        bands, mosaicking = _setup_inputs(_script_of(spec, storage_options))
+        bands, mosaicking = setup_inputs(script_of(spec, storage_options))
     return request_factors(
         out["width"],
         out["height"],

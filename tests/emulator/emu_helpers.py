@@ -73,16 +73,43 @@ def make_body(
     return {"input": {"bounds": bounds, "data": [data]}, "output": output, "evalscript": script}
 
 
-def wait_gone(api: httpx.Client, request_id: str, timeout: float = 20.0) -> float:
-    """Poll status until 404; return the seconds it took. Fails the test on timeout."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
+# The emulator holds a request on the monotonic clock and reports times from time.time():
+# the two may disagree by a few milliseconds.
+CLOCK_SLACK = 0.01
+
+
+def wait_for(predicate, timeout: float = 60.0) -> None:
+    """Poll ``predicate`` until true (a generous bound against hangs, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    pytest.fail("condition not reached")
+
+
+def wait_gone(api: httpx.Client, request_id: str, timeout: float = 60.0) -> int:
+    """Poll status until 404; return how many status calls it made (the 404 included).
+
+    ``timeout`` is a generous guard against hangs, not a measurement: the test fails past it.
+    """
+    deadline = time.monotonic() + timeout
+    calls = 0
+    while time.monotonic() < deadline:
         r = api.get(f"{LEGACY}/{request_id}")
+        calls += 1
         if r.status_code == 404:
-            return time.monotonic() - t0
+            return calls
         assert r.status_code == 200, r.text
         time.sleep(0.05)
     pytest.fail(f"request {request_id} still RUNNING after {timeout} s")
+
+
+def service_times(emu, request_id: str) -> tuple[float, float]:
+    """(accepted, finished) of ``request_id`` on the emulator's clock (``stats["requests"]``)."""
+    (entry,) = [r for r in emu.stats["requests"] if r["id"] == request_id]
+    assert entry["finished"] is not None, f"request {request_id} has not finished"
+    return entry["accepted"], entry["finished"]
 
 
 def read_json(s3c, bucket: str, key: str) -> dict:

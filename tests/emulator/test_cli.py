@@ -36,7 +36,8 @@ def test_cli_serves_and_stops_on_sigterm():
         values = {}
         t0 = time.monotonic()
         while "s3_endpoint_url" not in values or "bucket" not in values:
-            assert time.monotonic() - t0 < 30, proc.stderr.read() if proc.poll() else "slow"
+            # a guard against hangs (startup imports the stack), not a measurement
+            assert time.monotonic() - t0 < 120, proc.stderr.read() if proc.poll() else "slow"
             line = proc.stdout.readline()
             if ":" in line and not line.startswith("Press"):
                 key, _, value = line.partition(":")

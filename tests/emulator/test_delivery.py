@@ -226,10 +226,11 @@ function evaluatePixel(s) { return [s.B01]; }
 
 def test_unwritable_bucket_fails_the_request(emu, api, out_bucket, s3c):
     emu.configure(processing_seconds=0.6)
-    rid = api.post(LEGACY, json=make_body(out_bucket)).json()["id"]
-    for key in keys(s3c, out_bucket):
-        s3c.delete_object(Bucket=out_bucket, Key=key)
-    s3c.delete_bucket(Bucket=out_bucket)
+    with emu.hold():  # nothing is delivered before the bucket is gone, however slow the machine
+        rid = api.post(LEGACY, json=make_body(out_bucket)).json()["id"]
+        for key in keys(s3c, out_bucket):
+            s3c.delete_object(Bucket=out_bucket, Key=key)
+        s3c.delete_bucket(Bucket=out_bucket)
     wait_gone(api, rid)
     stats = emu.stats
     assert stats["failed"] == 1

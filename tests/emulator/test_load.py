@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 
 import httpx
@@ -43,13 +42,12 @@ def test_fifty_concurrent_clients(emu, out_bucket):
             with lock:
                 errors.append(exc)
 
-    t0 = time.monotonic()
     threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
-    elapsed = time.monotonic() - t0
+        t.join(timeout=120)  # a guard against hangs, not a measurement
+    assert not [t for t in threads if t.is_alive()], "a client thread hung"
     assert errors == []
     assert set(codes) <= {200, 404, 429}, codes
     assert codes[429] > 0  # the limit really bit
@@ -58,4 +56,3 @@ def test_fifty_concurrent_clients(emu, out_bucket):
     assert stats["max_running"] <= 8
     assert stats["rate_limited"] == codes[429]
     assert stats["create_calls"] == CLIENTS * 3
-    assert elapsed < 30

@@ -6,19 +6,9 @@ import time
 
 import httpx
 import pytest
-from emu_helpers import LEGACY, keys, make_body, read_json, wait_gone
+from emu_helpers import LEGACY, keys, make_body, read_json, wait_for, wait_gone
 
 from xasync import _contract as C
-
-
-def wait_for(predicate, timeout: float = 30.0) -> None:
-    """Poll ``predicate`` until true (a generous bound against hangs, not a timing assertion)."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if predicate():
-            return
-        time.sleep(0.02)
-    pytest.fail("condition not reached")
 
 
 def _copy_key(rid: str) -> str:

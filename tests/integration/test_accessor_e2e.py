@@ -15,12 +15,7 @@ from shapely.geometry import box
 import xasync
 from xasync.emulator import Faults
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08", "dataMask"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
+from ._shared import NDVI, TIME
 
 TWO_OUTPUTS = """//VERSION=3
 function setup() {
@@ -37,8 +32,6 @@ function evaluatePixel(s) {
 }
 """
 
-TIME = ("2024-06-01", "2024-06-30")
-
 
 def fields_4326(n: int, *, lon0: float = 14.0, lat0: float = 46.0) -> gpd.GeoDataFrame:
     geoms = []
@@ -53,14 +46,6 @@ def fields_4326(n: int, *, lon0: float = 14.0, lat0: float = 46.0) -> gpd.GeoDat
     )
 
 
-@pytest.fixture
-def setup(emu):
-    root = emu.create_bucket(f"e2e-{np.random.default_rng().integers(1e9)}")
-    client = xasync.Client.from_emulator(emu)
-    yield emu, client, root
-    client.close()
-
-
 def delivered_path(results, i: int, identifier: str) -> str:
     row = results.status().iloc[i]  # the request folder and id come from status(), not attrs
     return f"{row['requests']}/{row['request_id']}/{identifier}.tif"
@@ -72,8 +57,8 @@ def read_direct(emu, url: str) -> tuple[np.ndarray, rasterio.Affine, rasterio.cr
         return src.read(), src.transform, src.crs
 
 
-def test_polygons_in_4326_lazy_then_values_equal_the_file(setup):
-    emu, client, root = setup
+def test_polygons_in_4326_lazy_then_values_equal_the_file(e2e):
+    emu, client, root = e2e
     gdf = fields_4326(3)
     results = gdf.xasync.process(
         NDVI,
@@ -110,8 +95,8 @@ def test_polygons_in_4326_lazy_then_values_equal_the_file(setup):
         assert crs.to_epsg() == 4326
 
 
-def test_utm_auto_bbox_two_outputs_and_mask(setup):
-    emu, client, root = setup
+def test_utm_auto_bbox_two_outputs_and_mask(e2e):
+    emu, client, root = e2e
     gdf = fields_4326(2, lon0=11.9)  # crosses from UTM 32N into 33N at 12°E
     gdf.loc["field-1", "geometry"] = box(12.01, 46.0, 12.015, 46.004)
     results = gdf.xasync.process(
@@ -156,8 +141,8 @@ def test_utm_auto_bbox_two_outputs_and_mask(setup):
     np.testing.assert_array_equal(values[inside], unmasked[0][inside])
 
 
-def test_concurrency_limit_rerun_and_reattach(setup):
-    emu, client, root = setup
+def test_concurrency_limit_rerun_and_reattach(e2e):
+    emu, client, root = e2e
     emu.configure(concurrency_limit=2, processing_seconds=0.2)
     gdf = fields_4326(10)
     kwargs = dict(
@@ -189,8 +174,8 @@ def test_concurrency_limit_rerun_and_reattach(setup):
     assert emu.stats["creates"] == 10
 
 
-def test_failed_row_raises_on_compute_others_compute(setup):
-    emu, client, root = setup
+def test_failed_row_raises_on_compute_others_compute(e2e):
+    emu, client, root = e2e
     emu.configure(faults=Faults(failure_rate=0.4, seed=3))
     gdf = fields_4326(6)
     results = gdf.xasync.process(
@@ -216,8 +201,8 @@ def test_failed_row_raises_on_compute_others_compute(setup):
         assert results.datasets.loc[label]["ndvi"].notnull().any().compute()
 
 
-def test_bad_input_sends_nothing(setup):
-    emu, client, root = setup
+def test_bad_input_sends_nothing(e2e):
+    emu, client, root = e2e
     gdf = fields_4326(2)
     with pytest.raises(xasync.ValidationError, match="resolution"):
         gdf.xasync.process(
@@ -265,10 +250,10 @@ def test_bad_input_sends_nothing(setup):
     assert emu.stats["create_calls"] == 0
 
 
-def test_dataset_is_lazy_and_pickles_without_sh_secret(setup):
+def test_dataset_is_lazy_and_pickles_without_sh_secret(e2e):
     import cloudpickle
 
-    emu, client, root = setup
+    emu, client, root = e2e
     gdf = fields_4326(2)
     results = gdf.xasync.process(
         NDVI,
@@ -284,8 +269,8 @@ def test_dataset_is_lazy_and_pickles_without_sh_secret(setup):
     results.wait(timeout=60, progress=False)
 
 
-def test_geodataframe_in_utm_keeps_its_crs(setup):
-    emu, client, root = setup
+def test_geodataframe_in_utm_keeps_its_crs(e2e):
+    emu, client, root = e2e
     gdf = fields_4326(3).to_crs(32633)
     results = gdf.xasync.process(
         NDVI,
@@ -312,10 +297,9 @@ def test_geodataframe_in_utm_keeps_its_crs(setup):
 
 
 @pytest.mark.distributed
-def test_results_compute_on_a_local_cluster_like_locally(setup):
+def test_results_compute_on_a_local_cluster_like_locally(e2e, dask_client):
     """Workers in other processes read the deliveries with the storage_options only."""
-    distributed = pytest.importorskip("distributed")
-    emu, client, root = setup
+    emu, client, root = e2e
     gdf = fields_4326(4)
     results = gdf.xasync.process(
         TWO_OUTPUTS,
@@ -327,32 +311,22 @@ def test_results_compute_on_a_local_cluster_like_locally(setup):
         chunks=16,
     ).wait(timeout=60, progress=False)
     local = [ds.compute(scheduler="threads") for ds in results]
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as dask_client,
-    ):
-        remote = dask_client.compute(list(results), sync=True)
-        # a per-field reduction, the typical cluster workload
-        means = dask_client.compute([ds["ndvi"].mean() for ds in results], sync=True)
+    remote = dask_client.compute(list(results), sync=True)
+    # a per-field reduction, the typical cluster workload
+    means = dask_client.compute([ds["ndvi"].mean() for ds in results], sync=True)
     for a, b in zip(local, remote, strict=True):
         xr.testing.assert_identical(a, b)
     for ds, m in zip(local, means, strict=True):
         assert float(m) == pytest.approx(float(ds["ndvi"].mean()))
 
 
-def test_building_1000_rows_touches_no_network_beyond_the_submission(setup):
+def test_building_1000_rows_touches_no_network_beyond_the_submission(e2e):
     """process() on 1000 rows: one manifest PUT, one probe listing, claims; no reads, no status.
 
     Every create is refused (429), so no request can run and no status call can come from the
     submitter whatever the machine's speed: any status call or object read would be the build's.
     """
-    emu, client, root = setup
+    emu, client, root = e2e
     emu.configure(
         concurrency_limit=1,
         processing_seconds=0.2,
@@ -394,9 +368,9 @@ def test_building_1000_rows_touches_no_network_beyond_the_submission(setup):
     assert emu.stats["creates"] == before["creates"]  # nothing bought, before or after the cancel
 
 
-def test_info_log_says_what_is_bought_and_never_logs_polls(setup, caplog):
+def test_info_log_says_what_is_bought_and_never_logs_polls(e2e, caplog):
     """Issue 16 (10): status polls are DEBUG; "submitting N" only counts rows really created."""
-    emu, client, root = setup
+    emu, client, root = e2e
     emu.configure(concurrency_limit=2, processing_seconds=0.4)
     gdf = fields_4326(3)
     kwargs = dict(

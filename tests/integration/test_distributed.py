@@ -30,18 +30,10 @@ OUTPUTS = (OutputPlan("rgb", 3, "uint8"), OutputPlan("ndvi", 1, "float32"))
 
 
 @pytest.fixture(scope="module")
-def cluster_client():
-    distributed = pytest.importorskip("distributed")
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+def cluster_client(dask_cluster):
+    import distributed
+
+    with distributed.Client(dask_cluster) as client:
         yield client
 
 

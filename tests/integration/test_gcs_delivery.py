@@ -16,27 +16,22 @@ import pickle
 import geopandas as gpd
 import numpy as np
 import pytest
-from shapely.geometry import box
 
 import xasync
 from xasync.errors import OptionError, ValidationError
 from xasync.submitter import claim
 
+from ._shared import NDVI_NO_MASK, TIME
+from ._shared import fields as shared_fields
+
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 gcsfs = pytest.importorskip("gcsfs", reason="gcsfs (xasync[gcs]) reads gs:// deliveries")
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
-TIME = ("2024-06-01", "2024-06-30")
+NDVI = NDVI_NO_MASK
 
 
 def fields(n: int = 3) -> gpd.GeoDataFrame:
-    geoms = [box(14 + 0.01 * i, 46.0, 14.004 + 0.01 * i, 46.003) for i in range(n)]
-    return gpd.GeoDataFrame({"i": range(n)}, geometry=geoms, crs=4326, index=[10, 11, 12][:n])
+    return shared_fields(n, index=[10, 11, 12][:n])  # integer labels
 
 
 @pytest.fixture
@@ -137,22 +132,11 @@ def test_gcs_claims_use_the_generation_precondition(setup):
     assert not claim.exists(fs, url, 0)
 
 
-def test_local_cluster_reads_from_gcs(setup):
-    distributed = pytest.importorskip("distributed")
+def test_local_cluster_reads_from_gcs(setup, dask_client):
     emu, client, gs, _ = setup
     results = gcs_call(fields(2), emu, client, f"{gs}/dist")
     local = values(results)
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster) as dask_client,
-    ):
-        remote = dask_client.compute([results[i]["ndvi"].data for i in range(2)], sync=True)
+    remote = dask_client.compute([results[i]["ndvi"].data for i in range(2)], sync=True)
     for a, b in zip(remote, local):
         np.testing.assert_array_equal(a, b)
 

@@ -10,27 +10,10 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import pytest
-from shapely.geometry import box
 
 import xasync
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08", "dataMask"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
-TIME = ("2024-06-01", "2024-06-30")
-
-
-def fields(n: int, lat0: float) -> gpd.GeoDataFrame:
-    geoms = [box(14.0 + 0.01 * i, lat0, 14.004 + 0.01 * i, lat0 + 0.003) for i in range(n)]
-    return gpd.GeoDataFrame(
-        {"name": [f"f{i}" for i in range(n)]},
-        geometry=geoms,
-        crs=4326,
-        index=[f"field-{i}" for i in range(n)],
-    )
+from ._shared import NDVI, TIME, fields
 
 
 @pytest.fixture

@@ -13,38 +13,24 @@ import sys
 import threading
 from pathlib import Path
 
-import geopandas as gpd
 import pytest
 import s3fs
-from shapely.geometry import box
 
 import xasync
 from xasync._contract import REQUEST_COPY_COST_FIELD, REQUEST_COPY_FILE
 from xasync.request import build_specs
 from xasync.submitter.claim import claim_path
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
-TIME = ("2024-06-01", "2024-06-30")
+from ._shared import NDVI_NO_MASK, TIME, fields
+
+NDVI = NDVI_NO_MASK
 RUNNER = Path(__file__).parents[1] / "reliability" / "crash_runner.py"
 
 
-def fields(n: int) -> gpd.GeoDataFrame:
-    geoms = [box(14 + 0.01 * i, 46.0, 14.004 + 0.01 * i, 46.003) for i in range(n)]
-    return gpd.GeoDataFrame({"i": range(n)}, geometry=geoms, crs=4326)
-
-
 @pytest.fixture
-def setup(emu):
-    emu.configure(concurrency_limit=4, processing_seconds=0.6)
-    client = xasync.Client.from_emulator(emu)
-    root = emu.create_bucket(f"npt-{os.urandom(5).hex()}")
-    yield emu, client, root
-    client.close()
+def setup(e2e):
+    e2e[0].configure(concurrency_limit=4, processing_seconds=0.6)
+    return e2e
 
 
 def _process(gdf, client, emu, delivery):

@@ -10,12 +10,9 @@ from shapely.geometry import box
 import xasync
 from xasync.errors import OutputMismatchError
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
+from ._shared import NDVI_NO_MASK
+
+NDVI = NDVI_NO_MASK
 
 
 @pytest.mark.parametrize(

@@ -21,31 +21,18 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from shapely.geometry import box
 
 import xasync
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
-TIME = ("2024-06-01", "2024-06-30")
+from ._shared import NDVI_NO_MASK, TIME
+from ._shared import fields as shared_fields
+
+NDVI = NDVI_NO_MASK
 RUNNER = Path(__file__).with_name("reattach_runner.py")
 
 
 def fields(n: int, index=None) -> gpd.GeoDataFrame:
-    geoms = [box(15 + 0.01 * i, 45.0, 15.004 + 0.01 * i, 45.003) for i in range(n)]
-    return gpd.GeoDataFrame({"i": range(n)}, geometry=geoms, crs=4326, index=index)
-
-
-@pytest.fixture
-def setup(emu):
-    client = xasync.Client.from_emulator(emu)
-    root = emu.create_bucket(f"ra-{os.urandom(5).hex()}")
-    yield emu, client, root
-    client.close()
+    return shared_fields(n, lon0=15.0, lat0=45.0, index=index)
 
 
 def _runner(emu, delivery: str, *, with_client: bool) -> subprocess.Popen:
@@ -74,8 +61,8 @@ def _runner(emu, delivery: str, *, with_client: bool) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("with_client", [False, True], ids=["no-client", "client"])
-def test_reattach_while_requests_run(setup, with_client):
-    emu, client, root = setup
+def test_reattach_while_requests_run(e2e, with_client):
+    emu, client, root = e2e
     holding = hasattr(emu, "hold")
     emu.configure(concurrency_limit=4, processing_seconds=0.3 if holding else 8.0)
     hold = emu.hold() if holding else None
@@ -109,8 +96,8 @@ def test_reattach_while_requests_run(setup, with_client):
     assert all(c > 0 for c in result["cost"])  # what the delivered requests were charged
 
 
-def test_labels_keep_their_types_and_costs_are_reported(setup):
-    emu, client, root = setup
+def test_labels_keep_their_types_and_costs_are_reported(e2e):
+    emu, client, root = e2e
     emu.configure(concurrency_limit=4, processing_seconds=0.2)
     cases = {
         "time": pd.DatetimeIndex(["2024-06-15", "2024-06-16"], name="day"),

@@ -24,6 +24,10 @@ function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
 """
 TIME = ("2024-06-01", "2024-06-30")
 WAIT_S = 300
+# Packs of at most 400 px a side: each cluster of _two_clusters() is one pack (~60 x 50 px).
+# With the default 2500 both clusters (23 km apart) make one 2300 x 2200 px request, which the
+# emulator renders for minutes without testing anything more.
+PACK_MAX_PX = 400
 
 
 @pytest.fixture
@@ -94,9 +98,10 @@ def test_a_tiled_row_equals_the_row_bought_whole(setup):
 
 
 def test_a_tiled_row_with_mask_equals_the_masked_whole_row(setup):
-    gdf = _big_row()
-    tiled = _run(gdf, setup, "tiled-m", max_request_px=256, mask=True)
-    whole = _run(gdf, setup, "whole-m", mask=True)
+    gdf = _big_row()  # at 20 m: 350 x 250 px in 6 tiles, as cheap as the property allows
+    tiled = _run(gdf, setup, "tiled-m", resolution=20, max_request_px=128, mask=True)
+    assert _creates(setup[0]) == 6
+    whole = _run(gdf, setup, "whole-m", resolution=20, mask=True)
     a, b = tiled[0]["ndvi"].values, whole[0]["ndvi"].values
     assert np.isnan(a).any() and not np.isnan(a).all()
     np.testing.assert_array_equal(a, b)
@@ -106,7 +111,9 @@ def test_a_failed_tile_fails_its_row_and_only_it_is_bought_again(setup):
     emu = setup[0]
     gdf = _big_row()
     emu.configure(faults=Faults(failure_rate=0.5, seed=3))
-    first = _run(gdf, setup, "faulty", max_request_px=300)
+    # at 20 m (350 x 250 px): the same 6 tiles as at 10 m with 300, at a quarter of the pixels
+    kw = {"resolution": 20, "max_request_px": 150}
+    first = _run(gdf, setup, "faulty", **kw)
     assert _creates(emu) == 6
     status = first.status()
     assert list(status["state"]) == ["failed"]
@@ -117,10 +124,10 @@ def test_a_failed_tile_fails_its_row_and_only_it_is_bought_again(setup):
     with pytest.raises(xasync.ProcessingError, match=r"tile \("):
         first[0]["ndvi"].values  # noqa: B018 - computing it raises
     emu.configure(faults=Faults())
-    again = _run(gdf, setup, "faulty", max_request_px=300, resubmit_failed=True)
+    again = _run(gdf, setup, "faulty", resubmit_failed=True, **kw)
     assert _creates(emu) == 6 + failed  # the delivered tiles were kept
     assert list(again.status()["state"]) == ["done"]
-    whole = _run(gdf, setup, "whole-f")
+    whole = _run(gdf, setup, "whole-f", resolution=20)
     np.testing.assert_array_equal(again[0]["ndvi"].values, whole[0]["ndvi"].values)
 
 
@@ -143,7 +150,7 @@ def test_packed_fields_cost_a_quarter_and_equal_their_unpacked_values(setup):
     gdf = _two_clusters()
     alone = _run(gdf, setup, "alone", crs="utm", mask=True)
     assert _creates(emu) == 12
-    packed = _run(gdf, setup, "packed", crs="utm", mask=True, pack=True)
+    packed = _run(gdf, setup, "packed", crs="utm", mask=True, pack=True, pack_max_px=PACK_MAX_PX)
     bought = _creates(emu) - 12
     assert 1 <= bought <= 4
     s_alone, s_packed = alone.status(), packed.status()
@@ -163,7 +170,7 @@ def test_packed_fields_cost_a_quarter_and_equal_their_unpacked_values(setup):
         assert np.isnan(vb).any() and not np.isnan(vb).all()
         np.testing.assert_array_equal(va, vb)  # NaN for NaN
     # re-ordered rows: the same packs, nothing bought
-    _run(gdf.iloc[::-1], setup, "packed", crs="utm", mask=True, pack=True)
+    _run(gdf.iloc[::-1], setup, "packed", crs="utm", mask=True, pack=True, pack_max_px=PACK_MAX_PX)
     assert _creates(emu) == 12 + bought
 
 
@@ -186,7 +193,9 @@ def test_open_delivery_reads_tiled_and_packed_rows_again(setup):
     emu, client, root = setup
     big, small = _big_row(), _two_clusters()
     tiled = _run(big, setup, "again/tiled", max_request_px=300)
-    packed = _run(small, setup, "again/packed", crs="utm", mask=True, pack=True)
+    packed = _run(
+        small, setup, "again/packed", crs="utm", mask=True, pack=True, pack_max_px=PACK_MAX_PX
+    )
     bought = _creates(emu)
     for prefix, first in (("again/tiled", tiled), ("again/packed", packed)):
         res = xasync.open_delivery(f"{root}/{prefix}", emu.storage_options, client=client)
@@ -216,8 +225,7 @@ function evaluatePixel(s) {
 
 
 @pytest.mark.distributed
-def test_tiled_row_with_two_outputs_on_a_local_cluster_equals_the_whole_row(setup):
-    distributed = pytest.importorskip("distributed")
+def test_tiled_row_with_two_outputs_on_a_local_cluster_equals_the_whole_row(setup, dask_client):
     emu, client, root = setup
     geom = shapely.Polygon(
         [(600000, 5500000), (604000, 5500300), (603500, 5503000), (600200, 5502600)]
@@ -234,17 +242,7 @@ def test_tiled_row_with_two_outputs_on_a_local_cluster_equals_the_whole_row(setu
     assert _creates(emu) == 4 + 1
     a, b = tiled[0], whole[0]
     assert a["rgb"].dims == b["rgb"].dims and a["rgb"].shape == (3, 300, 400)
-    with (
-        distributed.LocalCluster(
-            n_workers=1,
-            processes=True,
-            threads_per_worker=2,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
-        on_cluster = a.compute()
+    on_cluster = a.compute()  # dask_client is the default scheduler
     local = b.compute(scheduler="threads")
     for name in ("ndvi", "rgb"):
         np.testing.assert_array_equal(on_cluster[name].values, local[name].values)

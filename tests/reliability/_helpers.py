@@ -4,35 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-import geopandas as gpd
-from shapely.geometry import box
+from integration._shared import NDVI, TIME, fields  # one definition for every e2e suite
 
 import xasync
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08", "dataMask"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
+__all__ = ["NDVI", "RES", "TIME", "assert_no_duplicate_creates", "fields", "fresh_root"]
 
-TIME = ("2024-06-01", "2024-06-30")
 #: 0.0002 deg pixels: each field is a ~24 x 19 px raster (cheap to make and to read)
 RES = 0.0002
-
-
-def fields(n: int, *, lon0: float = 14.0, lat0: float = 46.0) -> gpd.GeoDataFrame:
-    """``n`` small polygons in EPSG:4326, labelled ``field-<i>``."""
-    geoms = []
-    for i in range(n):
-        x, y = lon0 + 0.01 * (i % 25), lat0 + 0.01 * (i // 25)
-        geoms.append(box(x, y, x + 0.004, y + 0.003))
-    return gpd.GeoDataFrame(
-        {"name": [f"f{i}" for i in range(n)]},
-        geometry=geoms,
-        crs=4326,
-        index=[f"field-{i}" for i in range(n)],
-    )
 
 
 def fresh_root(emu, tag: str) -> str:

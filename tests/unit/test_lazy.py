@@ -219,9 +219,10 @@ def test_building_1000_datasets_touches_no_network(bucket, config, monkeypatch):
     elapsed = time.perf_counter() - start
     assert connects == []
     assert len({ds.encoding["xasync"]["token"] for ds in datasets}) == 1000
-    rate = 1000 / elapsed
-    print(f"build_dataset: {rate:.0f} rows/s")
-    assert rate > 50, rate
+    print(f"build_dataset: {1000 / elapsed:.0f} rows/s")  # information only: no wall-clock bound
+    # the work per row is constant: every row's graph has the same size, nothing accumulates
+    # from one row to the next (a count, not a rate, so that a busy machine cannot fail it)
+    assert len({len(ds.__dask_graph__()) for ds in datasets}) == 1
 
 
 def test_graph_pickles_without_secrets(bucket, s3_server):

@@ -120,6 +120,7 @@ class S3Server:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._counter = _Counter()
+        self._admin: Any = None  # create_bucket's client (a new boto3 client costs 0.2-0.5 s)
 
     def __repr__(self) -> str:
         state = self.endpoint_url if self._server is not None else "stopped"
@@ -149,6 +150,7 @@ class S3Server:
         shutdown(self._server, self._thread)
         self._server = None
         self._thread = None
+        self._admin = None
 
     def __enter__(self) -> S3Server:
         return self.start()
@@ -202,7 +204,9 @@ class S3Server:
 
     def create_bucket(self, name: str) -> str:
         """Create bucket ``name`` (idempotent) and return ``s3://name``."""
-        client = self.client()
+        if self._admin is None:
+            self._admin = self.client()
+        client = self._admin
         with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
             client.create_bucket(Bucket=name)
         return f"s3://{name}"
