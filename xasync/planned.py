@@ -352,12 +352,19 @@ def plan_call(
     max_request_px, pack, pack_max_px = check_plan_options(max_request_px, pack, pack_max_px)
     if not pack and all(max(s.grid.width, s.grid.height) <= max_request_px for s in specs):
         return None
-    kw = {"max_request_px": max_request_px, "pack": pack, "pack_max_px": pack_max_px}
-    planned = plan_specs(specs, storage_options=storage_options, **kw)
+    def plan(keep: Collection[int] = ()) -> PlannedSpecs:
+        return plan_specs(
+            specs,
+            max_request_px=max_request_px,
+            pack=pack,
+            pack_max_px=pack_max_px,
+            storage_options=storage_options,
+            keep_alone=keep,
+        )
+
+    planned = plan()
     keep = keep_alone(specs, planned, bought) if pack and bought is not None else None
-    if keep:
-        planned = plan_specs(specs, storage_options=storage_options, keep_alone=keep, **kw)
-    return planned
+    return plan(keep) if keep else planned
 
 
 def row_parts(planned: PlannedSpecs) -> list[tuple[tuple[str, str], ...]]:
