@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from xasync._contract import USERDATA_IDENTIFIER
+from xasync.canonical import fill_tokens, request_text
 from xasync.errors import (
     CollectionError,
     CrsError,
@@ -66,10 +67,6 @@ __all__ = [
     "build_specs",
     "parse_time_range",
 ]
-
-
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def _json_label(value: Any) -> Any:
@@ -195,8 +192,7 @@ class RequestSpec:
 
         Neither the row label nor its position enters it (see the class notes).
         """
-        doc = {"body": self._canonical, "script": self.evalscript_digest}
-        return hashlib.sha256(_canonical(doc).encode()).hexdigest()
+        return hashlib.sha256(request_text(self).encode()).hexdigest()
 
     @property
     def row_url(self) -> str:
@@ -373,6 +369,7 @@ def build_specs(
                 evalscript_digest=digest,
             ),
         )
+    fill_tokens(specs)  # every row needs its token: geometries serialised at once
     logger.debug("built %d request specs (%d CRS groups)", len(specs), len(np.unique(epsgs)))
     return specs
 

@@ -284,3 +284,43 @@ def test_read_plans_sources_and_datasets_are_pinned():
     assert _digest(sources) == PINNED_SOURCES
     build = planned_builder(planned, specs, [s.read_plan() for s in specs], reader=reader)
     assert [dataset_fingerprint(build(i)) for i in range(2)] == PINNED_PACKED_DATASETS
+
+
+def _slow_text(spec) -> str:
+    """The canonical text as the earlier code built it: the body dict, dumped whole."""
+    from xasync.canonical import canonical
+
+    return canonical({"body": spec.canonical_body(), "script": spec.evalscript_digest})
+
+
+def test_template_text_equals_the_full_dump_for_awkward_geometries():
+    import dataclasses
+
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon
+
+    from xasync.canonical import fill_tokens, geometry_texts, request_text
+
+    hole = Polygon(
+        [(0, 0), (10, 0), (10, 10), (0, 10)], [[(2, 2), (2, 4), (4, 4)], [(6, 6), (7, 6), (7, 7)]]
+    )
+    clockwise = Polygon([(0.1 + 0.2, -0.0), (1e-7, 1e21), (123456789012.5, 1 / 3)])
+    multi = MultiPolygon([hole, Polygon([(20, 20), (21, 20), (21, 21)])])
+    geoms = [hole, clockwise, multi, shapely.force_3d(hole, 1.5)]
+    wkbs = [shapely.to_wkb(g) for g in geoms]
+    import json
+
+    assert geometry_texts(wkbs) == [
+        json.dumps(json.loads(shapely.to_geojson(g)), sort_keys=True, separators=(",", ":"))
+        for g in geoms
+    ]
+    base = build_specs(
+        pinned_frame(), PINNED_ES, time=TIME, delivery=PINNED_ROOT, resolution=10, crs="utm"
+    )
+    specs = [dataclasses.replace(base[i % 5], geometry_wkb=w) for i, w in enumerate(wkbs)]
+    specs += [dataclasses.replace(base[0], bounds_mode="bbox", userdata=True)]
+    for spec in specs:
+        assert request_text(spec) == _slow_text(spec)
+    fresh = [dataclasses.replace(s) for s in specs]
+    fill_tokens(fresh)
+    assert [s.token for s in fresh] == [s.token for s in specs]
