@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["canonical", "fill_tokens", "geometry_texts", "request_text"]
+__all__ = ["canonical", "fill_tokens", "geometry_texts", "request_text", "template_key"]
 
 _POLYGON, _MULTIPOLYGON = 3, 6
 
@@ -151,6 +151,11 @@ class _Template:
             + _number(g.width)
             + self.tail
         )
+
+
+def template_key(spec: RequestSpec) -> tuple:
+    """What the canonical texts of the rows of a call share (hashable; ``data`` by identity)."""
+    return _Template.key(spec)
 
 
 def request_text(spec: RequestSpec) -> str:

@@ -17,7 +17,6 @@ from dask.base import tokenize
 
 from xasync import delivery, timeseries
 from xasync.errors import BudgetExceeded, DeliveryAccessError, OptionError, ValidationError
-from xasync.estimate import row_estimates
 from xasync.gcs import gcs_filesystem, gs_delivery_extras, is_gcs
 from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
@@ -26,6 +25,7 @@ from xasync.planned import estimate_planned, plan_call, source_to_dict
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
+from xasync.rowcost import row_estimates
 from xasync.submitter import Order, SubmitOptions, get_submitter
 from xasync.tiledjob import planned_builder, submit_planned
 
