@@ -31,7 +31,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["canonical", "fill_tokens", "geometry_texts", "request_text", "template_key"]
+__all__ = [
+    "body_texts",
+    "canonical",
+    "fill_tokens",
+    "geometry_texts",
+    "request_text",
+    "template_key",
+]
 
 _POLYGON, _MULTIPOLYGON = 3, 6
 
@@ -120,7 +127,7 @@ class _Template:
             )
         self.data = '},"data":' + canonical(list(spec.data)) + '},"output":{"height":'
         self.responses = ',"responses":' + canonical(responses) + ',"width":'
-        self.tail = '}},"script":' + canonical(spec.evalscript_digest) + "}"
+        self.script = ',"script":' + canonical(spec.evalscript_digest) + "}"
         self.geometry = spec.bounds_mode == "geometry"
         self.head_hash = hashlib.sha256(self.head.encode())
 
@@ -137,19 +144,13 @@ class _Template:
         )
 
     def rest(self, spec: RequestSpec, geometry: str | None) -> str:
-        """The text after :attr:`head` for one spec."""
+        """The body's text after :attr:`head` for one spec (up to its closing brace)."""
         g = spec.grid
         bbox = "[" + ",".join(_number(v) for v in g.bbox) + "]"
         bounds = bbox + (',"geometry":' + geometry if self.geometry else "")
         crs = ',"properties":{"crs":' + canonical(g.crs_url) + "}"
         return (
-            bounds
-            + crs
-            + self.data
-            + _number(g.height)
-            + self.responses
-            + _number(g.width)
-            + self.tail
+            bounds + crs + self.data + _number(g.height) + self.responses + _number(g.width) + "}}"
         )
 
 
@@ -162,7 +163,23 @@ def request_text(spec: RequestSpec) -> str:
     """The canonical text of one spec's ``{"body", "script"}`` document."""
     template = _Template(spec)
     geometry = geometry_texts([spec.geometry_wkb])[0] if template.geometry else None
-    return template.head + template.rest(spec, geometry)
+    return template.head + template.rest(spec, geometry) + template.script
+
+
+def _prepared(specs: Sequence[RequestSpec]) -> tuple[list[_Template], list[str | None]]:
+    """Each spec's template and geometry text (geometries serialised at once)."""
+    templates: dict[tuple, tuple[_Template, Any]] = {}
+    of_spec = []
+    for s in specs:
+        key = _Template.key(s)
+        if key not in templates:
+            templates[key] = (_Template(s), s.data)  # holding data keeps its id unique
+        of_spec.append(templates[key][0])
+    picked = [i for i, t in enumerate(of_spec) if t.geometry]
+    geometries: list[str | None] = [None] * len(specs)
+    for i, text in zip(picked, geometry_texts([specs[i].geometry_wkb for i in picked])):
+        geometries[i] = text
+    return of_spec, geometries
 
 
 def fill_tokens(specs: Sequence[RequestSpec]) -> None:
@@ -172,21 +189,17 @@ def fill_tokens(specs: Sequence[RequestSpec]) -> None:
     result is exactly what the spec alone would compute.
     """
     todo = [s for s in specs if "token" not in s.__dict__]
-    if not todo:
-        return
-    templates: dict[tuple, tuple[_Template, Any]] = {}
-    need_geometry = []
-    for s in todo:
-        key = _Template.key(s)
-        if key not in templates:
-            templates[key] = (_Template(s), s.data)  # holding data keeps its id unique
-        if templates[key][0].geometry:
-            need_geometry.append(s)
-    texts = dict(
-        zip(map(id, need_geometry), geometry_texts([s.geometry_wkb for s in need_geometry]))
-    )
-    for s in todo:
-        template = templates[_Template.key(s)][0]
+    templates, geometries = _prepared(todo)
+    for s, template, geometry in zip(todo, templates, geometries, strict=True):
         h = template.head_hash.copy()
-        h.update(template.rest(s, texts.get(id(s))).encode())
+        h.update((template.rest(s, geometry) + template.script).encode())
         s.__dict__["token"] = h.hexdigest()
+
+
+def body_texts(specs: Sequence[RequestSpec]) -> list[str]:
+    """``canonical(spec.canonical_body())`` of every spec, without building the bodies."""
+    templates, geometries = _prepared(specs)
+    return [
+        t.head[len('{"body":') :] + t.rest(s, g)
+        for s, t, g in zip(specs, templates, geometries, strict=True)
+    ]

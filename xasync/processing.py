@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from dask.base import tokenize
 
-from xasync import delivery, timeseries
+from xasync import timeseries
+from xasync.callmanifest import manifest_row_texts
 from xasync.errors import BudgetExceeded, DeliveryAccessError, OptionError, ValidationError
 from xasync.gcs import gcs_filesystem, gs_delivery_extras, is_gcs
 from xasync.inputs import TIME_RULES
 from xasync.jobs import Job, RowStatus
 from xasync.lazy import build_dataset, normalize_chunks
-from xasync.planned import estimate_planned, plan_call, source_to_dict
+from xasync.manifests import write_manifest_text
+from xasync.planned import estimate_planned, plan_call
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
@@ -404,22 +406,15 @@ def _write_manifest(
     series: Any = None,
     planned: Any = None,
 ) -> None:
-    rows = [
-        {
-            "position": i,
-            "plan": plan.to_dict(),
-            "label": delivery.encode_label(label),
-            "body": spec.canonical_body(copy=False),
-        }
-        for i, (spec, plan, label) in enumerate(zip(specs, plans, labels))
-    ]
-    for row, entry in zip(rows, timeseries.manifest_entries(series) if series else ()):
-        row["series"] = entry  # a time series: how open_delivery rebuilds the row's Dataset
-    if planned is not None:  # tiles and packs: where each row is read from (open_delivery)
-        for row, sources in zip(rows, planned.sources):
-            row["sources"] = [source_to_dict(s) for s in sources]
+    rows = manifest_row_texts(
+        specs,
+        plans,
+        labels,
+        series=timeseries.manifest_entries(series) if series else None,
+        sources=planned.sources if planned is not None else None,  # tiles and packs
+    )
     try:
-        delivery.write_manifest(fs, root, call_token, rows)
+        write_manifest_text(fs, root, call_token, rows)
     except Exception as exc:  # OSError from s3fs/gcsfs, botocore's errors (unreachable endpoint)
         raise DeliveryAccessError(
             f"cannot write to the delivery location {root}: {type(exc).__name__}: {exc}. Check "

@@ -299,7 +299,7 @@ def test_template_text_equals_the_full_dump_for_awkward_geometries():
     import shapely
     from shapely.geometry import MultiPolygon, Polygon
 
-    from xasync.canonical import fill_tokens, geometry_texts, request_text
+    from xasync.canonical import body_texts, canonical, fill_tokens, geometry_texts, request_text
 
     hole = Polygon(
         [(0, 0), (10, 0), (10, 10), (0, 10)], [[(2, 2), (2, 4), (4, 4)], [(6, 6), (7, 6), (7, 7)]]
@@ -324,3 +324,4 @@ def test_template_text_equals_the_full_dump_for_awkward_geometries():
     fresh = [dataclasses.replace(s) for s in specs]
     fill_tokens(fresh)
     assert [s.token for s in fresh] == [s.token for s in specs]
+    assert body_texts(specs) == [canonical(s.canonical_body()) for s in specs]
