@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from xasync._contract import MAX_PIXELS_PER_SIDE as MAX_PX
 from xasync._contract import USERDATA_IDENTIFIER
 from xasync.canonical import fill_tokens, request_text
 from xasync.errors import (
@@ -40,7 +41,7 @@ from xasync.geometry import (
     round_geometries,
     target_epsgs,
 )
-from xasync.grid import PixelGrid, check_resolution
+from xasync.grid import PixelGrid, check_resolution, snapped_grids
 from xasync.inputs import (
     BOUNDS_MODES,
     DELIVERY_KEYS,
@@ -328,7 +329,7 @@ def build_specs(
     import geopandas as gpd
     import shapely
 
-    from xasync.planner import row_grid
+    from xasync.planner import MAX_ROW_PX, row_grid
 
     _check_frame(gdf, resolution, size, bounds)
     root = check_delivery(delivery)
@@ -343,9 +344,14 @@ def build_specs(
     specs = []
     rounded = round_geometries(projected, resolution, size)
     boxes, wkbs = shapely.bounds(rounded), shapely.to_wkb(rounded)
+    grids: list[Any] = [None] * len(wkbs)
+    if resolution is not None:  # vectorised; rows it cannot build are built below (or refused)
+        grids = snapped_grids(boxes, epsgs, resolution, MAX_ROW_PX if tiled else MAX_PX)
     for i, geom in enumerate(wkbs):
         try:
-            if tiled and resolution is not None:
+            if grids[i] is not None:
+                grid = grids[i]
+            elif tiled and resolution is not None:
                 grid = row_grid(boxes[i], int(epsgs[i]), resolution)
             else:
                 grid = grid_of(boxes[i], int(epsgs[i]), resolution, size)
