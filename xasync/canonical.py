@@ -15,6 +15,7 @@ of the WKB, whose ``repr`` is what ``json.dumps`` writes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from xasync._contract import USERDATA_IDENTIFIER
+from xasync._contract import OPENGIS_EPSG_PREFIX, USERDATA_IDENTIFIER
 
 if TYPE_CHECKING:
     from xasync.request import RequestSpec
@@ -81,21 +82,31 @@ def geometry_texts(wkbs: Sequence[bytes]) -> list[str]:
     return out  # type: ignore[return-value]
 
 
+def _pair_texts(xy: np.ndarray) -> list[str]:
+    """``"x,y"`` of each coordinate, each number as ``repr`` writes it (as ``json.dumps`` does).
+
+    ``repr`` of a list of floats writes each with ``float.__repr__`` separated by ``", "``, and
+    no float's text holds a space, a bracket or a comma: one ``repr`` of all coordinates, cut.
+    """
+    if xy.size == 0:
+        return []
+    if not np.isfinite(xy).all():
+        raise ValueError("Out of range float values are not JSON compliant")
+    return repr(xy.tolist())[2:-2].replace(" ", "").split("],[")
+
+
 def _polygon_texts(geoms: np.ndarray, kinds: np.ndarray) -> list[str]:
     """The canonical GeoJSON of 2D Polygons/MultiPolygons, rings in stored order."""
     import shapely
 
     parts, part_owner = shapely.get_parts(geoms, return_index=True)
     rings, ring_owner = shapely.get_rings(parts, return_index=True)
-    counts = shapely.get_num_coordinates(rings)
-    xy = shapely.get_coordinates(rings)
-    text = [float.__repr__(v) for v in xy.ravel().tolist()]
-    if not all(math.isfinite(v) for v in xy.ravel().tolist()):
-        raise ValueError("Out of range float values are not JSON compliant")
-    pairs = [f"[{x},{y}]" for x, y in zip(text[0::2], text[1::2], strict=True)]
-    ends = np.cumsum(counts).tolist()
+    pairs = _pair_texts(shapely.get_coordinates(rings))
+    ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
     starts = [0, *ends[:-1]]
-    ring_text = ["[" + ",".join(pairs[a:b]) + "]" for a, b in zip(starts, ends, strict=True)]
+    ring_text = ["[[" + "],[".join(pairs[a:b]) + "]]" for a, b in zip(starts, ends, strict=True)]
+    if len(rings) == len(geoms) and (kinds == _POLYGON).all():  # one ring each: the usual case
+        return ['{"coordinates":[' + t + '],"type":"Polygon"}' for t in ring_text]
     part_rings: list[list[str]] = [[] for _ in range(len(parts))]
     for owner, t in zip(ring_owner.tolist(), ring_text, strict=True):
         part_rings[owner].append(t)
@@ -146,12 +157,25 @@ class _Template:
     def rest(self, spec: RequestSpec, geometry: str | None) -> str:
         """The body's text after :attr:`head` for one spec (up to its closing brace)."""
         g = spec.grid
-        bbox = "[" + ",".join(_number(v) for v in g.bbox) + "]"
+        bbox = repr(list(g.bbox)).replace(" ", "")
+        if "n" in bbox or "(" in bbox:  # nan, inf, numpy scalars: number by number
+            bbox = "[" + ",".join(_number(v) for v in g.bbox) + "]"
         bounds = bbox + (',"geometry":' + geometry if self.geometry else "")
-        crs = ',"properties":{"crs":' + canonical(g.crs_url) + "}"
         return (
-            bounds + crs + self.data + _number(g.height) + self.responses + _number(g.width) + "}}"
+            bounds
+            + _crs_text(g.epsg)
+            + self.data
+            + _number(g.height)
+            + self.responses
+            + _number(g.width)
+            + "}}"
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _crs_text(epsg: int) -> str:
+    """``"properties"`` of the bounds: the CRS as :attr:`PixelGrid.crs_url` writes it."""
+    return ',"properties":{"crs":' + canonical(f"{OPENGIS_EPSG_PREFIX}{epsg}") + "}"
 
 
 def template_key(spec: RequestSpec) -> tuple:
