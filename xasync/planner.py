@@ -220,7 +220,8 @@ def pack_grids(
         order.append(((family, cell, -k[3], k[0], k[1], k[2], item.sort_key), i))
     order.sort()
     groups: list[_Group] = []
-    by_cell: dict[tuple, list[int]] = {}
+    by_cell: dict[tuple, list[int]] = {}  # open groups by the cell they started in
+    home: dict[int, tuple] = {}
     same: dict[tuple, int] = {}  # identical items -> their group
     for (family, cell, *_rest), i in order:
         ident = (family, boxes[i], items[i].sort_key)
@@ -235,13 +236,15 @@ def pack_grids(
                 for g in by_cell.get((family, cell[0] + dy, cell[1] + dx), ()):
                     box = _union(groups[g].box, boxes[i])
                     gw, gh = box[2] - box[0], box[3] - box[1]
-                    if max(gw, gh) > max_px or groups[g].distinct >= MAX_PACK_MEMBERS:
+                    if max(gw, gh) > max_px:
                         continue
                     union_cost = cost(items[i].key, gw, gh)
                     if union_cost < groups[g].cost + own and (chosen is None or g < chosen[0]):
                         chosen = (g, box, union_cost)
         if chosen is None:
-            by_cell.setdefault((family, *cell), []).append(len(groups))
+            home[len(groups)] = (family, *cell)
+            if MAX_PACK_MEMBERS > 1:
+                by_cell.setdefault((family, *cell), []).append(len(groups))
             groups.append(_Group(family, boxes[i], [i], own))
             same[ident] = len(groups) - 1
         else:
@@ -250,6 +253,8 @@ def pack_grids(
             groups[g].members.append(i)
             groups[g].distinct += 1
             same[ident] = g
+            if groups[g].distinct >= MAX_PACK_MEMBERS:  # full: no item is offered it again
+                by_cell[home[g]].remove(g)
     packs = [_pack_of(items, g, boxes) for g in groups]
     packs += [
         Pack(items[i].key, items[i].grid, (i,), ((0, 0, *items[i].grid.shape),)) for i in alone
