@@ -30,13 +30,15 @@ def _shape_key(spec: RequestSpec) -> tuple:
     return (template_key(spec), spec.outputs, spec.grid.width, spec.grid.height)
 
 
-def request_factors_by_url(
-    specs: Sequence[RequestSpec],
-    *,
-    storage_options: Mapping[str, Any] | None = None,
-    scenes: int | None = None,
-) -> dict[str, Any]:
-    """``{row_url: PUFactors}`` in order of first appearance, as ``request_costs`` gives it."""
+def request_factors_by_url(specs: Sequence[RequestSpec], **keywords: Any) -> dict[str, Any]:
+    """``{row_url: PUFactors}`` in order of first appearance, as ``request_costs`` gives it.
+
+    ``keywords`` are those of :func:`xasync.estimate.request_costs`. A representative is priced
+    without its geometry (the factors depend on the size, outputs, script and data only), so a
+    pack of hundreds of fields is not parsed back from its GeoJSON.
+    """
+    import dataclasses
+
     from xasync.estimate import request_costs
 
     by_shape: dict[tuple, Any] = {}
@@ -47,9 +49,8 @@ def request_factors_by_url(
             continue
         key = _shape_key(spec)
         if key not in by_shape:
-            (by_shape[key],) = request_costs(
-                [spec], storage_options=storage_options, scenes=scenes
-            ).values()
+            plain = dataclasses.replace(spec, bounds_mode="bbox")
+            (by_shape[key],) = request_costs([plain], **keywords).values()
         out[url] = by_shape[key]
     return out
 
