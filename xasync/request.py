@@ -41,11 +41,12 @@ from xasync.geometry import (
     round_geometries,
     target_epsgs,
 )
-from xasync.grid import PixelGrid, check_resolution, snapped_grids
+from xasync.grid import PixelGrid, snapped_grids
 from xasync.inputs import (
     BOUNDS_MODES,
     DELIVERY_KEYS,
     check_delivery,
+    check_frame,
     data_items,
     parse_time_range,
 )
@@ -331,7 +332,7 @@ def build_specs(
 
     from xasync.planner import MAX_ROW_PX, row_grid
 
-    _check_frame(gdf, resolution, size, bounds)
+    check_frame(gdf, resolution, size, bounds)
     root = check_delivery(delivery)
     items, time_range = data_items(data, time)
     ref, digest, outs, wanted = script_and_outputs(evalscript, outputs, responses, storage_options)
@@ -378,25 +379,3 @@ def build_specs(
     fill_tokens(specs)  # every row needs its token: geometries serialised at once
     logger.debug("built %d request specs (%d CRS groups)", len(specs), len(np.unique(epsgs)))
     return specs
-
-
-def _check_frame(gdf: Any, resolution: Any, size: Any, bounds: Any) -> None:
-    import geopandas as gpd
-
-    if not isinstance(gdf, (gpd.GeoDataFrame, gpd.GeoSeries)):
-        raise GeometryError(f"expected a GeoDataFrame, got {type(gdf).__name__}")
-    if len(gdf) == 0:
-        raise GeometryError("the GeoDataFrame is empty: there is nothing to request")
-    if gdf.crs is None:
-        raise CrsError(
-            "the GeoDataFrame has no CRS; set it first, e.g. gdf = gdf.set_crs('EPSG:4326')",
-        )
-    if (resolution is None) == (size is None):
-        raise OptionError(
-            "give exactly one of resolution= (pixel size in CRS units) or size=(width, height)"
-            + (", not both" if resolution is not None else ""),
-        )
-    if resolution is not None:
-        check_resolution(resolution)  # positive, finite, one number or a pair
-    if bounds not in BOUNDS_MODES:
-        raise OptionError(f"bounds must be one of {BOUNDS_MODES}, got {bounds!r}")
