@@ -12,7 +12,7 @@ parts serialised once: the same JSON as dumping the row dicts, at a fraction of 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from xasync.canonical import body_texts, canonical
@@ -20,7 +20,10 @@ from xasync.manifests import encode_label
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["manifest_row_texts", "plan_texts", "source_texts"]
+__all__ = ["iter_manifest_rows", "manifest_row_texts", "plan_texts", "source_texts"]
+
+#: Rows serialised together by :func:`iter_manifest_rows` (bounds the text held at once).
+CHUNK_ROWS = 10_000
 
 
 def _grid_text(grid: Any) -> str:
@@ -100,6 +103,7 @@ def manifest_row_texts(
     *,
     series: Sequence[Any] | None = None,
     sources: Sequence[Sequence[Any]] | None = None,
+    first: int = 0,
 ) -> list[str]:
     """The JSON text of each manifest row.
 
@@ -111,6 +115,8 @@ def manifest_row_texts(
         Per row, its time-series entry (:func:`xasync.timeseries.manifest_entries`).
     sources : sequence of sequence of Source, optional
         Per row, where it is read from (tiles and packs).
+    first : int
+        The position of the first row.
 
     """
     bodies = body_texts(specs)
@@ -120,10 +126,32 @@ def manifest_row_texts(
     out = []
     for i, (body, plan, label) in enumerate(zip(bodies, plan_text, labels, strict=True)):
         text = '{"body":' + body + ',"label":' + _label_text(encode_label(label))
-        text += ',"plan":' + plan + ',"position":' + str(i)
+        text += ',"plan":' + plan + ',"position":' + str(first + i)
         if series is not None and i < len(series):
             text += ',"series":' + canonical(series[i])
         if sources is not None:
             text += ',"sources":[' + ",".join(next(flat_text) for _ in sources[i]) + "]"
         out.append(text + "}")
     return out
+
+
+def iter_manifest_rows(
+    specs: Sequence[Any],
+    plans: Sequence[Any],
+    labels: Sequence[Any],
+    *,
+    series: Sequence[Any] | None = None,
+    sources: Sequence[Sequence[Any]] | None = None,
+) -> Iterator[str]:
+    """:func:`manifest_row_texts` of :data:`CHUNK_ROWS` rows at a time (positions of the call)."""
+    for start in range(0, len(specs), CHUNK_ROWS):
+        end = start + CHUNK_ROWS
+        texts = manifest_row_texts(
+            specs[start:end],
+            plans[start:end],
+            labels[start:end],
+            series=None if series is None else series[start:end],
+            sources=None if sources is None else sources[start:end],
+            first=start,
+        )
+        yield from texts

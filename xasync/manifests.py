@@ -11,6 +11,8 @@ import datetime as _dt
 import gzip
 import json
 import logging
+import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from xasync.errors import ValidationError
@@ -112,27 +114,41 @@ def write_manifest(fs: Any, delivery_root: str, call_token: str, rows: list[dict
     return url
 
 
-def write_manifest_text(fs: Any, delivery_root: str, call_token: str, row_texts: list[str]) -> str:
+def write_manifest_text(
+    fs: Any, delivery_root: str, call_token: str, row_texts: Iterable[str]
+) -> str:
     """:func:`write_manifest` for rows already written as JSON text (one object each).
 
     The document is the same; above :data:`GZIP_ABOVE_BYTES` it is stored gzip-compressed as
-    ``<call_token>.json.gz`` (100,000 rows are about 100 MB of JSON, a few MB compressed).
-    Returns the manifest's URL.
+    ``<call_token>.json.gz`` (100,000 rows are about 100 MB of JSON, a few MB compressed),
+    compressed as the rows come, so the whole text is never held at once. Returns the URL.
     """
     if not call_token or "/" in call_token:
         raise ValidationError(f"call_token must be a non-empty name without '/': {call_token!r}")
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    text = (
-        f'{{"call_token":{json.dumps(call_token)},"created":{json.dumps(created)},"rows":['
-        + ",".join(row_texts)
-        + f'],"version":{MANIFEST_VERSION}}}'
-    )
-    payload = text.encode()
+    head = f'{{"call_token":{json.dumps(call_token)},"created":{json.dumps(created)},"rows":['
+    plain: list[bytes] = [head.encode()]
+    size, rows, packer = len(plain[0]), 0, None
+    for text in row_texts:
+        piece = ("," + text if rows else text).encode()
+        rows += 1
+        if packer is None:
+            plain.append(piece)
+            size += len(piece)
+            if size > GZIP_ABOVE_BYTES:  # big: compress from here on
+                packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip stream
+                out = [packer.compress(b"".join(plain))]
+                plain = []
+        else:
+            out.append(packer.compress(piece))
+    tail = f'],"version":{MANIFEST_VERSION}}}'.encode()
     url = f"{_manifest_dir(delivery_root)}/{call_token}.json"
-    if len(payload) > GZIP_ABOVE_BYTES:
-        payload, url = gzip.compress(payload, compresslevel=1, mtime=0), url + ".gz"
+    if packer is None:
+        payload = b"".join([*plain, tail])
+    else:
+        payload, url = b"".join([*out, packer.compress(tail), packer.flush()]), url + ".gz"
     fs.pipe_file(url, payload)
-    logger.info("wrote manifest %s (%d rows, %d bytes)", url, len(row_texts), len(payload))
+    logger.info("wrote manifest %s (%d rows, %d bytes)", url, rows, len(payload))
     return url
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dask.base import tokenize
 
 from xasync import timeseries
-from xasync.callmanifest import manifest_row_texts
+from xasync.callmanifest import iter_manifest_rows
 from xasync.deliveryaccess import (
     _check_credentials,
     _delivery_extras,
@@ -25,7 +25,7 @@ from xasync.deliveryaccess import (
 )
 from xasync.errors import BudgetExceeded, DeliveryAccessError, OptionError
 from xasync.inputs import TIME_RULES
-from xasync.jobs import Job, RowStatus
+from xasync.jobs import Job
 from xasync.lazy import build_dataset, normalize_chunks
 from xasync.manifests import write_manifest_text
 from xasync.planned import estimate_planned, plan_call
@@ -306,15 +306,14 @@ def _submit(
     resubmit_failed: bool,
 ) -> Job:
     """Hand the rows to the background submitter; return their :class:`~xasync.jobs.Job`."""
-    job = Job.from_rows(
-        [RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)]
-    )
+    job = Job.from_rows(plans)  # a plan has the row's token, request URL and label
+    identifiers = {p.outputs: tuple(o.identifier for o in p.outputs) for p in plans}
     orders = [
         Order(
             index=i,
             token=spec.token,
-            row_url=spec.row_url,
-            identifiers=tuple(o.identifier for o in plan.outputs),
+            row_url=plan.row_url,
+            identifiers=identifiers[plan.outputs],
             body=functools.partial(spec.body, s3_extras),
         )
         for i, (spec, plan) in enumerate(zip(specs, plans))
@@ -336,7 +335,7 @@ def _write_manifest(
     series: Any = None,
     planned: Any = None,
 ) -> None:
-    rows = manifest_row_texts(
+    rows = iter_manifest_rows(
         specs,
         plans,
         labels,

@@ -196,7 +196,7 @@ class RequestSpec:
         """
         return hashlib.sha256(request_text(self).encode()).hexdigest()
 
-    @property
+    @cached_property
     def row_url(self) -> str:
         """``<delivery_root>/<token[:24]>``: the request's delivery folder.
 

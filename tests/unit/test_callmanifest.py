@@ -88,3 +88,19 @@ def test_big_manifests_are_gzipped_and_read_back(s3fs_fs, bucket, monkeypatch):
     assert [r["position"] for r in docs["call-big"]["rows"]] == list(range(50))
     assert docs["call-small"]["rows"][2] == {"plan": {"token": "t2", "row_url": "u"}, "position": 2}
     assert docs["call-big"]["version"] == manifests.MANIFEST_VERSION
+
+
+def test_rows_in_chunks_are_the_same_rows(monkeypatch):
+    from xasync import callmanifest
+
+    gdf = frame()
+    kw = {"time": TIME, "resolution": 10, "crs": "utm", "tiled": True}
+    specs = build_specs(gdf, ES, delivery="s3://bkt/m", **kw)
+    plans = [s.read_plan() for s in specs]
+    planned = plan_call(specs, pack=True, max_request_px=200)
+    whole = manifest_row_texts(specs, plans, list(gdf.index), sources=planned.sources)
+    monkeypatch.setattr(callmanifest, "CHUNK_ROWS", 3)
+    chunked = callmanifest.iter_manifest_rows(
+        specs, plans, list(gdf.index), sources=planned.sources
+    )
+    assert list(chunked) == whole
