@@ -8,6 +8,7 @@ moment the body is sent.
 from __future__ import annotations
 
 import copy as copy_module
+import functools
 import hashlib
 import json
 import logging
@@ -79,6 +80,13 @@ def _json_label(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_json_label(v) for v in value]
     return str(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _output_plans(outputs: tuple[OutputSpec, ...], responses: tuple[str, ...]) -> tuple:
+    """The requested outputs as :class:`OutputPlan` (cached: the rows of a call share them)."""
+    by_id = {o.id: o for o in outputs}
+    return tuple(OutputPlan(r, by_id[r].bands, by_id[r].dtype, by_id[r].nodata) for r in responses)
 
 
 @dataclass(frozen=True, eq=False)
@@ -237,15 +245,11 @@ class RequestSpec:
 
     def read_plan(self) -> ReadPlan:
         """The :class:`~xasync.plan.ReadPlan` of this row (requested outputs, in request order)."""
-        by_id = {o.id: o for o in self.outputs}
-        outs = tuple(
-            OutputPlan(r, by_id[r].bands, by_id[r].dtype, by_id[r].nodata) for r in self.responses
-        )
         return ReadPlan(
             token=self.token,
             row_url=self.row_url,
             grid=self.grid,
-            outputs=outs,
+            outputs=_output_plans(self.outputs, self.responses),
             label=_json_label(self.label),
             time_range=self.time,
             mask_wkb=self.geometry_wkb if self.mask else None,
