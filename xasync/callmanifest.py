@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from xasync.canonical import body_texts, canonical
+from xasync.canonical import bbox_text, body_texts, canonical, string_text
 from xasync.manifests import encode_label
 
 logger = logging.getLogger(__name__)
@@ -27,14 +27,21 @@ CHUNK_ROWS = 10_000
 
 
 def _grid_text(grid: Any) -> str:
-    return canonical(
-        {"bbox": list(grid.bbox), "epsg": grid.epsg, "height": grid.height, "width": grid.width}
+    if type(grid.epsg) is not int or type(grid.height) is not int or type(grid.width) is not int:
+        return canonical(
+            {"bbox": list(grid.bbox), "epsg": grid.epsg, "height": grid.height, "width": grid.width}
+        )
+    return (
+        f'{{"bbox":{bbox_text(grid.bbox)},"epsg":{grid.epsg},'
+        f'"height":{grid.height},"width":{grid.width}}}'
     )
 
 
 def _label_text(label: Any) -> str:
     if type(label) is int:
         return int.__repr__(label)
+    if type(label) is str:
+        return string_text(label)
     return canonical(label)
 
 
@@ -63,10 +70,10 @@ def plan_texts(plans: Sequence[Any]) -> list[str]:
             + mask
             + outputs
             + ',"row_url":'
-            + canonical(p.row_url)
+            + string_text(p.row_url)
             + time_range
             + ',"token":'
-            + canonical(p.token)
+            + string_text(p.token)
             + "}"
         )
     return out

@@ -33,11 +33,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "bbox_text",
     "body_texts",
     "canonical",
     "fill_tokens",
     "geometry_texts",
     "request_text",
+    "string_text",
     "template_key",
 ]
 
@@ -58,6 +60,21 @@ def _number(v: Any) -> str:
     if type(v) is int:
         return int.__repr__(v)
     return canonical(v)
+
+
+def string_text(value: str) -> str:
+    """A JSON string as :func:`canonical` writes it (quoted as is when nothing needs escaping)."""
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return '"' + value + '"'
+    return canonical(value)
+
+
+def bbox_text(bbox: Sequence[float]) -> str:
+    """A list of numbers as :func:`canonical` writes it (one ``repr`` when all are floats)."""
+    text = repr(list(bbox)).replace(" ", "")
+    if "n" in text or "(" in text:  # nan, inf, numpy scalars: number by number
+        text = "[" + ",".join(_number(v) for v in bbox) + "]"
+    return text
 
 
 def geometry_texts(wkbs: Sequence[bytes]) -> list[str]:
@@ -157,10 +174,7 @@ class _Template:
     def rest(self, spec: RequestSpec, geometry: str | None) -> str:
         """The body's text after :attr:`head` for one spec (up to its closing brace)."""
         g = spec.grid
-        bbox = repr(list(g.bbox)).replace(" ", "")
-        if "n" in bbox or "(" in bbox:  # nan, inf, numpy scalars: number by number
-            bbox = "[" + ",".join(_number(v) for v in g.bbox) + "]"
-        bounds = bbox + (',"geometry":' + geometry if self.geometry else "")
+        bounds = bbox_text(g.bbox) + (',"geometry":' + geometry if self.geometry else "")
         return (
             bounds
             + _crs_text(g.epsg)

@@ -325,3 +325,18 @@ def test_template_text_equals_the_full_dump_for_awkward_geometries():
     fill_tokens(fresh)
     assert [s.token for s in fresh] == [s.token for s in specs]
     assert body_texts(specs) == [canonical(s.canonical_body()) for s in specs]
+
+
+def test_string_and_number_texts_are_what_json_dumps_writes():
+    import json
+
+    import numpy as np
+
+    from xasync.canonical import bbox_text, canonical, string_text
+
+    for value in ["s3://b/p/abc", 'a"b', "a\\b", "\u00e9", "tab\there", "\x7f", "", "{x}"]:
+        assert string_text(value) == canonical(value) == json.dumps(value, separators=(",", ":"))
+    for box_ in [(1.5, -0.0, 1e21, 1e-7), (1, 2.0, 3, 4), (np.float64(0.1), 2.0, 3.0, 4.0)]:
+        assert bbox_text(box_) == canonical([float(v) if isinstance(v, float) else v for v in box_])
+    with pytest.raises(ValueError):
+        bbox_text((float("nan"), 0.0, 1.0, 1.0))
