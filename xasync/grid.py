@@ -85,11 +85,11 @@ class PixelGrid:
 
         return CRS.from_epsg(self.epsg)
 
-    @property
+    @cached_property
     def resolution(self) -> tuple[float, float]:
-        """``(resx, resy)``: the pixel size, both positive."""
-        t = self.transform
-        return (t.a, -t.e)
+        """``(resx, resy)``: the pixel size, both positive (``transform.a`` and ``-transform.e``)."""
+        minx, miny, maxx, maxy = self.bbox
+        return ((maxx - minx) / self.width, (maxy - miny) / self.height)
 
     @classmethod
     def from_resolution(

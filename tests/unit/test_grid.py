@@ -181,3 +181,13 @@ def test_snapped_grids_equal_from_resolution_one_by_one(resolution):
             int,
         ]
     assert 3 <= refused < 100
+
+
+def test_resolution_is_the_transforms_pixel_size_exactly():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        x0, y0 = rng.uniform(-1e6, 1e6, 2)
+        w, h = (int(v) for v in rng.integers(1, 5000, 2))
+        grid = PixelGrid(32633, (x0, y0, x0 + rng.uniform(1, 1e5), y0 + rng.uniform(1, 1e5)), w, h)
+        t = grid.transform
+        assert grid.resolution == (t.a, -t.e)
