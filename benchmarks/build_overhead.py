@@ -1,35 +1,77 @@
-"""Benchmark 4: rows -> lazy Datasets per second, for 10 000 polygons.
+"""Benchmark 4 and P4: rows -> lazy Datasets, at 10 000 and at 100 000 rows.
 
-Two figures:
+Figures:
 
-- **build path, no network at all**: validation + one RequestSpec per row
-  (``build_specs``), its ReadPlan and its lazy Dataset (``build_dataset``), i.e. everything
-  ``process`` does per row;
-- **``process()`` until it returns** (Datasets are assembled on first access), against an emulator process whose concurrency limit is 1
-  and processing time long, so the submission in the background stays at one request: what the
-  call costs a notebook, network included (one token, one manifest PUT, one S3 listing, at most
-  one create) -- then the queued rows are cancelled, nothing else is bought.
+- **build path, no network at all** (10 000 rows, in this process): validation + one
+  RequestSpec per row (``build_specs``), its ReadPlan and its lazy Dataset (``build_dataset``),
+  i.e. everything ``process`` does per row;
+- **P4: ``process()`` until it returns**, unpacked and with ``pack=True`` (by default 100 000
+  rows; fields in four clusters over three UTM zones, so that packing groups them), each case in
+  a FRESH Python process so that the cases do not share a peak: the seconds until the call
+  returns, then the rows per second assembling every Dataset (``list(results)``), and the peak
+  RSS of that process (``ru_maxrss``: imports and warm-up included) when the call returned and
+  after every Dataset was assembled. The emulator runs in its own process with a concurrency
+  limit of 1 and a long processing time, so the submission in the background stays at one
+  request (what the call costs a notebook, network included: one token, one manifest PUT, one
+  S3 listing, at most one create); then the queued rows are cancelled, nothing else is bought.
+
+Run alone: ``python -m benchmarks.build_overhead [--rows 100000] [--only unpacked|packed]``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import subprocess
+import sys
 import time
+
+import geopandas as gpd
+import numpy as np
 
 from benchmarks._common import NDVI, TIME, emulator_process, fields
 
+#: Cluster centres (lon, lat): four farming areas in three UTM zones (33, 32, 34).
+CLUSTERS = ((14.0, 46.0), (15.2, 46.6), (8.6, 47.2), (20.4, 45.3))
+#: Lattice step of the fields inside a cluster, in degrees (about 50 x 70 m).
+STEP = 0.0007
+#: Side of one field in degrees (about 30 x 45 m: 3 x 5 px at 10 m).
+SIDE = 0.0004
 
-def run(n: int = 10_000) -> list[dict]:
+
+def clustered_fields(n: int) -> gpd.GeoDataFrame:
+    """``n`` small square fields on a lattice in each of :data:`CLUSTERS` (EPSG:4326)."""
+    import shapely
+
+    k = np.arange(n)
+    cluster = k % len(CLUSTERS)
+    j = k // len(CLUSTERS)
+    cols = int(np.ceil(np.sqrt(n / len(CLUSTERS))))
+    centres = np.asarray(CLUSTERS)[cluster]
+    x0 = centres[:, 0] + STEP * (j % cols)
+    y0 = centres[:, 1] + STEP * (j // cols)
+    geoms = shapely.box(x0, y0, x0 + SIDE, y0 + SIDE)
+    return gpd.GeoDataFrame({"cluster": cluster}, geometry=geoms, crs=4326)
+
+
+def _rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def build_path(n: int) -> dict:
+    """Everything ``process`` does per row, without network, in this process."""
     from xasync.lazy import build_dataset
     from xasync.reader import ReaderConfig
     from xasync.request import build_specs
 
     gdf = fields(n)
-    rows = []
     # warm-up: imports, the evalscript engine, pyproj caches
     build_specs(
         gdf.iloc[:10], NDVI, time=TIME, resolution=10, crs="utm", delivery="s3://bench/warmup"
     )
-
     t0 = time.perf_counter()
     specs = build_specs(gdf, NDVI, time=TIME, resolution=10, crs="utm", delivery="s3://bench/b")
     t1 = time.perf_counter()
@@ -39,64 +81,105 @@ def run(n: int = 10_000) -> list[dict]:
     datasets = [build_dataset(plan, reader=config) for plan in plans]
     t3 = time.perf_counter()
     assert len(datasets) == n
-    total = t3 - t0
-    rows.append(
-        {
-            "case": f"build path, {n} rows, no network",
-            "rows_per_s": round(n / total),
-            "seconds": round(total, 3),
-            "specs_s": round(t1 - t0, 3),
-            "plans_s": round(t2 - t1, 3),
-            "datasets_s": round(t3 - t2, 3),
-        }
-    )
+    return {
+        "case": f"build path, {n} rows, no network",
+        "rows_per_s": round(n / (t3 - t0)),
+        "seconds": round(t3 - t0, 3),
+        "specs_s": round(t1 - t0, 3),
+        "plans_s": round(t2 - t1, 3),
+        "datasets_s": round(t3 - t2, 3),
+    }
 
+
+def _child(endpoints: dict, n: int, pack: bool, profile: str | None) -> dict:
+    """One case, in a fresh process: ``process()`` on ``n`` rows, then every Dataset."""
+    from benchmarks._common import EmulatorProcess
+
+    emu = EmulatorProcess(**endpoints)
+    client = emu.client(concurrency=1)
+    client.check_credentials()
+    gdf = clustered_fields(n)
+    kw = {"time": TIME, "resolution": 10, "crs": "utm", "storage_options": emu.storage_options}
+    warm = clustered_fields(12)  # imports, the S3 connection pool and the submitter thread
+    warm.xasync.process(NDVI, delivery="s3://bench/warm", client=client, pack=pack, **kw).cancel()
+    before, rss_before = emu.stats(), _rss_mib()
+    prof = None
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    t = time.perf_counter()
+    results = gdf.xasync.process(
+        NDVI, delivery=f"s3://bench/p4-{pack}", client=client, pack=pack, **kw
+    )
+    returned = time.perf_counter() - t
+    results.cancel()
+    rss_returned = _rss_mib()
+    t = time.perf_counter()
+    built = list(results)  # every lazy Dataset assembled
+    assembled = time.perf_counter() - t
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(profile)
+    after = emu.stats()
+    assert len(built) == n
+    requests = len({u for url in results.status()["requests"] for u in url.split()})
+    client.close()
+    return {
+        "case": f"process() {'pack=True' if pack else 'unpacked'}, {n} rows",
+        "returned_s": round(returned, 3),
+        "rows_per_s": round(n / returned),
+        "assembled_rows_per_s": round(n / assembled),
+        "assembled_s": round(assembled, 3),
+        "requests": requests,
+        "peak_rss_mib_returned": round(rss_returned),
+        "peak_rss_mib_assembled": round(_rss_mib()),
+        "rss_mib_before_call": round(rss_before),
+        "s3_requests": after["s3"]["requests"] - before["s3"]["requests"],
+        "create_calls": after["create_calls"] - before["create_calls"],
+    }
+
+
+def p4_cases(n: int, cases: tuple[str, ...] = ("unpacked", "packed"), profile: str = "") -> list:
+    """Each case in a fresh Python process, against one emulator process."""
+    rows = []
     with emulator_process(1, 600.0) as emu:
-        client = emu.client(concurrency=1)
-        client.check_credentials()
-        small = fields(10, lat0=48.0)
-        small.xasync.process(  # warm the S3 connection pool and the submitter thread
-            NDVI,
-            time=TIME,
-            resolution=10,
-            crs="utm",
-            delivery="s3://bench/warm",
-            storage_options=emu.storage_options,
-            client=client,
-        ).cancel()
-        before = emu.stats()
-        t = time.perf_counter()
-        results = gdf.xasync.process(
-            NDVI,
-            time=TIME,
-            resolution=10,
-            crs="utm",
-            delivery="s3://bench/process",
-            storage_options=emu.storage_options,
-            client=client,
-        )
-        returned = time.perf_counter() - t
-        results.cancel()
-        after = emu.stats()
-        t = time.perf_counter()
-        built = list(results)  # every lazy Dataset assembled
-        materialized = time.perf_counter() - t
-        assert len(built) == n
-        rows.append(
-            {
-                "case": f"process() until it returns, {n} rows (emulator, network)",
-                "rows_per_s": round(n / returned),
-                "seconds": round(returned, 3),
-                "s3_requests": after["s3"]["requests"] - before["s3"]["requests"],
-                "create_calls": after["create_calls"] - before["create_calls"],
-            }
-        )
-        rows.append(
-            {
-                "case": f"process() + all {n} Datasets assembled",
-                "rows_per_s": round(n / (returned + materialized)),
-                "seconds": round(returned + materialized, 3),
-            }
-        )
-        client.close()
+        for case in cases:
+            spec = {"endpoints": emu.__dict__, "n": n, "pack": case == "packed"}
+            spec["profile"] = f"{profile}.{case}" if profile else None
+            out = subprocess.run(
+                [sys.executable, "-m", "benchmarks.build_overhead", "--child", json.dumps(spec)],
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+                timeout=1800,
+            )
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows
+
+
+def run(n: int = 10_000, big: int | None = None) -> list[dict]:
+    """The build path at ``n`` rows and the P4 cases at ``big`` rows (default ``10 * n``)."""
+    return [build_path(n), *p4_cases(big or 10 * n)]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.build_overhead")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--only", choices=["unpacked", "packed"], default=None)
+    parser.add_argument("--profile", default="", help="cProfile each case to <PATH>.<case>")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        spec = json.loads(args.child)
+        print(json.dumps(_child(spec["endpoints"], spec["n"], spec["pack"], spec["profile"])))
+        return
+    cases = (args.only,) if args.only else ("unpacked", "packed")
+    for row in p4_cases(args.rows, cases, args.profile):
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

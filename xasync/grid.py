@@ -85,11 +85,11 @@ class PixelGrid:
 
         return CRS.from_epsg(self.epsg)
 
-    @property
+    @cached_property
     def resolution(self) -> tuple[float, float]:
-        """``(resx, resy)``: the pixel size, both positive."""
-        t = self.transform
-        return (t.a, -t.e)
+        """``(resx, resy)``: the pixel size, both positive (``transform.a`` and ``-transform.e``)."""
+        minx, miny, maxx, maxy = self.bbox
+        return ((maxx - minx) / self.width, (maxy - miny) / self.height)
 
     @classmethod
     def from_resolution(
@@ -276,3 +276,48 @@ def utm_epsg_for(geom_lonlat: Any) -> int:
     """:func:`utm_epsg` of a shapely geometry's centroid (the geometry in lon/lat)."""
     c = geom_lonlat.centroid
     return utm_epsg(c.x, c.y)
+
+
+def snapped_grids(
+    boxes: np.ndarray, epsgs: np.ndarray, resolution: float | Sequence[float], max_side: int
+) -> list[PixelGrid | None]:
+    """:meth:`PixelGrid.from_resolution` of many bounds at once (numpy), the same grids.
+
+    ``boxes`` is ``(n, 4)``. Rows whose bounds are not finite and ordered, or whose grid would
+    be more than ``max_side`` px a side, get None: the caller builds (or refuses) them one by
+    one, with the message naming the row.
+    """
+    resx, resy = check_resolution(resolution)
+    b = np.asarray(boxes, dtype=float)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = np.isfinite(b).all(axis=1) & (b[:, 2] >= b[:, 0]) & (b[:, 3] >= b[:, 1])
+        ok &= (np.abs(b[:, 0::2]) / resx < 2**52).all(axis=1)  # indices exact in int64
+        ok &= (np.abs(b[:, 1::2]) / resy < 2**52).all(axis=1)
+    b = np.where(ok[:, None], b, 0.0)
+    kx0, kx1 = _snap_outward_many(b[:, 0], b[:, 2], resx)
+    ky0, ky1 = _snap_outward_many(b[:, 1], b[:, 3], resy)
+    width, height = kx1 - kx0, ky1 - ky0
+    ok &= np.maximum(width, height) <= max_side
+    out: list[PixelGrid | None] = [None] * len(b)
+    rows = np.flatnonzero(ok)
+    columns = (
+        epsgs[rows].astype(np.int64).tolist(),
+        (kx0[rows] * resx).tolist(),
+        (ky0[rows] * resy).tolist(),
+        (kx1[rows] * resx).tolist(),
+        (ky1[rows] * resy).tolist(),
+        width[rows].tolist(),
+        height[rows].tolist(),
+    )
+    for i, epsg, x0, y0, x1, y1, w, h in zip(rows.tolist(), *columns, strict=True):
+        out[i] = PixelGrid(epsg, (x0, y0, x1, y1), w, h)
+    return out
+
+
+def _snap_outward_many(lo: np.ndarray, hi: np.ndarray, res: float) -> tuple[np.ndarray, ...]:
+    """:func:`_snap_outward` of arrays (integer indices as int64)."""
+    q0, q1 = lo / res, hi / res
+    r0, r1 = np.round(q0), np.round(q1)  # half to even, as Python's round
+    k0 = np.where(np.abs(q0 - r0) <= SNAP_TOLERANCE_PX, r0, np.floor(q0)).astype(np.int64)
+    k1 = np.where(np.abs(q1 - r1) <= SNAP_TOLERANCE_PX, r1, np.ceil(q1)).astype(np.int64)
+    return k0, np.where(k1 <= k0, k0 + 1, k1)

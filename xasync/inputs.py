@@ -21,7 +21,9 @@ from xasync.errors import (
     CollectionError,
     CrsError,
     DeliveryUrlError,
+    GeometryError,
     GridError,
+    OptionError,
     TimeRangeError,
 )
 
@@ -249,3 +251,28 @@ def check_resolution_units(epsg: int, resolution: Any) -> None:
             f"resolution {resolution!r} is in {c.axis_info[0].unit_name}s for EPSG:{epsg} and looks "
             "like degrees; give it in the CRS's units (e.g. 10 for 10 m)",
         )
+
+
+def check_frame(gdf: Any, resolution: Any, size: Any, bounds: Any) -> None:
+    """The frame and the grid options, before anything else is looked at."""
+    import geopandas as gpd
+
+    from xasync.grid import check_resolution
+
+    if not isinstance(gdf, (gpd.GeoDataFrame, gpd.GeoSeries)):
+        raise GeometryError(f"expected a GeoDataFrame, got {type(gdf).__name__}")
+    if len(gdf) == 0:
+        raise GeometryError("the GeoDataFrame is empty: there is nothing to request")
+    if gdf.crs is None:
+        raise CrsError(
+            "the GeoDataFrame has no CRS; set it first, e.g. gdf = gdf.set_crs('EPSG:4326')",
+        )
+    if (resolution is None) == (size is None):
+        raise OptionError(
+            "give exactly one of resolution= (pixel size in CRS units) or size=(width, height)"
+            + (", not both" if resolution is not None else ""),
+        )
+    if resolution is not None:
+        check_resolution(resolution)  # positive, finite, one number or a pair
+    if bounds not in BOUNDS_MODES:
+        raise OptionError(f"bounds must be one of {BOUNDS_MODES}, got {bounds!r}")

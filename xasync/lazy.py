@@ -21,6 +21,7 @@ appears in a key), the chunks and the wait settings.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -29,7 +30,6 @@ import numpy as np
 import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from affine import Affine
-from dask.base import tokenize
 
 from xasync.awaiting import await_delivery
 from xasync.errors import ValidationError
@@ -52,14 +52,15 @@ MAX_POLL_INTERVAL = 60.0
 
 
 def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
-    """Deterministic graph-key token of a row: ``dask.base.tokenize`` of all that shapes its tasks.
+    """Deterministic graph-key token of a row: a digest of all that shapes its tasks.
 
-    The plan's fields are given as plain tuples (dask tokenizes those faster than dataclasses);
-    the reader config tokenizes as a digest, so no option value reaches a key.
+    A sha256 of the ``repr`` of plain values (strings, numbers, tuples, bytes: their ``repr``
+    is the same in every process), much cheaper than ``dask.base.tokenize`` of the same parts;
+    the reader config enters as its digest, so no option value reaches a key.
     """
     g = plan.grid
     outputs = tuple((o.identifier, o.bands, o.dtype, o.nodata, o.extension) for o in plan.outputs)
-    return tokenize(
+    doc = (
         plan.token,
         plan.row_url,
         (g.epsg, tuple(g.bbox), g.width, g.height),
@@ -70,6 +71,7 @@ def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
         reader.__dask_tokenize__(),
         parts,
     )
+    return hashlib.sha256(repr(doc).encode()).hexdigest()[:32]
 
 
 def _validate(plan: ReadPlan, wait_timeout: float, poll_interval: float) -> None:
@@ -204,7 +206,8 @@ def _assemble(data_vars: dict[str, xr.Variable], coords: dict[str, Any], grid: A
     so the public constructor is used whenever it is missing or refuses the arguments (a test
     checks that both give identical Datasets).
     """
-    spatial_ref = xr.Variable((), 0, attrs=_spatial_ref_attrs(grid.epsg, grid.transform))
+    attrs = _spatial_ref_attrs(grid.epsg, grid.transform)
+    spatial_ref = xr.Variable((), np.array(0), attrs=attrs, fastpath=True)
     if _FAST_CONSTRUCT:
         try:
             return _construct_direct(data_vars, coords, spatial_ref)
@@ -225,7 +228,7 @@ def _construct_direct(
     indexes: dict[str, Any] = {}
     dims: dict[str, int] = {}
     for name, values in coords.items():
-        index = xr.indexes.PandasIndex(pd.Index(values, name=name), name)
+        index = xr.indexes.PandasIndex(pd.Index(values, name=name), name, coord_dtype=values.dtype)
         variables.update(index.create_variables())
         indexes[name] = index
         dims[name] = len(values)

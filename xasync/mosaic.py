@@ -18,7 +18,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.array.core import getter
@@ -37,7 +36,7 @@ from xasync.lazy import (
 from xasync.plan import ReadPlan
 from xasync.planned import Source
 from xasync.reader import DeclaredOutput, ReaderConfig
-from xasync.rowgraph import band_dims, normalize_chunks, out_dtype
+from xasync.rowgraph import band_dims, dask_array, declared_output, normalize_chunks, out_dtype
 from xasync.windows import WindowSource, read_masked
 
 logger = logging.getLogger(__name__)
@@ -206,7 +205,7 @@ def _variable(
     squeeze = output.bands == 1
     await_name, await_layer, await_keys = awaits
     name, src_name = f"{output.identifier}-{tok}", f"{output.identifier}-part-{tok}"
-    declared = DeclaredOutput(output.identifier, output.bands, np.dtype(output.dtype).name)
+    declared = declared_output(output.identifier, output.bands, output.dtype)
     src_layer: dict[Any, Any] = {
         f"{src_name}-{k}": (
             _open_part,
@@ -248,13 +247,14 @@ def _variable(
     else:
         arr_chunks = ((output.bands,), tuple(ychunks), tuple(xchunks))
         dims = (str(band_dim), "y", "x")
-    arr = da.Array(hlg, name, arr_chunks, meta=np.empty((0,) * len(arr_chunks), dtype))
+    arr = dask_array(hlg, name, arr_chunks, dtype)
     var_attrs = {}
     if masked:
         var_attrs["_FillValue"] = np.nan
     elif output.nodata is not None:
         var_attrs["_FillValue"] = dtype.type(output.nodata)
-    return xr.Variable(dims, arr, attrs=var_attrs, encoding={"grid_mapping": "spatial_ref"})
+    encoding = {"grid_mapping": "spatial_ref"}
+    return xr.Variable(dims, arr, attrs=var_attrs, encoding=encoding, fastpath=True)
 
 
 def build_mosaic(

@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from xasync.canonical import fill_tokens
 from xasync.cost import area_factor, async_pu
 from xasync.grid import PixelGrid
 from xasync.planner import (
@@ -263,6 +264,7 @@ def plan_specs(
         else:
             geometry = _pack_geometry([specs[r] for r in req.rows])
             requests.append(dataclasses.replace(first, grid=req.grid, geometry_wkb=geometry))
+    fill_tokens(requests)  # tiles' and packs' geometries serialised at once
     sources, row_requests = [], []
     for parts in plan.parts:
         row_src = []
@@ -299,12 +301,13 @@ def estimate_planned(
     import pandas as pd
 
     from xasync.errors import ValidationError
-    from xasync.estimate import ESTIMATE_COLUMNS, request_costs
+    from xasync.estimate import ESTIMATE_COLUMNS
+    from xasync.rowcost import request_factors_by_url
 
     idx = pd.RangeIndex(len(specs)) if index is None else pd.Index(index)
     if len(idx) != len(specs):
         raise ValidationError(f"{len(idx)} index labels for {len(specs)} rows")
-    costs = request_costs(planned.requests, **keywords)
+    costs = request_factors_by_url(planned.requests, **keywords)
     urls = [tuple(planned.requests[k].row_url for k in ks) for ks in planned.row_requests]
     shares: dict[str, int] = {}
     for row_urls in urls:

@@ -15,18 +15,25 @@ from typing import TYPE_CHECKING, Any
 
 from dask.base import tokenize
 
-from xasync import delivery, timeseries
+from xasync import timeseries
 from xasync.bought_alone import bought_requests
-from xasync.errors import BudgetExceeded, DeliveryAccessError, OptionError, ValidationError
-from xasync.estimate import row_estimates
-from xasync.gcs import gcs_filesystem, gs_delivery_extras, is_gcs
+from xasync.callmanifest import iter_manifest_rows
+from xasync.deliveryaccess import (
+    _check_credentials,
+    _delivery_extras,
+    _delivery_root,
+    delivery_filesystem,
+)
+from xasync.errors import BudgetExceeded, DeliveryAccessError, OptionError
 from xasync.inputs import TIME_RULES
-from xasync.jobs import Job, RowStatus
+from xasync.jobs import Job
 from xasync.lazy import build_dataset, normalize_chunks
-from xasync.planned import estimate_planned, plan_call, source_to_dict
+from xasync.manifests import write_manifest_text
+from xasync.planned import estimate_planned, plan_call
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
+from xasync.rowcost import row_estimates
 from xasync.submitter import Order, SubmitOptions, get_submitter
 from xasync.tiledjob import planned_builder, submit_planned
 
@@ -214,13 +221,11 @@ def process(
     _check_credentials(client)
 
     plans = [spec.read_plan() for spec in specs]
-    call_token = tokenize(
-        "xasync-call",
-        [(spec.token, plan.label) for spec, plan in zip(specs, plans)],
-        *([] if planned is None else [max_request_px, pack, pack_max_px]),
-    )
+    planning = [] if planned is None else [max_request_px, pack, pack_max_px]
     labels = list(gdf.index) if series is None else [s.label for s in specs]
-    _write_manifest(fs, root, call_token, specs, plans, labels, series, planned)
+    _write_manifest(
+        fs, root, _call_token(specs, plans, planning), specs, plans, labels, series, planned
+    )
 
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
     if planned is None:
@@ -229,12 +234,7 @@ def process(
     else:
         job = submit_planned(planned, specs, plans, s3_extras, client, fs, options, resubmit_failed)
         build = planned_builder(planned, specs, plans, reader=reader, chunks=chunks)
-    logger.debug(
-        "%d rows, %d distinct requests handed to the submitter under %s",
-        len(specs),
-        len({spec.token for spec in specs}),
-        root,
-    )
+    logger.debug("%d rows handed to the submitter under %s", len(specs), root)
     if series is not None:
         return timeseries.make_results(
             series, build, gdf.index, job, delivery=root, reader=reader, estimated_pu=estimated
@@ -248,6 +248,13 @@ process.__doc__ = (process.__doc__ or "") + TIME_RULES
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _call_token(specs: Sequence[Any], plans: Sequence[Any], planning: list[Any]) -> str:
+    """The deterministic id of a call (its manifest's name): its requests, labels and planning."""
+    return tokenize(
+        "xasync-call", [(spec.token, plan.label) for spec, plan in zip(specs, plans)], *planning
+    )
+
+
 def _build_row(plans: Sequence[Any], reader: ReaderConfig, chunks: Any, i: int) -> Any:
     return build_dataset(plans[i], reader=reader, chunks=chunks)
 
@@ -302,15 +309,14 @@ def _submit(
     resubmit_failed: bool,
 ) -> Job:
     """Hand the rows to the background submitter; return their :class:`~xasync.jobs.Job`."""
-    job = Job.from_rows(
-        [RowStatus(token=s.token, row_url=s.row_url, label=p.label) for s, p in zip(specs, plans)]
-    )
+    job = Job.from_rows(plans)  # a plan has the row's token, request URL and label
+    identifiers = {p.outputs: tuple(o.identifier for o in p.outputs) for p in plans}
     orders = [
         Order(
             index=i,
             token=spec.token,
-            row_url=spec.row_url,
-            identifiers=tuple(o.identifier for o in plan.outputs),
+            row_url=plan.row_url,
+            identifiers=identifiers[plan.outputs],
             body=functools.partial(spec.body, s3_extras),
         )
         for i, (spec, plan) in enumerate(zip(specs, plans))
@@ -320,81 +326,6 @@ def _submit(
         opts = SubmitOptions(**{**opts.__dict__, "resubmit_failed": True})
     get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
     return job
-
-
-def _delivery_root(url: str) -> str:
-    if not isinstance(url, str) or not url.startswith(("s3://", "gs://")) or len(url) <= 5:
-        raise ValidationError(
-            f"delivery must be an 's3://bucket/prefix' or 'gs://bucket/prefix' URL, got {url!r}"
-        )
-    return url.rstrip("/")
-
-
-def _delivery_extras(
-    root: str, storage_options: Mapping[str, Any] | None, iam_role_arn: str | None, gcs: Any
-) -> dict[str, Any]:
-    """The fields of ``output.delivery.s3`` (or ``.gs``) besides the URL, checked before paying."""
-    if is_gcs(root):
-        return gs_delivery_extras(gcs, iam_role_arn)
-    if gcs is not None:
-        raise OptionError("gcs_credentials applies to gs:// deliveries only")
-    return delivery_credentials(storage_options, iam_role_arn)
-
-
-def delivery_credentials(
-    storage_options: Mapping[str, Any] | None,
-    iam_role_arn: str | None,
-) -> dict[str, Any]:
-    """The ``output.delivery.s3`` credentials the service needs to write to the user's bucket.
-
-    Taken from ``storage_options`` (``key``/``secret``, as s3fs names them), else from the
-    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` environment, or an IAM role to assume.
-    """
-    so = dict(storage_options or {})
-    extras: dict[str, Any] = {}
-    key = so.get("key") or so.get("aws_access_key_id")
-    secret = so.get("secret") or so.get("aws_secret_access_key")
-    if not (key and secret) and not iam_role_arn:
-        key = os.environ.get("AWS_ACCESS_KEY_ID")
-        secret = os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if key and secret:
-        extras["accessKey"] = key
-        extras["secretAccessKey"] = secret
-    if iam_role_arn:
-        extras["iamRoleARN"] = iam_role_arn
-    if not extras:
-        raise ValidationError(
-            "the service needs credentials to write to your bucket: pass "
-            "storage_options={'key': ..., 'secret': ...} or iam_role_arn=..., or set "
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
-        )
-    region = so.get("client_kwargs", {}).get("region_name") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        extras["region"] = region
-    return extras
-
-
-def delivery_filesystem(storage_options: Mapping[str, Any] | None, url: str = "s3://") -> Any:
-    """A filesystem for probing the delivery at ``url`` (listing caches off).
-
-    s3fs for ``s3://``, gcsfs (:func:`xasync.gcs.gcs_filesystem`) for ``gs://``.
-    """
-    if is_gcs(url):
-        return gcs_filesystem(storage_options, use_listings_cache=False)
-    import s3fs
-
-    return s3fs.S3FileSystem(use_listings_cache=False, **dict(storage_options or {}))
-
-
-def _check_credentials(client: Client) -> None:
-    """Fetch a token now, so that wrong credentials fail before anything is submitted.
-
-    The client raises the documented types itself (docs/guide/errors.md): ``ConfigError``
-    (missing credentials), ``AuthError`` (refused), ``TransportError`` (unreachable).
-    """
-    check = getattr(client, "check_credentials", None)
-    if check is not None:
-        check()
 
 
 def _write_manifest(
@@ -407,22 +338,15 @@ def _write_manifest(
     series: Any = None,
     planned: Any = None,
 ) -> None:
-    rows = [
-        {
-            "position": i,
-            "plan": plan.to_dict(),
-            "label": delivery.encode_label(label),
-            "body": spec.canonical_body(copy=False),
-        }
-        for i, (spec, plan, label) in enumerate(zip(specs, plans, labels))
-    ]
-    for row, entry in zip(rows, timeseries.manifest_entries(series) if series else ()):
-        row["series"] = entry  # a time series: how open_delivery rebuilds the row's Dataset
-    if planned is not None:  # tiles and packs: where each row is read from (open_delivery)
-        for row, sources in zip(rows, planned.sources):
-            row["sources"] = [source_to_dict(s) for s in sources]
+    rows = iter_manifest_rows(
+        specs,
+        plans,
+        labels,
+        series=timeseries.manifest_entries(series) if series else None,
+        sources=planned.sources if planned is not None else None,  # tiles and packs
+    )
     try:
-        delivery.write_manifest(fs, root, call_token, rows)
+        write_manifest_text(fs, root, call_token, rows)
     except Exception as exc:  # OSError from s3fs/gcsfs, botocore's errors (unreachable endpoint)
         raise DeliveryAccessError(
             f"cannot write to the delivery location {root}: {type(exc).__name__}: {exc}. Check "

@@ -8,6 +8,7 @@ moment the body is sent.
 from __future__ import annotations
 
 import copy as copy_module
+import functools
 import hashlib
 import json
 import logging
@@ -18,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from xasync._contract import MAX_PIXELS_PER_SIDE as MAX_PX
 from xasync._contract import USERDATA_IDENTIFIER
+from xasync.canonical import fill_tokens, request_text
 from xasync.errors import (
     CollectionError,
     CrsError,
@@ -39,11 +42,12 @@ from xasync.geometry import (
     round_geometries,
     target_epsgs,
 )
-from xasync.grid import PixelGrid, check_resolution
+from xasync.grid import PixelGrid, snapped_grids
 from xasync.inputs import (
     BOUNDS_MODES,
     DELIVERY_KEYS,
     check_delivery,
+    check_frame,
     data_items,
     parse_time_range,
 )
@@ -68,10 +72,6 @@ __all__ = [
 ]
 
 
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
 def _json_label(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
@@ -80,6 +80,13 @@ def _json_label(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_json_label(v) for v in value]
     return str(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _output_plans(outputs: tuple[OutputSpec, ...], responses: tuple[str, ...]) -> tuple:
+    """The requested outputs as :class:`OutputPlan` (cached: the rows of a call share them)."""
+    by_id = {o.id: o for o in outputs}
+    return tuple(OutputPlan(r, by_id[r].bands, by_id[r].dtype, by_id[r].nodata) for r in responses)
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,10 +202,9 @@ class RequestSpec:
 
         Neither the row label nor its position enters it (see the class notes).
         """
-        doc = {"body": self._canonical, "script": self.evalscript_digest}
-        return hashlib.sha256(_canonical(doc).encode()).hexdigest()
+        return hashlib.sha256(request_text(self).encode()).hexdigest()
 
-    @property
+    @cached_property
     def row_url(self) -> str:
         """``<delivery_root>/<token[:24]>``: the request's delivery folder.
 
@@ -239,15 +245,11 @@ class RequestSpec:
 
     def read_plan(self) -> ReadPlan:
         """The :class:`~xasync.plan.ReadPlan` of this row (requested outputs, in request order)."""
-        by_id = {o.id: o for o in self.outputs}
-        outs = tuple(
-            OutputPlan(r, by_id[r].bands, by_id[r].dtype, by_id[r].nodata) for r in self.responses
-        )
         return ReadPlan(
             token=self.token,
             row_url=self.row_url,
             grid=self.grid,
-            outputs=outs,
+            outputs=_output_plans(self.outputs, self.responses),
             label=_json_label(self.label),
             time_range=self.time,
             mask_wkb=self.geometry_wkb if self.mask else None,
@@ -332,9 +334,9 @@ def build_specs(
     import geopandas as gpd
     import shapely
 
-    from xasync.planner import row_grid
+    from xasync.planner import MAX_ROW_PX, row_grid
 
-    _check_frame(gdf, resolution, size, bounds)
+    check_frame(gdf, resolution, size, bounds)
     root = check_delivery(delivery)
     items, time_range = data_items(data, time)
     ref, digest, outs, wanted = script_and_outputs(evalscript, outputs, responses, storage_options)
@@ -347,9 +349,14 @@ def build_specs(
     specs = []
     rounded = round_geometries(projected, resolution, size)
     boxes, wkbs = shapely.bounds(rounded), shapely.to_wkb(rounded)
+    grids: list[Any] = [None] * len(wkbs)
+    if resolution is not None:  # vectorised; rows it cannot build are built below (or refused)
+        grids = snapped_grids(boxes, epsgs, resolution, MAX_ROW_PX if tiled else MAX_PX)
     for i, geom in enumerate(wkbs):
         try:
-            if tiled and resolution is not None:
+            if grids[i] is not None:
+                grid = grids[i]
+            elif tiled and resolution is not None:
                 grid = row_grid(boxes[i], int(epsgs[i]), resolution)
             else:
                 grid = grid_of(boxes[i], int(epsgs[i]), resolution, size)
@@ -373,27 +380,6 @@ def build_specs(
                 evalscript_digest=digest,
             ),
         )
+    fill_tokens(specs)  # every row needs its token: geometries serialised at once
     logger.debug("built %d request specs (%d CRS groups)", len(specs), len(np.unique(epsgs)))
     return specs
-
-
-def _check_frame(gdf: Any, resolution: Any, size: Any, bounds: Any) -> None:
-    import geopandas as gpd
-
-    if not isinstance(gdf, (gpd.GeoDataFrame, gpd.GeoSeries)):
-        raise GeometryError(f"expected a GeoDataFrame, got {type(gdf).__name__}")
-    if len(gdf) == 0:
-        raise GeometryError("the GeoDataFrame is empty: there is nothing to request")
-    if gdf.crs is None:
-        raise CrsError(
-            "the GeoDataFrame has no CRS; set it first, e.g. gdf = gdf.set_crs('EPSG:4326')",
-        )
-    if (resolution is None) == (size is None):
-        raise OptionError(
-            "give exactly one of resolution= (pixel size in CRS units) or size=(width, height)"
-            + (", not both" if resolution is not None else ""),
-        )
-    if resolution is not None:
-        check_resolution(resolution)  # positive, finite, one number or a pair
-    if bounds not in BOUNDS_MODES:
-        raise OptionError(f"bounds must be one of {BOUNDS_MODES}, got {bounds!r}")

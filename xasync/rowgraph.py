@@ -8,9 +8,11 @@ fetched (see :mod:`xasync.windows`).
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Mapping
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -22,7 +24,18 @@ from xasync.plan import OutputPlan, ReadPlan
 from xasync.reader import DeclaredOutput, ReaderConfig
 from xasync.windows import open_source
 
-__all__ = ["DEFAULT_CHUNK", "TIFF_TILE", "RowLayers", "band_dims", "normalize_chunks", "out_dtype"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_CHUNK",
+    "TIFF_TILE",
+    "RowLayers",
+    "band_dims",
+    "chunk_windows",
+    "dask_array",
+    "normalize_chunks",
+    "out_dtype",
+]
 
 #: Default chunk side in pixels: a multiple of the common 256/512 px GeoTIFF tile sizes.
 DEFAULT_CHUNK = 2048
@@ -94,6 +107,55 @@ def _cached_normalize(chunks: tuple, shape: tuple[int, int], dtype: str) -> tupl
     )
 
 
+@functools.lru_cache(maxsize=256)
+def chunk_windows(
+    ychunks: tuple[int, ...], xchunks: tuple[int, ...]
+) -> tuple[tuple[tuple[int, int], tuple[slice, slice]], ...]:
+    """``((iy, ix), (y slice, x slice))`` of every chunk (cached: rows share a few shapes)."""
+    yoffs = np.cumsum((0, *ychunks[:-1])).tolist()
+    xoffs = np.cumsum((0, *xchunks[:-1])).tolist()
+    return tuple(
+        ((iy, ix), (slice(yo, yo + h), slice(xo, xo + w)))
+        for iy, (yo, h) in enumerate(zip(yoffs, ychunks, strict=True))
+        for ix, (xo, w) in enumerate(zip(xoffs, xchunks, strict=True))
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _meta(dtype: str, ndim: int) -> np.ndarray:
+    return np.empty((0,) * ndim, np.dtype(dtype))
+
+
+#: Build dask arrays without ``da.Array``'s checks (see :func:`dask_array`); a test checks that
+#: both paths give the same array.
+FAST_ARRAY = True
+
+
+def dask_array(graph: HighLevelGraph, name: str, chunks: tuple, dtype: np.dtype) -> da.Array:
+    """The dask array ``name`` of ``graph``, whose ``chunks`` are already normalised.
+
+    ``da.Array(...)`` re-normalises the chunks, re-derives the meta and annotates the layer for
+    dashboards, which costs more than the rest of a row's Dataset. The fields it sets are set
+    directly here (private to dask), unless array plugins are configured or the fields are not
+    there: then the public constructor is used.
+    """
+    meta = _meta(np.dtype(dtype).str, len(chunks))
+    if FAST_ARRAY and not dask.config.get("array_plugins", None):
+        try:
+            arr = object.__new__(da.Array)
+            arr.dask, arr._name, arr._chunks, arr._meta = graph, name, chunks, meta
+            return arr
+        except (AttributeError, TypeError):  # pragma: no cover - another dask
+            logger.debug("fast dask array construction unavailable; using da.Array")
+    return da.Array(graph, name, chunks, meta=meta)
+
+
+@functools.lru_cache(maxsize=256)
+def declared_output(identifier: str, bands: int, dtype: str) -> DeclaredOutput:
+    """What a delivered output must be (cached: the rows of a call share their outputs)."""
+    return DeclaredOutput(identifier, bands, np.dtype(dtype).name)
+
+
 def out_dtype(output: OutputPlan, masked: bool) -> np.dtype:
     dtype = np.dtype(output.dtype)
     if not masked:
@@ -134,7 +196,7 @@ class RowLayers:
         self.transform = tuple(plan.grid.transform)[:6] if self.masked else None
 
     def _source_task(self, output: OutputPlan, dtype: np.dtype) -> tuple:
-        declared = DeclaredOutput(output.identifier, output.bands, np.dtype(output.dtype).name)
+        declared = declared_output(output.identifier, output.bands, output.dtype)
         return (
             open_source,
             self.await_key,
@@ -151,17 +213,12 @@ class RowLayers:
         )
 
     def _chunk_layer(self, name: str, source_key: str, bands: int) -> dict[Any, Any]:
-        yoffs = np.cumsum((0, *self.ychunks[:-1]))
-        xoffs = np.cumsum((0, *self.xchunks[:-1]))
-        layer: dict[Any, Any] = {}
-        for iy, (yo, h) in enumerate(zip(yoffs, self.ychunks, strict=True)):
-            for ix, (xo, w) in enumerate(zip(xoffs, self.xchunks, strict=True)):
-                window = (slice(int(yo), int(yo + h)), slice(int(xo), int(xo + w)))
-                if bands == 1:
-                    layer[(name, iy, ix)] = (getter, source_key, window)
-                else:
-                    layer[(name, 0, iy, ix)] = (getter, source_key, (slice(0, bands), *window))
-        return layer
+        pre = (name,) if bands == 1 else (name, 0)
+        band = () if bands == 1 else (slice(0, bands),)
+        return {
+            pre + ij: (getter, source_key, band + window)
+            for ij, window in chunk_windows(self.ychunks, self.xchunks)
+        }
 
     def variable(self, output: OutputPlan, tok: str, band_dim: str | None) -> xr.Variable:
         """The lazy variable of one output: ``(y, x)``, or ``(band_dim, y, x)`` if multi-band."""
@@ -182,10 +239,11 @@ class RowLayers:
         else:
             arr_chunks = ((output.bands,), self.ychunks, self.xchunks)
             dims = (str(band_dim), "y", "x")
-        arr = da.Array(hlg, name, arr_chunks, meta=np.empty((0,) * len(arr_chunks), dtype))
+        arr = dask_array(hlg, name, arr_chunks, dtype)
         var_attrs = {}
         if self.masked:
             var_attrs["_FillValue"] = np.nan  # rioxarray's write_nodata(nan, encoded=False)
         elif output.nodata is not None:
             var_attrs["_FillValue"] = dtype.type(output.nodata)
-        return xr.Variable(dims, arr, attrs=var_attrs, encoding={"grid_mapping": "spatial_ref"})
+        encoding = {"grid_mapping": "spatial_ref"}
+        return xr.Variable(dims, arr, attrs=var_attrs, encoding=encoding, fastpath=True)

@@ -147,3 +147,47 @@ def test_utm_epsg_rejects_non_lonlat_and_takes_geometries():
     with pytest.raises(GridError):
         utm_epsg(math.nan, 0)
     assert utm_epsg_for(shapely.box(14, 46, 15, 47)) == 32633
+
+
+@pytest.mark.parametrize("resolution", [10, (10, 20), 0.0001, 3.3])
+def test_snapped_grids_equal_from_resolution_one_by_one(resolution):
+    from xasync.grid import snapped_grids
+
+    rng = np.random.default_rng(5)
+    res = np.broadcast_to(np.asarray(resolution, dtype=float), (2,))
+    lo = rng.uniform(-5e5, 5e5, (400, 2)) * res / 10
+    size = rng.integers(0, 60, (400, 2)) * res
+    noise = rng.choice([0.0, 1e-9, -1e-9, 0.4, 0.5, 0.5000001], (400, 4)) * np.tile(res, 2)
+    boxes = np.column_stack([lo, lo + size]) + noise
+    boxes[::7, 2:] = boxes[::7, :2]  # zero extent: one pixel
+    boxes[5] = [0.0, 0.0, 1e9, 10.0]  # too wide
+    boxes[6] = [np.nan, 0, 1, 1]  # not finite
+    boxes[8] = [5.0, 0.0, 1.0, 1.0]  # reversed
+    epsgs = np.full(len(boxes), 32633)
+    got = snapped_grids(boxes, epsgs, resolution, 10000)
+    refused = 0
+    for i, grid in enumerate(got):
+        try:
+            want = PixelGrid.from_resolution(boxes[i], 32633, resolution)
+        except GridError:
+            assert grid is None
+            refused += 1
+            continue
+        assert grid == want
+        assert [type(v) for v in (grid.epsg, *grid.bbox, grid.width, grid.height)] == [
+            int,
+            *[float] * 4,
+            int,
+            int,
+        ]
+    assert 3 <= refused < 100
+
+
+def test_resolution_is_the_transforms_pixel_size_exactly():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        x0, y0 = rng.uniform(-1e6, 1e6, 2)
+        w, h = (int(v) for v in rng.integers(1, 5000, 2))
+        grid = PixelGrid(32633, (x0, y0, x0 + rng.uniform(1, 1e5), y0 + rng.uniform(1, 1e5)), w, h)
+        t = grid.transform
+        assert grid.resolution == (t.a, -t.e)

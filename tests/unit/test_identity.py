@@ -119,3 +119,224 @@ def test_rounding_is_at_most_a_thousandth_of_a_pixel(pixel, decimals):
     assert round_decimals(pixel) == decimals
     assert 10.0**-decimals <= pixel / 1000 * (1 + 1e-9)
     assert round_decimals(pixel * (1 + 1e-12)) == round_decimals(pixel * (1 - 1e-12))
+
+
+# -- pinned identities ----------------------------------------------------------------------------
+# Tokens computed by the code of 2026-12-01 (before the P4 build-at-scale work). A token is what a
+# user bought: if one of these changes, re-running an old call would buy its rows a second time.
+# Never update these values to make a test pass.
+
+PINNED_ES = """//VERSION=3
+function setup() {
+  return {input: ["B04", "B08"], output: [{id: "ndvi", bands: 1, sampleType: "FLOAT32"}, {id: "rgb", bands: 3, sampleType: "UINT8"}]};
+}
+function evaluatePixel(s) { return {ndvi: [0], rgb: [0,0,0]}; }
+"""
+PINNED_ROOT = "s3://bkt/runs/a"
+PINNED_TOKENS = {
+    "utm": [
+        "51b5266c8098e85cd38f862747885d0d7cbe1325aa0b59d54740382946834899",
+        "bb66e5aec8c28c85f93d52bd3b057fb9050ce971884235b2a29540ca982aa921",
+        "183ba1c8b7868f9927e3d46efd595d7b99f13d0eda43e5ed319146cb5dd015db",
+        "b847be1c188b2e2910117b800e1e86284b42c6dda098913a44d4a1a5ccea17f3",
+        "fa40c9a36b1b25aa12d2da3e1ee62abd715b2469161ddfcbf089db3591c11889",
+    ],
+    "utm-bbox-mask": [
+        "d89f36d8f8b309a7505c498a7de64fd0cb3d5199e8d4e221f4a611f596c29c43",
+        "cdf7bec0e526addebc5d6e751f7caee1b2fdfec777e2e6d2615c768535335cf9",
+        "6a4dddf2783d5d0e077e719d766305b84b20238d85e943c9da00d29461dbfa41",
+        "7b557a1c33fa33c2d1f359cbfb9bdec4818620cb06f27764db2565c2e8797ff3",
+        "2a21cbae633210252b64f2caa760f666ea82f5b675d9139604c69b5dfd8359fa",
+    ],
+    "4326": [
+        "5596386d56707f028ae0a706c6477544973c145e61e252b66551a0205208d030",
+        "2845e3e50db37808549c16e8a64cb1cba67f929fbfeb658afcb4cf20c18f0fcf",
+        "d2d2fad68792be35679bf4d7119917f175d4e40425f0ddddbffd0adead2865eb",
+        "afe1728f830915f7b6403aae691d1d87ad4a7f7c24532b588e5e51af433fe9b8",
+        "538c92800bad42a65892d8474f699e4403ec5a3169ac881607a2e197ad8ae4ee",
+    ],
+    "size": [
+        "4de81f8bd716ee3c072fca763e43a2711ee82ea841963ce538e3bae151da6e8c",
+        "abe08dff482a1891d2b4e82c16e505a9c22125fbb1ddc7a8c0cf21d46618e509",
+        "1d355e473ed6688e376dbbf3cfa139fdf7a5af5f7c84b5cf568b9f49144eff75",
+        "15830756b9dac5f2d4c447dd0079de7ec5e0bbd71951387ebc40e5addb33b301",
+        "d708675d523c3f358ed53d2b35c5010a76694ec2264526d79633b509ba70afa6",
+    ],
+}
+PINNED_CASES = {
+    "utm": {"resolution": 10, "crs": "utm"},
+    "utm-bbox-mask": {
+        "resolution": 20,
+        "crs": "utm",
+        "bounds": "bbox",
+        "mask": True,
+        "responses": ["rgb"],
+    },
+    "4326": {"resolution": 0.0001, "crs": None},
+    "size": {"size": (64, 48), "crs": 3857},
+}
+PINNED_PACK = "01b19fb1c3eeee930bdedd97c9a8f36143bb8f49470535f969fd997050ab6066"
+PINNED_TILES = [
+    "d948a7baa865d3138235c0f23d49b8ad10c73c05b089ebda1be4088e572ed4e9",
+    "3b61f0ff99dd68a49871971f23cd7dbc2068a8bb379eda28cb98e60ba45b24a1",
+    "804f14b5deb93f8c22b2a393ee49953aad145f0cc5acec0db836483611732d3d",
+    "f167566842f15c10b0906df24be1d07410e914d5a085056e2b40b3ef9e498b6f",
+]
+PINNED_PLANS = "abba2cd5526fd6c3b18689096f5434c2947485f78924aa0a0659c4a938078220"
+PINNED_SOURCES = "a585bee090220d75a13fb7d25749d5c4f5c48e1e6f5d079a25a446aea31a8fc8"
+PINNED_DATASETS = [
+    "5a314c4364aae8638221050f1c77665d026d263071539277d5fd95be6430f39a",
+    "ff3d096065d5f2e66e3b0f47d822e0208192486ee4eb0e0163bf644cd451af69",
+]
+PINNED_PACKED_DATASETS = [
+    "55c602ce13c33417ca8e482466f1082cd6d06cdb97323112da2319f5db1b49fa",
+    "7e40afe8b1fc17aa586df0975872d5488312b07391c5fc3b148ebd53f1dbeae8",
+]
+
+
+def pinned_frame() -> gpd.GeoDataFrame:
+    from shapely.geometry import Polygon
+
+    geoms = [box(14.5 + 0.02 * i, 46.0, 14.51 + 0.02 * i, 46.01) for i in range(3)]
+    geoms.append(Polygon([(179.99, -16.5), (180.0, -16.5), (180.0, -16.49), (179.99, -16.49)]))
+    geoms.append(Polygon([(9.1, 47.3), (9.13, 47.31), (9.12, 47.33), (9.101, 47.32)]))
+    return gpd.GeoDataFrame({"n": range(5)}, geometry=geoms, crs=4326)
+
+
+def small_fields() -> gpd.GeoDataFrame:
+    geoms = [box(14.0 + 0.001 * i, 46.0, 14.0005 + 0.001 * i, 46.0005) for i in range(6)]
+    return gpd.GeoDataFrame(geometry=geoms, crs=4326)
+
+
+def _digest(doc) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def dataset_fingerprint(ds) -> str:
+    """Digest of what a user sees of a lazy Dataset (no graph key names, no values)."""
+    import hashlib
+
+    def text(mapping):
+        return {k: str(v) for k, v in mapping.items()}
+
+    return _digest(
+        {
+            "dims": dict(ds.sizes),
+            "coords": {
+                k: hashlib.sha256(np.ascontiguousarray(ds[k].values).tobytes()).hexdigest()[:16]
+                for k in ds.coords
+            },
+            "coord_attrs": {k: text(ds[k].attrs) for k in ds.coords},
+            "vars": {
+                k: [
+                    list(v.dims),
+                    str(v.dtype),
+                    [list(c) for c in v.chunks],
+                    text(v.attrs),
+                    text(v.encoding),
+                ]
+                for k, v in ds.data_vars.items()
+            },
+            "attrs": text(ds.attrs),
+            "encoding": text(ds.encoding),
+        }
+    )
+
+
+@pytest.mark.parametrize("case", sorted(PINNED_CASES))
+def test_tokens_are_pinned(case):
+    specs = build_specs(
+        pinned_frame(), PINNED_ES, time=TIME, delivery=PINNED_ROOT, **PINNED_CASES[case]
+    )
+    assert [s.token for s in specs] == PINNED_TOKENS[case]
+    assert [s.row_url for s in specs] == [f"{PINNED_ROOT}/{t[:24]}" for t in PINNED_TOKENS[case]]
+
+
+def test_pack_and_tile_tokens_are_pinned():
+    from xasync.planned import plan_call
+
+    kw = {"time": TIME, "resolution": 10, "crs": "utm", "delivery": PINNED_ROOT, "tiled": True}
+    planned = plan_call(build_specs(small_fields(), PINNED_ES, **kw), pack=True)
+    assert [s.token for s in planned.requests] == [PINNED_PACK]
+    big = gpd.GeoDataFrame(geometry=[box(14.0, 46.0, 14.05, 46.03)], crs=4326)
+    planned = plan_call(build_specs(big, PINNED_ES, **kw), max_request_px=200)
+    assert [s.token for s in planned.requests] == PINNED_TILES
+
+
+def test_read_plans_sources_and_datasets_are_pinned():
+    from xasync.lazy import build_dataset
+    from xasync.planned import plan_call, source_to_dict
+    from xasync.reader import ReaderConfig
+    from xasync.tiledjob import planned_builder
+
+    kw = {"time": TIME, "resolution": 10, "crs": "utm", "delivery": PINNED_ROOT, "mask": True}
+    specs = build_specs(pinned_frame(), PINNED_ES, **kw)
+    assert _digest([s.read_plan().to_dict() for s in specs]) == PINNED_PLANS
+    reader = ReaderConfig()
+    built = [build_dataset(s.read_plan(), reader=reader, chunks=16) for s in specs[:2]]
+    assert [dataset_fingerprint(ds) for ds in built] == PINNED_DATASETS
+    specs = build_specs(small_fields(), PINNED_ES, tiled=True, **kw)
+    planned = plan_call(specs, pack=True)
+    sources = [[source_to_dict(s) for s in src] for src in planned.sources]
+    assert _digest(sources) == PINNED_SOURCES
+    build = planned_builder(planned, specs, [s.read_plan() for s in specs], reader=reader)
+    assert [dataset_fingerprint(build(i)) for i in range(2)] == PINNED_PACKED_DATASETS
+
+
+def _slow_text(spec) -> str:
+    """The canonical text as the earlier code built it: the body dict, dumped whole."""
+    from xasync.canonical import canonical
+
+    return canonical({"body": spec.canonical_body(), "script": spec.evalscript_digest})
+
+
+def test_template_text_equals_the_full_dump_for_awkward_geometries():
+    import dataclasses
+
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon
+
+    from xasync.canonical import body_texts, canonical, fill_tokens, geometry_texts, request_text
+
+    hole = Polygon(
+        [(0, 0), (10, 0), (10, 10), (0, 10)], [[(2, 2), (2, 4), (4, 4)], [(6, 6), (7, 6), (7, 7)]]
+    )
+    clockwise = Polygon([(0.1 + 0.2, -0.0), (1e-7, 1e21), (123456789012.5, 1 / 3)])
+    multi = MultiPolygon([hole, Polygon([(20, 20), (21, 20), (21, 21)])])
+    geoms = [hole, clockwise, multi, shapely.force_3d(hole, 1.5)]
+    wkbs = [shapely.to_wkb(g) for g in geoms]
+    import json
+
+    assert geometry_texts(wkbs) == [
+        json.dumps(json.loads(shapely.to_geojson(g)), sort_keys=True, separators=(",", ":"))
+        for g in geoms
+    ]
+    base = build_specs(
+        pinned_frame(), PINNED_ES, time=TIME, delivery=PINNED_ROOT, resolution=10, crs="utm"
+    )
+    specs = [dataclasses.replace(base[i % 5], geometry_wkb=w) for i, w in enumerate(wkbs)]
+    specs += [dataclasses.replace(base[0], bounds_mode="bbox", userdata=True)]
+    for spec in specs:
+        assert request_text(spec) == _slow_text(spec)
+    fresh = [dataclasses.replace(s) for s in specs]
+    fill_tokens(fresh)
+    assert [s.token for s in fresh] == [s.token for s in specs]
+    assert body_texts(specs) == [canonical(s.canonical_body()) for s in specs]
+
+
+def test_string_and_number_texts_are_what_json_dumps_writes():
+    import json
+
+    import numpy as np
+
+    from xasync.canonical import bbox_text, canonical, string_text
+
+    for value in ["s3://b/p/abc", 'a"b', "a\\b", "\u00e9", "tab\there", "\x7f", "", "{x}"]:
+        assert string_text(value) == canonical(value) == json.dumps(value, separators=(",", ":"))
+    for box_ in [(1.5, -0.0, 1e21, 1e-7), (1, 2.0, 3, 4), (np.float64(0.1), 2.0, 3.0, 4.0)]:
+        assert bbox_text(box_) == canonical([float(v) if isinstance(v, float) else v for v in box_])
+    with pytest.raises(ValueError):
+        bbox_text((float("nan"), 0.0, 1.0, 1.0))

@@ -396,3 +396,36 @@ def test_neighbouring_rows_combine_by_coords(bucket, config, s3fs_fs, tmp_path):
     assert column.sizes == {"y": 200, "x": 100}
     assert column.rio.transform() == west.transform and column.rio.crs.to_epsg() == 32633
     assert (np.diff(column.y) < 0).all()
+
+
+def test_fast_dask_arrays_equal_the_public_constructor(
+    monkeypatch, bucket, s3fs_fs, tmp_path, config
+):
+    """``rowgraph.dask_array`` gives the array ``da.Array(...)`` gives: graph, keys, values."""
+    import xarray as xr
+
+    from xasync import rowgraph
+
+    plan = make_plan(bucket)
+    fast = build_dataset(plan, reader=config, chunks=16)
+    monkeypatch.setattr(rowgraph, "FAST_ARRAY", False)
+    slow = build_dataset(plan, reader=config, chunks=16)
+    for name in fast.data_vars:
+        a, b = fast[name].data, slow[name].data
+        assert type(a) is type(b)
+        assert (a.name, a.chunks, a.shape, a.dtype, type(a._meta)) == (
+            b.name,
+            b.chunks,
+            b.shape,
+            b.dtype,
+            type(b._meta),
+        )
+        assert dict(a.dask) == dict(b.dask)
+        assert a.__dask_keys__() == b.__dask_keys__()
+        assert dask.base.tokenize(a) == dask.base.tokenize(b)
+        assert a[..., 3:9, 2:5].chunks == b[..., 3:9, 2:5].chunks
+    arrays = deliver(s3fs_fs, tmp_path, plan)
+    got_fast = fast.compute(scheduler="sync")
+    monkeypatch.setattr(rowgraph, "FAST_ARRAY", True)
+    assert float(fast["ndvi"][5:40, 7:90].mean()) == float(arrays["ndvi"][0, 5:40, 7:90].mean())
+    xr.testing.assert_identical(got_fast, slow.compute(scheduler="sync"))

@@ -575,9 +575,9 @@ def test_mosaic_graph_pickles_for_workers_and_holds_no_secret():
 
 
 def test_a_pack_holds_at_most_max_pack_members_distinct_geometries(monkeypatch):
-    from xasync import planner
+    from xasync import packing
 
-    monkeypatch.setattr(planner, "MAX_PACK_MEMBERS", 4)
+    monkeypatch.setattr(packing, "MAX_PACK_MEMBERS", 4)
     items = [_field(100 + 20 * i, 100, 10, 10) for i in range(10)]
     items.append(items[0])  # identical to a member: shares its slot, not counted again
     packs = pack_grids(items)

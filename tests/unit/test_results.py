@@ -160,3 +160,46 @@ def test_estimates_show_beside_the_charge():
     assert make(index)[0].status()["estimated_pu"].isna().all()  # none given
     with pytest.raises(ValueError, match="one entry per row"):
         Results.deferred(2, tile, index, job, delivery="s3://b/p", estimated_pu=[1.0])
+
+
+def test_iterating_builds_in_batches_in_order_and_restores_the_collector(monkeypatch):
+    import gc
+
+    from xasync import results as results_module
+
+    monkeypatch.setattr(results_module, "BUILD_BATCH", 4)
+    res, _, _ = make(pd.RangeIndex(10))
+    first = res[6]
+    seen_enabled = []
+    build = res._build
+
+    def watching(i: int) -> xr.Dataset:
+        seen_enabled.append(gc.isenabled())
+        return build(i)
+
+    res._build = watching
+    got = list(res)
+    assert [value(ds) for ds in got] == list(range(10))
+    assert got[6] is first and res.built.count(6) == 1  # built once, then kept
+    assert seen_enabled and not any(seen_enabled)  # paused while building
+    assert gc.isenabled()
+    assert list(res.datasets.index) == list(range(10))
+
+
+def test_a_failing_row_raises_at_its_turn_when_iterating(monkeypatch):
+    from xasync import results as results_module
+
+    monkeypatch.setattr(results_module, "BUILD_BATCH", 4)
+    res, _, _ = make(pd.RangeIndex(6))
+    build = res._build
+
+    def failing(i: int) -> xr.Dataset:
+        if i == 2:
+            raise RuntimeError("row 2 cannot be built")
+        return build(i)
+
+    res._build = failing
+    it = iter(res)
+    assert [value(next(it)) for _ in range(2)] == [0, 1]
+    with pytest.raises(RuntimeError, match="row 2"):
+        next(it)
