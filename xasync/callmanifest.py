@@ -49,7 +49,7 @@ def plan_texts(plans: Sequence[Any]) -> list[str]:
     """``canonical(plan.to_dict())`` of every read plan."""
     from xasync.plan import _jsonable
 
-    shared: dict[tuple, str] = {}
+    shared: dict[tuple, tuple[str, str]] = {}
     out = []
     for p in plans:
         key = (p.outputs, p.time_range)

@@ -94,8 +94,8 @@ def geometry_texts(wkbs: Sequence[bytes]) -> list[str]:
     picked = np.flatnonzero(fast)
     if picked.size:
         texts = _polygon_texts(geoms[picked], kinds[picked])
-        for i, text in zip(picked.tolist(), texts, strict=True):
-            out[i] = text
+        for j, text in zip(picked.tolist(), texts, strict=True):
+            out[j] = text
     return out  # type: ignore[return-value]
 
 
@@ -174,7 +174,7 @@ class _Template:
     def rest(self, spec: RequestSpec, geometry: str | None) -> str:
         """The body's text after :attr:`head` for one spec (up to its closing brace)."""
         g = spec.grid
-        bounds = bbox_text(g.bbox) + (',"geometry":' + geometry if self.geometry else "")
+        bounds = bbox_text(g.bbox) + (f',"geometry":{geometry}' if self.geometry else "")
         return (
             bounds
             + _crs_text(g.epsg)

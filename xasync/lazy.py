@@ -21,7 +21,6 @@ appears in a key), the chunks and the wait settings.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
 from affine import Affine
+from dask.base import tokenize
 
 from xasync.awaiting import await_delivery
 from xasync.errors import ValidationError
@@ -52,12 +52,9 @@ MAX_POLL_INTERVAL = 60.0
 
 
 def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
-    """Deterministic graph-key token of a row: a digest of all that shapes its tasks.
-
-    A sha256 of the ``repr`` of plain values (strings, numbers, tuples, bytes: their ``repr``
-    is the same in every process), much cheaper than ``dask.base.tokenize`` of the same parts;
-    the reader config enters as its digest, so no option value reaches a key.
-    """
+    """Deterministic graph-key token of a row: ``dask.base.tokenize`` of all that shapes its
+    tasks (plain values only, so the token is the same in every process); the reader config
+    enters as its digest, so no option value reaches a key."""
     g = plan.grid
     outputs = tuple((o.identifier, o.bands, o.dtype, o.nodata, o.extension) for o in plan.outputs)
     doc = (
@@ -71,7 +68,7 @@ def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
         reader.__dask_tokenize__(),
         parts,
     )
-    return hashlib.sha256(repr(doc).encode()).hexdigest()[:32]
+    return tokenize(*doc)
 
 
 def _validate(plan: ReadPlan, wait_timeout: float, poll_interval: float) -> None:

@@ -108,7 +108,7 @@ class Results(Sequence):
     def __len__(self) -> int:
         return len(self._datasets)
 
-    def _build_many(self, positions: range) -> None:
+    def _build_many(self, positions: Sequence[int]) -> None:
         """Build the Datasets at ``positions`` not built yet, with the cyclic GC paused.
 
         Assembling a Dataset allocates many small objects and no garbage: at 100,000 rows the
