@@ -12,7 +12,7 @@ holding ALL expected outputs wins (the newest such folder if several); completio
 on the request copy, whose cost field is only read when the file is found.
 
 Manifests: one JSON object per ``process`` call at ``<delivery_root>/_xasync/<call_token>.json``
-so that a later session can re-attach to earlier results (``xasync.open_delivery``). Schema,
+(``<call_token>.json.gz``, gzip-compressed, when the text is over 1 MiB) so that a later session can re-attach to earlier results (``xasync.open_delivery``). Schema,
 ``"version": 1``::
 
     {
