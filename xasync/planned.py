@@ -355,19 +355,11 @@ def plan_call(
     max_request_px, pack, pack_max_px = check_plan_options(max_request_px, pack, pack_max_px)
     if not pack and all(max(s.grid.width, s.grid.height) <= max_request_px for s in specs):
         return None
-    def plan(keep: Collection[int] = ()) -> PlannedSpecs:
-        return plan_specs(
-            specs,
-            max_request_px=max_request_px,
-            pack=pack,
-            pack_max_px=pack_max_px,
-            storage_options=storage_options,
-            keep_alone=keep,
-        )
-
-    planned = plan()
+    kw: dict[str, Any] = {"max_request_px": max_request_px, "pack": pack}
+    kw.update(pack_max_px=pack_max_px, storage_options=storage_options)
+    planned = plan_specs(specs, **kw)
     keep = keep_alone(specs, planned, bought) if pack and bought is not None else None
-    return plan(keep) if keep else planned
+    return plan_specs(specs, keep_alone=keep, **kw) if keep else planned
 
 
 def row_parts(planned: PlannedSpecs) -> list[tuple[tuple[str, str], ...]]:
