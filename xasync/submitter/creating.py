@@ -65,6 +65,8 @@ async def create(
     ``known``: the request folders the decision saw (None: S3 was not read yet). The claim is
     taken only once a slot is held, so that it does not age while waiting for one.
     """
+    if run.job.is_cancelled():  # nothing is read, claimed or bought after a cancel
+        return Created(error=run.not_bought_message())
     if known is None:
         known = tuple(await _request_ids(run, url, identifiers))
     generation = len(known)
@@ -146,6 +148,8 @@ async def _slot_and_claim(
     cancelled = run.job.is_cancelled
     if not claimed and run.slots.claims_early(run.opts.claim_timeout):
         async with run.slots.ahead:
+            if cancelled():  # cancelled while waiting to claim ahead: write nothing
+                return Created(error=run.not_bought_message())
             got, age = await _take(run, url, seen, state)
             if got != claim.HELD and not cancelled():
                 if not await run.slots.acquire(cancelled):
