@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
+from .s3 import RequestCounter
+
 logger = logging.getLogger(__name__)
 
 #: Project the buckets belong to (``gcsfs.GCSFileSystem(project=...)``).
@@ -79,36 +81,7 @@ def _kind(method: str, path: str) -> str:
     return "delete" if method == "DELETE" else "other"
 
 
-class _Counter:
-    """Thread-safe request counts by kind and response-body bytes of the GCS server."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
-
-    def add(self, kind: str, body_bytes: int = 0) -> None:
-        with self._lock:
-            self._counts[kind] += 1
-            self._bytes += body_bytes
-
-    def add_bytes(self, n: int) -> None:
-        with self._lock:
-            self._bytes += n
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            out = dict(self._counts)
-            out["requests"] = sum(self._counts.values())
-            out["bytes_sent"] = self._bytes
-            return out
-
-    def reset(self) -> None:
-        with self._lock:
-            self._counts = dict.fromkeys(_KINDS, 0)
-            self._bytes = 0
-
-
-def _handler_class(counter: _Counter) -> Any:
+def _handler_class(counter: RequestCounter) -> Any:
     from gcp_storage_emulator.server import RequestHandler
 
     lock = threading.Lock()
@@ -238,7 +211,7 @@ class GCSServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._storage: Any = None
-        self._counter = _Counter()
+        self._counter = RequestCounter(_KINDS)
         self.credentials = dummy_service_account()
 
     def __repr__(self) -> str:

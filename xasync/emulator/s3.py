@@ -47,12 +47,14 @@ def _classify(environ: dict[str, Any]) -> str:
     return "other"
 
 
-class _Counter:
-    """Thread-safe request and byte counters of one S3 server."""
+class RequestCounter:
+    """Thread-safe request counts by kind and response-body bytes of one storage server (the
+    S3 server's kinds by default; the GCS server passes its own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: tuple[str, ...] = _KINDS) -> None:
         self._lock = threading.Lock()
-        self._counts = dict.fromkeys(_KINDS, 0)
+        self._kinds = kinds
+        self._counts = dict.fromkeys(kinds, 0)
         self._bytes = 0
 
     def add(self, kind: str) -> None:
@@ -72,14 +74,14 @@ class _Counter:
 
     def reset(self) -> None:
         with self._lock:
-            self._counts = dict.fromkeys(_KINDS, 0)
+            self._counts = dict.fromkeys(self._kinds, 0)
             self._bytes = 0
 
 
 class _CountingMiddleware:
     """WSGI middleware counting requests by kind and response-body bytes."""
 
-    def __init__(self, app: Callable, counter: _Counter) -> None:
+    def __init__(self, app: Callable, counter: RequestCounter) -> None:
         self.app = app
         self.counter = counter
 
@@ -119,7 +121,7 @@ class S3Server:
         self._port = port
         self._server: Any = None
         self._thread: threading.Thread | None = None
-        self._counter = _Counter()
+        self._counter = RequestCounter()
         self._admin: Any = None  # create_bucket's client (a new boto3 client costs 0.2-0.5 s)
 
     def __repr__(self) -> str:
