@@ -35,7 +35,6 @@ __all__ = [
     "estimate",
     "estimate_specs",
     "request_costs",
-    "row_estimates",
 ]
 
 #: Delivery root used when estimating without one (the delivery does not change the cost).
@@ -236,33 +235,6 @@ def check_budget(
     _raise_if_over(total, max_pu, len(costs), all(f.exact for f in costs.values()))
     logger.info("%d requests estimated at %.2f PU", len(costs), total)
     return total
-
-
-def row_estimates(
-    specs: Sequence[RequestSpec],
-    max_pu: float | None = None,
-    *,
-    storage_options: Mapping[str, Any] | None = None,
-    scenes: int | None = None,
-) -> list[float]:
-    """Each row's share of its request's estimated PU, after the budget check (for ``process``).
-
-    Raises :class:`BudgetExceeded` like :func:`check_budget`. Without a budget, a cost that
-    cannot be estimated (an evalscript whose ``setup()`` cannot run locally) gives NaN rows
-    instead of an error, so that ``process`` works wherever it worked before. ``scenes``: see
-    :func:`estimate_specs` (a time series gives its expected scene count).
-    """
-    _check_max_pu(max_pu)
-    try:
-        frame = estimate_specs(specs, storage_options=storage_options, scenes=scenes)
-    except EvalscriptError as exc:
-        if max_pu is not None:
-            raise EvalscriptError(f"cannot check max_pu: {exc}") from None
-        logger.debug("no cost estimate: %s", exc)
-        return [math.nan] * len(specs)
-    distinct = frame.drop_duplicates("requests")
-    _raise_if_over(frame.attrs["total_pu"], max_pu, len(distinct), bool(distinct["exact"].all()))
-    return [float(v) for v in frame["estimated_pu"]]
 
 
 def estimate(

@@ -16,10 +16,10 @@ from xasync.estimate import (
     check_budget,
     estimate,
     estimate_specs,
-    row_estimates,
 )
 from xasync.evalscript import EvalscriptError
 from xasync.request import build_specs
+from xasync.rowcost import row_estimates
 
 X0, Y0 = 500_000.0, 5_100_000.0  # UTM 33N metres, on the 10 m grid
 

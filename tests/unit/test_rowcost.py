@@ -1,4 +1,5 @@
-"""The grouped row estimates of ``process`` equal :func:`xasync.estimate.row_estimates`."""
+"""The grouped row estimates of ``process`` equal the per-request path of ``estimate``
+(:func:`xasync.estimate.estimate_specs`, :func:`xasync.estimate.check_budget`)."""
 
 from __future__ import annotations
 
@@ -37,19 +38,21 @@ def specs(script=ES, **kw):
 @pytest.mark.parametrize("scenes", [None, 7])
 def test_grouped_estimates_equal_the_per_request_estimates(scenes):
     s = specs()
-    assert rowcost.row_estimates(s, scenes=scenes) == estimate.row_estimates(s, scenes=scenes)
+    per_request = estimate.estimate_specs(s, scenes=scenes)["estimated_pu"].tolist()
+    assert rowcost.row_estimates(s, scenes=scenes) == per_request
     assert len({x.grid.shape for x in s}) < len({x.row_url for x in s})  # shapes are shared
 
 
 def test_the_budget_is_checked_the_same_way():
     s = specs()
-    total = sum(estimate.row_estimates(s))
+    per_request = estimate.estimate_specs(s)["estimated_pu"].tolist()
+    total = sum(per_request)
     with pytest.raises(BudgetExceeded) as grouped:
         rowcost.row_estimates(s, max_pu=total / 2)
     with pytest.raises(BudgetExceeded) as plain:
-        estimate.row_estimates(s, max_pu=total / 2)
+        estimate.check_budget(s, total / 2)
     assert str(grouped.value) == str(plain.value)
-    assert rowcost.row_estimates(s, max_pu=total * 2) == estimate.row_estimates(s)
+    assert rowcost.row_estimates(s, max_pu=total * 2) == per_request
 
 
 def test_a_script_that_cannot_be_priced_gives_nan_rows():
