@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_cli_serves_and_stops_on_sigterm():
+@pytest.mark.parametrize(("flags", "clouds"), [([], "on"), (["--no-clouds"], "off")])
+def test_cli_serves_and_stops_on_sigterm(flags, clouds):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(
         [
@@ -25,6 +27,7 @@ def test_cli_serves_and_stops_on_sigterm():
             "0.1",
             "--bucket",
             "cli-bucket",
+            *flags,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -43,6 +46,9 @@ def test_cli_serves_and_stops_on_sigterm():
                 key, _, value = line.partition(":")
                 values[key.strip()] = value.strip()
         assert values["base_url"].startswith("http://127.0.0.1:")
+        # the flag reaches the settings the scene generator reads (tests/emulator/test_clouds.py
+        # checks that clouds=False gives clear pixels)
+        assert values["clouds"] == clouds
         token = httpx.post(
             values["token_url"],
             data={

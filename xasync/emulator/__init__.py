@@ -272,6 +272,11 @@ class Emulator:
         return self._settings().tiff_layout
 
     @property
+    def clouds(self) -> bool:
+        """Whether optical scenes have the deterministic clouds (``docs/emulator.md``)."""
+        return self._settings().clouds
+
+    @property
     def faults(self) -> Faults:
         """Current fault knobs."""
         return self._settings().faults

@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"gcs_endpoint_url: {emu.gcs.endpoint_url}",
                 f"concurrency:     {emu.concurrency_limit}",
                 f"processing_s:    {emu.processing_seconds}",
+                f"clouds:          {'on' if emu.clouds else 'off'}",
             ]
             lines += [f"bucket:          {b}" for b in buckets]
             sys.stdout.write("\n".join(lines) + "\nPress Ctrl-C to stop.\n")
