@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 
+from xasync import evalscript
 from xasync.errors import ValidationError
 from xasync.evalscript import EvalscriptError, OutputSpec, load_evalscript, parse_outputs
 
@@ -119,11 +119,12 @@ def test_unevaluable_setup_tells_how_to_override():
         parse_outputs("function setup(){ return {output: {bands: someGlobal.n}} }")
 
 
-def test_runaway_setup_is_stopped_by_the_time_limit():
-    t0 = time.perf_counter()
-    with pytest.raises(EvalscriptError, match="outputs="):
+def test_runaway_setup_is_stopped_by_the_time_limit(monkeypatch):
+    # QuickJS's limit counts the script's own CPU time, so the check is on what stopped the
+    # script (its interrupt), never on the wall clock (a busy machine stretches it)
+    monkeypatch.setattr(evalscript, "SETUP_TIME_LIMIT_S", 0.2)
+    with pytest.raises(EvalscriptError, match=r"InternalError: interrupted\).*outputs="):
         parse_outputs("function setup(){ while (true) {} }")
-    assert time.perf_counter() - t0 < 10
 
 
 def test_contexts_are_fresh_per_call():
