@@ -183,7 +183,7 @@ def test_nothing_delivered_times_out(bucket, config):
     start = time.monotonic()
     with pytest.raises(DeliveryTimeout, match="within 0.6 s"):
         ds["ndvi"].values  # noqa: B018
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 60  # a guard against hanging, not a margin
 
 
 def test_registry_outcome_skips_s3_listing(s3fs_fs, tmp_path, bucket, config):
