@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xasync.errors import DeliveryAccessError
@@ -32,10 +32,16 @@ class Bought:
     ----------
     folders : frozenset of str
         Names of the top-level folders under the root (``token[:24]`` of each request).
+    fs : fsspec filesystem or None
+        The delivery's filesystem (to read manifests and probe requests).
+    root : str or None
+        The delivery root that was listed.
 
     """
 
     folders: frozenset[str]
+    fs: Any = field(default=None, repr=False, compare=False)
+    root: str | None = None
 
     def existing(self, urls: Sequence[str]) -> list[bool]:
         """For each request URL: was it created (S3), or is this process buying it?"""
@@ -70,7 +76,7 @@ def bought_requests(fs: Any, root: str) -> Bought:
         for e in entries
         if e.get("type") == "directory"
     }
-    return Bought(frozenset(names))
+    return Bought(frozenset(names), fs, root)
 
 
 def keep_alone(specs: Sequence[Any], planned: Any, bought: Bought) -> set[int]:

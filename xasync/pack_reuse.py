@@ -1,0 +1,248 @@
+"""Rows an earlier call delivered through other requests (a pack, tiles): read, not bought again.
+
+A row's own request lives in ``<root>/<token[:24]>``. When an earlier call bought the row
+inside a pack (``pack=True``) or as tiles (``max_request_px``), that folder never exists, but
+the call's manifest (``<root>/_xasync/``) lists the row, by its own token, with the windows it
+was read from (its :class:`~xasync.planned.Source` list). :func:`plan_reusing` plans such a row
+as those windows again when its own plan would buy something, so asking for it alone (or in a
+subset, or in other packs) buys nothing.
+
+When the reuse is exact (the values equal those of the row bought alone):
+
+- **tiles**: always (tiles are cut on the row's own pixel grid and carry its geometry);
+- **a pack**: with ``mask=True`` (everything outside the row's own geometry is NaN, as it is
+  for the row bought alone with ``mask=True``), or with ``bounds="bbox"`` (no geometry is
+  sent: the pack's pixels are those of the row's bbox). With ``mask=False`` and
+  ``bounds="geometry"`` the service writes, outside a request's geometry, what the evalscript
+  returns for zero inputs with ``dataMask`` 0, while a pack holds its other members' values
+  there: such a row is not read from a pack but bought as planned.
+
+A pack or tile is used only while its request exists and has not failed (delivered, running,
+or being bought by this process); a failed one is ignored. The lookup reads the manifests once
+and probes the candidate requests with one listing, before anything is paid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from xasync.planned import PlannedSpecs, Source, plan_call, source_from_dict
+from xasync.request import RequestSpec
+
+if TYPE_CHECKING:
+    from xasync.bought_alone import Bought
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ReusedRequest", "earlier_sources", "own_source", "plan_reusing"]
+
+
+class ReusedRequest(RequestSpec):
+    """A request bought by an earlier call, which a row reads from: never created again.
+
+    Its ``grid``, ``token`` and ``row_url`` are the earlier request's (so its cost and status
+    are its own); its geometry is the row's, so :meth:`body` refuses to build a body (the
+    submitter gets none and only follows it).
+    """
+
+    reused = True
+
+    def body(self, delivery: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Never: a reused request is followed, not created."""
+        raise RuntimeError(f"{self.row_url} was bought by an earlier call; it is not created")
+
+
+def _reused_request(spec: RequestSpec, source: Source) -> ReusedRequest:
+    fields = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}
+    fields["grid"] = source.grid
+    req = ReusedRequest(**fields)
+    req.__dict__["token"] = source.token  # the earlier request's identity (cached properties)
+    req.__dict__["row_url"] = source.row_url
+    return req
+
+
+def own_source(spec: RequestSpec) -> Source:
+    """The whole of a row's own request, as a :class:`~xasync.planned.Source`."""
+    full = (0, 0, spec.grid.height, spec.grid.width)
+    return Source(spec.token, spec.row_url, spec.grid, full, full, "request")
+
+
+def _exact(spec: RequestSpec, sources: Sequence[Source]) -> bool:
+    """Reading ``sources`` gives the row's own values (see the module docstring)."""
+    if all(s.name.startswith("tile") for s in sources):
+        return True
+    return spec.mask or spec.bounds_mode == "bbox"
+
+
+def _candidates(manifests: Sequence[Mapping[str, Any]], tokens: set[str]) -> dict[str, list]:
+    """``{row token: [source lists]}`` from the manifests, newest call first, each list once."""
+    out: dict[str, list[tuple[Source, ...]]] = {}
+    for manifest in reversed(manifests):
+        for row in manifest.get("rows", []):
+            plan, raw = row.get("plan") or {}, row.get("sources")
+            token = plan.get("token")
+            if token not in tokens or not raw or row.get("series"):
+                continue
+            try:
+                sources = tuple(source_from_dict(s) for s in raw)
+            except (KeyError, TypeError, ValueError):
+                logger.warning(
+                    "a manifest row of %s has unreadable sources", manifest.get("call_token")
+                )
+                continue
+            if any(s.row_url == plan.get("row_url") for s in sources):
+                continue  # the row's own request: not planned here
+            if sources not in out.setdefault(token, []):
+                out[token].append(sources)
+    return out
+
+
+def _states(bought: Bought, urls: Sequence[str], identifiers: Mapping[str, Sequence[str]]) -> dict:
+    """``{url: "done" | "pending" | "failed" | "none"}`` from S3 and this process's ledger."""
+    from xasync.delivery import probe_rows
+    from xasync.ledger import LEDGER, Stage
+
+    urls = list(dict.fromkeys(urls))
+    in_s3 = [u for u in urls if u.rsplit("/", 1)[-1] in bought.folders]
+    probed = probe_rows(bought.fs, {u: identifiers[u] for u in in_s3}, read_cost=False)
+    out = {}
+    for url, entry in zip(urls, LEDGER.entries(urls), strict=True):
+        if entry is not None and entry.stage in (Stage.CLAIMED, Stage.RUNNING):
+            out[url] = "pending" if url not in probed else probed[url].state
+        elif entry is not None and entry.stage in (Stage.DONE, Stage.FAILED):
+            out[url] = "done" if entry.stage is Stage.DONE else "failed"
+        else:
+            out[url] = probed[url].state if url in probed else "none"
+    return out
+
+
+def earlier_sources(
+    specs: Sequence[RequestSpec], rows: Sequence[int], bought: Bought
+) -> dict[int, tuple[Source, ...]]:
+    """Rows (of ``rows``) that earlier calls delivered through other requests still usable.
+
+    Parameters
+    ----------
+    specs : sequence of RequestSpec
+        One per row.
+    rows : sequence of int
+        The rows to look up (those the call would buy something for).
+    bought : xasync.bought_alone.Bought
+        What exists under the delivery root, with its filesystem.
+
+    Returns
+    -------
+    dict
+        ``{row: sources}``: the windows to read the row from, each request done or running
+        (a fully delivered set preferred, then the newest call's).
+    """
+    from xasync.manifests import read_manifests
+
+    wanted = {specs[i].token: i for i in rows if not specs[i].userdata}
+    if not wanted or bought.fs is None or bought.root is None:
+        return {}
+    found = _candidates(read_manifests(bought.fs, bought.root), set(wanted))
+    for token, i in wanted.items():  # bought alone before (e.g. tiled now): its own request
+        if specs[i].row_url.rsplit("/", 1)[-1] in bought.folders:
+            found.setdefault(token, []).insert(0, (own_source(specs[i]),))
+    if not found:
+        return {}
+    ids: dict[str, tuple[str, ...]] = {}
+    for token, lists in found.items():
+        spec = specs[wanted[token]]
+        for s in (s for sources in lists for s in sources):
+            ids[s.row_url] = spec.responses
+    states = _states(bought, list(ids), ids)
+    out: dict[int, tuple[Source, ...]] = {}
+    for token, lists in found.items():
+        i = wanted[token]
+        usable = [
+            src
+            for src in lists
+            if _exact(specs[i], src) and all(states[s.row_url] in ("done", "pending") for s in src)
+        ]
+        usable.sort(key=lambda src: not all(states[s.row_url] == "done" for s in src))
+        if usable:
+            out[i] = usable[0]
+    if out:
+        logger.info("%d rows read from requests bought by earlier calls", len(out))
+    return out
+
+
+def _needs_buying(
+    specs: Sequence[RequestSpec], planned: PlannedSpecs | None, bought: Bought
+) -> list[int]:
+    """Rows whose planned requests do not all exist yet."""
+    if planned is None:
+        urls = [(s.row_url,) for s in specs]
+    else:
+        urls = [tuple(s.row_url for s in src) for src in planned.sources]
+    flat = list(dict.fromkeys(u for row in urls for u in row))
+    exists = dict(zip(flat, bought.existing(flat), strict=True))
+    return [i for i, row in enumerate(urls) if not all(exists[u] for u in row)]
+
+
+def _merge(
+    specs: Sequence[RequestSpec],
+    rest: Sequence[int],
+    sub: PlannedSpecs | None,
+    reused: Mapping[int, tuple[Source, ...]],
+) -> PlannedSpecs:
+    """One plan: the re-planned rows ``rest`` (``sub``) and the reused rows' earlier sources."""
+    requests: list[RequestSpec] = []
+    at: dict[str, int] = {}
+    sources: list[tuple[Source, ...]] = [()] * len(specs)
+    row_requests: list[tuple[int, ...]] = [()] * len(specs)
+
+    def add(req: RequestSpec) -> int:
+        if req.row_url not in at:
+            at[req.row_url] = len(requests)
+            requests.append(req)
+        return at[req.row_url]
+
+    for j, i in enumerate(rest):
+        if sub is None:
+            sources[i], row_requests[i] = (own_source(specs[i]),), (add(specs[i]),)
+        else:
+            sources[i] = sub.sources[j]
+            row_requests[i] = tuple(add(sub.requests[k]) for k in sub.row_requests[j])
+    for i, src in reused.items():
+        sources[i] = src
+        row_requests[i] = tuple(add(_reused_request(specs[i], s)) for s in src)
+    return PlannedSpecs(requests, sources, row_requests)
+
+
+def plan_reusing(
+    specs: Sequence[RequestSpec], *, bought: Bought | None = None, **keywords: Any
+) -> PlannedSpecs | None:
+    """:func:`xasync.planned.plan_call`, with rows delivered earlier read from their requests.
+
+    Parameters
+    ----------
+    specs : sequence of RequestSpec
+        One per row.
+    bought : xasync.bought_alone.Bought, optional
+        What exists under the delivery root (:func:`xasync.bought_alone.bought_requests`);
+        None plans without looking (``plan_call``).
+    **keywords
+        ``max_request_px``, ``pack``, ``pack_max_px``, ``storage_options`` of ``plan_call``.
+
+    Returns
+    -------
+    PlannedSpecs or None
+        None when each row is its own request and no row is read from an earlier request.
+        Rows read from earlier requests are not part of the packs planned for the others.
+    """
+    specs = list(specs)
+    planned = plan_call(specs, bought=bought, **keywords)
+    if bought is None:
+        return planned
+    reused = earlier_sources(specs, _needs_buying(specs, planned, bought), bought)
+    if not reused:
+        return planned
+    rest = [i for i in range(len(specs)) if i not in reused]
+    sub = plan_call([specs[i] for i in rest], bought=bought, **keywords) if rest else None
+    return _merge(specs, rest, sub, reused)
