@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ReusedRequest", "earlier_sources", "own_source", "plan_reusing"]
+__all__ = ["ReusedRequest", "earlier_sources", "own_source", "plan_reusing", "request_states"]
 
 
 class ReusedRequest(RequestSpec):
@@ -100,8 +100,26 @@ def _candidates(manifests: Sequence[Mapping[str, Any]], tokens: set[str]) -> dic
     return out
 
 
-def _states(bought: Bought, urls: Sequence[str], identifiers: Mapping[str, Sequence[str]]) -> dict:
-    """``{url: "done" | "pending" | "failed" | "none"}`` from S3 and this process's ledger."""
+def request_states(
+    bought: Bought, urls: Sequence[str], identifiers: Mapping[str, Sequence[str]]
+) -> dict[str, str]:
+    """What each request is, from S3 (one listing) and this process's ledger.
+
+    Parameters
+    ----------
+    bought : xasync.bought_alone.Bought
+        The listing of the delivery root, with its filesystem.
+    urls : sequence of str
+        Request URLs (``<root>/<token[:24]>``).
+    identifiers : mapping
+        ``{url: output identifiers}`` (what a complete delivery holds).
+
+    Returns
+    -------
+    dict
+        ``{url: "done" | "pending" | "failed" | "none"}``: delivered, running (or claimed),
+        failed, or not created.
+    """
     from xasync.delivery import probe_rows
     from xasync.ledger import LEDGER, Stage
 
@@ -112,7 +130,7 @@ def _states(bought: Bought, urls: Sequence[str], identifiers: Mapping[str, Seque
     for url, entry in zip(urls, LEDGER.entries(urls), strict=True):
         if entry is not None and entry.stage in (Stage.CLAIMED, Stage.RUNNING):
             out[url] = "pending" if url not in probed else probed[url].state
-        elif entry is not None and entry.stage in (Stage.DONE, Stage.FAILED):
+        elif entry is not None and entry.is_final and not entry.bought_nothing:
             out[url] = "done" if entry.stage is Stage.DONE else "failed"
         else:
             out[url] = probed[url].state if url in probed else "none"
@@ -155,7 +173,7 @@ def earlier_sources(
         spec = specs[wanted[token]]
         for s in (s for sources in lists for s in sources):
             ids[s.row_url] = spec.responses
-    states = _states(bought, list(ids), ids)
+    states = request_states(bought, list(ids), ids)
     out: dict[int, tuple[Source, ...]] = {}
     for token, lists in found.items():
         i = wanted[token]
