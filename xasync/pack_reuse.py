@@ -77,6 +77,42 @@ def _exact(spec: RequestSpec, sources: Sequence[Source]) -> bool:
     return spec.mask or spec.bounds_mode == "bbox"
 
 
+def _planned_manifests(fs: Any, root: str) -> list[dict[str, Any]]:
+    """The call manifests under ``root`` that have tiles or packs, oldest first.
+
+    As :func:`xasync.manifests.read_manifests`, but a manifest whose text has no ``"sources"``
+    (a call of one request per row) is not parsed: the look stays cheap beside big plain calls.
+    """
+    import gzip
+    import json
+
+    from xasync.manifests import MANIFEST_VERSION, _invalidate, _manifest_dir
+
+    mdir = _manifest_dir(root)
+    _invalidate(fs, fs._strip_protocol(mdir))
+    try:
+        names = [p for p in fs.ls(mdir, detail=False) if p.endswith((".json", ".json.gz"))]
+    except FileNotFoundError:
+        return []
+    got = fs.cat(names, on_error="return") if names else {}
+    got = got if isinstance(got, dict) else {names[0]: got}
+    docs = []
+    for name, raw in sorted(got.items()):
+        if isinstance(raw, Exception):
+            logger.warning("manifest %s could not be read: %s", name, type(raw).__name__)
+            continue
+        try:
+            text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+            doc = json.loads(text) if b'"sources"' in text else None
+        except (ValueError, OSError, EOFError):
+            logger.warning("manifest %s is not JSON; skipped", name)
+            continue
+        if isinstance(doc, dict) and doc.get("version") == MANIFEST_VERSION:
+            docs.append(doc)
+    docs.sort(key=lambda d: (str(d.get("created", "")), str(d.get("call_token", ""))))
+    return docs
+
+
 def _candidates(manifests: Sequence[Mapping[str, Any]], tokens: set[str]) -> dict[str, list]:
     """``{row token: [source lists]}`` from the manifests, newest call first, each list once."""
     out: dict[str, list[tuple[Source, ...]]] = {}
@@ -128,7 +164,7 @@ def request_states(
     probed = probe_rows(bought.fs, {u: identifiers[u] for u in in_s3}, read_cost=False)
     out = {}
     for url, entry in zip(urls, LEDGER.entries(urls), strict=True):
-        if entry is not None and entry.stage in (Stage.CLAIMED, Stage.RUNNING):
+        if entry is not None and entry.stage in (Stage.QUEUED, Stage.CLAIMED, Stage.RUNNING):
             out[url] = "pending" if url not in probed else probed[url].state
         elif entry is not None and entry.is_final and not entry.bought_nothing:
             out[url] = "done" if entry.stage is Stage.DONE else "failed"
@@ -157,12 +193,10 @@ def earlier_sources(
         ``{row: sources}``: the windows to read the row from, each request done or running
         (a fully delivered set preferred, then the newest call's).
     """
-    from xasync.manifests import read_manifests
-
     wanted = {specs[i].token: i for i in rows if not specs[i].userdata}
     if not wanted or bought.fs is None or bought.root is None:
         return {}
-    found = _candidates(read_manifests(bought.fs, bought.root), set(wanted))
+    found = _candidates(_planned_manifests(bought.fs, bought.root), set(wanted))
     for token, i in wanted.items():  # bought alone before (e.g. tiled now): its own request
         if specs[i].row_url.rsplit("/", 1)[-1] in bought.folders:
             found.setdefault(token, []).insert(0, (own_source(specs[i]),))
