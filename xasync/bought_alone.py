@@ -21,7 +21,7 @@ from xasync.errors import DeliveryAccessError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Bought", "bought_requests", "keep_alone"]
+__all__ = ["Bought", "bought_requests", "keep_alone", "look_before_planning"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,25 @@ def bought_requests(fs: Any, root: str) -> Bought:
         if e.get("type") == "directory"
     }
     return Bought(frozenset(names), fs, root)
+
+
+def look_before_planning(fs: Any, root: str, *, required: bool) -> Bought | None:
+    """:func:`bought_requests` for ``process``; None when the root cannot be listed and the
+    look is not ``required`` (an unpacked call then reuses only what its submitter finds, and
+    an unreachable bucket fails later with its own typed error, after the client's checks).
+
+    Raises
+    ------
+    xasync.DeliveryAccessError
+        ``required`` (``pack=True``) and the root cannot be listed.
+    """
+    try:
+        return bought_requests(fs, root)
+    except DeliveryAccessError as exc:
+        if required:
+            raise
+        logger.warning("earlier packs and tiles not looked for: %s", exc)
+        return None
 
 
 def keep_alone(specs: Sequence[Any], planned: Any, bought: Bought) -> set[int]:

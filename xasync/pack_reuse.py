@@ -29,6 +29,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from xasync.manifests import MANIFEST_DIR
 from xasync.planned import PlannedSpecs, Source, plan_call, source_from_dict
 from xasync.request import RequestSpec
 
@@ -153,8 +154,8 @@ def request_states(
     Returns
     -------
     dict
-        ``{url: "done" | "pending" | "failed" | "none"}``: delivered, running (or claimed),
-        failed, or not created.
+        ``{url: "done" | "pending" | "failed" | "none"}``: delivered, running (or claimed: its
+        folder holds only another process's claim), failed, or not created.
     """
     from xasync.delivery import probe_rows
     from xasync.ledger import LEDGER, Stage
@@ -164,12 +165,13 @@ def request_states(
     probed = probe_rows(bought.fs, {u: identifiers[u] for u in in_s3}, read_cost=False)
     out = {}
     for url, entry in zip(urls, LEDGER.entries(urls), strict=True):
+        seen = probed[url].state if url in probed else None  # None: no folder at all
         if entry is not None and entry.stage in (Stage.QUEUED, Stage.CLAIMED, Stage.RUNNING):
-            out[url] = "pending" if url not in probed else probed[url].state
+            out[url] = "done" if seen == "done" else "pending"  # this process is on it
         elif entry is not None and entry.is_final and not entry.bought_nothing:
             out[url] = "done" if entry.stage is Stage.DONE else "failed"
-        else:
-            out[url] = probed[url].state if url in probed else "none"
+        else:  # a folder with nothing but another process's claim: being bought
+            out[url] = "none" if seen is None else "pending" if seen == "none" else seen
     return out
 
 
@@ -196,10 +198,22 @@ def earlier_sources(
     wanted = {specs[i].token: i for i in rows if not specs[i].userdata}
     if not wanted or bought.fs is None or bought.root is None:
         return {}
-    found = _candidates(_planned_manifests(bought.fs, bought.root), set(wanted))
+    found: dict[str, list[tuple[Source, ...]]] = {}
+    if MANIFEST_DIR in bought.folders:  # else no call left a manifest here: nothing to read
+        found = _candidates(_planned_manifests(bought.fs, bought.root), set(wanted))
     for token, i in wanted.items():  # bought alone before (e.g. tiled now): its own request
         if specs[i].row_url.rsplit("/", 1)[-1] in bought.folders:
             found.setdefault(token, []).insert(0, (own_source(specs[i]),))
+    return _usable(specs, wanted, found, bought)
+
+
+def _usable(
+    specs: Sequence[RequestSpec],
+    wanted: Mapping[str, int],
+    found: Mapping[str, list[tuple[Source, ...]]],
+    bought: Bought,
+) -> dict[int, tuple[Source, ...]]:
+    """Per row, the first candidate whose requests are all usable (fully delivered first)."""
     if not found:
         return {}
     ids: dict[str, tuple[str, ...]] = {}
