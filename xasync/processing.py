@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dask.base import tokenize
 
 from xasync import timeseries
-from xasync.bought_alone import bought_requests
+from xasync.bought_alone import look_before_planning
 from xasync.callmanifest import iter_manifest_rows
 from xasync.deliveryaccess import (
     _check_credentials,
@@ -207,7 +207,7 @@ def process(
         normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
     fs = delivery_filesystem(storage_options, root)
     # what exists (one listing of the root): rows bought alone or in packs/tiles are reused
-    alone = bought_requests(fs, root) if freq is None else None
+    alone = look_before_planning(fs, root, required=pack is True) if freq is None else None
     specs, planned, series, estimated = _plan_requests(
         specs,
         gdf.index,
