@@ -343,9 +343,9 @@ def estimate(
         tiled=True,
     )
     series = timeseries.plan_call(specs, freq, temporal, reducer, so)
-    plan = {"max_request_px": max_request_px, "pack": pack, "pack_max_px": pack_max_px}
-    plan["storage_options"] = so
-    keywords = {"scenes": scenes, "input_bands": input_bands, "remote": remote}
+    plan: dict[str, Any] = {"max_request_px": max_request_px, "pack": pack}
+    plan.update(pack_max_px=pack_max_px, storage_options=so)
+    keywords: dict[str, Any] = {"scenes": scenes, "input_bands": input_bands, "remote": remote}
     if series is not None:  # tiles and packs of what is bought: the series' own requests
         return mark_unknown(
             _series_frame(series, plan_call(series.specs, **plan), gdf.index, so, keywords)

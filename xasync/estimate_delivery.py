@@ -140,6 +140,7 @@ def _costs_and_urls(
     """Per row its request URLs; each request's full PU and output identifiers."""
     from xasync.rowcost import request_factors_by_url
 
+    urls: list[tuple[str, ...]]
     if planned is None:
         urls = [(s.row_url,) for s in specs]
         costs = {s.row_url: float(pu) for s, pu in zip(specs, frame["request_pu"], strict=True)}

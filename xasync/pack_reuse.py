@@ -242,6 +242,7 @@ def _needs_buying(
     specs: Sequence[RequestSpec], planned: PlannedSpecs | None, bought: Bought
 ) -> list[int]:
     """Rows whose planned requests do not all exist yet."""
+    urls: list[tuple[str, ...]]
     if planned is None:
         urls = [(s.row_url,) for s in specs]
     else:
