@@ -305,7 +305,7 @@ def plan_reusing(
     """
     specs = list(specs)
     planned = plan_call(specs, bought=bought, **keywords)
-    if bought is None:
+    if bought is None or not bought.folders:  # a new root: no manifest, no request to read
         return planned
     reused = earlier_sources(specs, _needs_buying(specs, planned, bought), bought)
     if not reused:

@@ -112,3 +112,19 @@ def test_a_row_bought_as_tiles_is_not_bought_again_as_one_request(e2e):
     for label in gdf.index:
         np.testing.assert_array_equal(whole[label]["ndvi"].values, tiled[label]["ndvi"].values)
     assert isinstance(whole, xasync.Results)
+
+
+def test_with_bounds_bbox_an_unmasked_row_of_a_pack_is_exact(e2e):
+    """No geometry is sent: a pack's pixels over a row's bbox are those of the row alone."""
+    emu, client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    gdf = _fields().iloc[:6]
+    _run(gdf, emu, client, f"{root}/b", mask=False, bounds="bbox", **PACK)
+    bought = _creates(emu)
+    assert bought < len(gdf)
+    alone = _run(gdf, emu, client, f"{root}/b", mask=False, bounds="bbox")
+    assert _creates(emu) == bought
+    fresh = _run(gdf, emu, client, f"{root}/fresh", mask=False, bounds="bbox")
+    assert _creates(emu) == bought + len(gdf)
+    for label in gdf.index:
+        np.testing.assert_array_equal(alone[label]["ndvi"].values, fresh[label]["ndvi"].values)
