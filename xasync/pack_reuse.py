@@ -17,9 +17,14 @@ When the reuse is exact (the values equal those of the row bought alone):
   returns for zero inputs with ``dataMask`` 0, while a pack holds its other members' values
   there: such a row is not read from a pack but bought as planned.
 
-A pack or tile is used only while its request exists and has not failed (delivered, running,
-or being bought by this process); a failed one is ignored. The lookup reads the manifests once
-and probes the candidate requests with one listing, before anything is paid.
+A row bought alone before and tiled now (a smaller ``max_request_px``) is read from its own
+request. A pack or tile is used only while its request exists and has not failed (delivered,
+running, or being bought by this process); a failed one is ignored.
+
+The lookup happens before anything is paid and stays cheap: nothing past an empty listing of
+the root (:class:`~xasync.bought_alone.Bought`); the manifests are read only when some row
+would be bought, and only those with tiles or packs are parsed; the candidate requests are
+probed with one listing.
 """
 
 from __future__ import annotations
@@ -73,8 +78,8 @@ def own_source(spec: RequestSpec) -> Source:
 
 def _exact(spec: RequestSpec, sources: Sequence[Source]) -> bool:
     """Reading ``sources`` gives the row's own values (see the module docstring)."""
-    if all(s.name.startswith("tile") for s in sources):
-        return True
+    if all(s.name.startswith("tile") or s.row_url == spec.row_url for s in sources):
+        return True  # tiles of the row, or the row's own request
     return spec.mask or spec.bounds_mode == "bbox"
 
 

@@ -128,3 +128,16 @@ def test_with_bounds_bbox_an_unmasked_row_of_a_pack_is_exact(e2e):
     assert _creates(emu) == bought + len(gdf)
     for label in gdf.index:
         np.testing.assert_array_equal(alone[label]["ndvi"].values, fresh[label]["ndvi"].values)
+
+
+def test_a_row_bought_alone_is_not_bought_again_as_tiles(e2e):
+    emu, client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    gdf = _fields().iloc[:2]
+    whole = _run(gdf, emu, client, f"{root}/w", mask=False)
+    assert _creates(emu) == 2
+    tiled = _run(gdf, emu, client, f"{root}/w", mask=False, max_request_px=8)
+    assert _creates(emu) == 2
+    assert list(tiled.status()["requests"]) == list(whole.status()["requests"])
+    for label in gdf.index:
+        np.testing.assert_array_equal(tiled[label]["ndvi"].values, whole[label]["ndvi"].values)
