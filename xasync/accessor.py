@@ -90,17 +90,20 @@ class XasyncAccessor:
     def estimate(self, evalscript: str, /, **keywords: Any) -> pd.DataFrame:
         """What :meth:`process` with the same arguments would cost, row by row; nothing is sent.
 
-        Takes the keywords of :meth:`process` (``delivery`` and ``client`` may be omitted: the
-        cost does not depend on them), plus ``scenes``, ``input_bands`` and ``remote``; see
-        :func:`xasync.estimate.estimate`. Needs no network, no client and no delivery (an
-        ``s3://`` evalscript reference is read with ``storage_options``).
+        Takes the keywords of :meth:`process` (``delivery`` and ``client`` may be omitted),
+        plus ``scenes``, ``input_bands``, ``remote`` and ``check_delivery``; see
+        :func:`xasync.estimate.estimate`. Needs no client; without ``delivery`` no network (an
+        ``s3://`` evalscript reference is read with ``storage_options``). With ``delivery``
+        it looks at what is already there, as ``process`` would: ``pu_to_pay`` is what
+        ``process`` would be charged.
 
         Returns
         -------
         pandas.DataFrame
             Indexed like the GeoDataFrame: ``requests``, ``width``, ``height``,
             ``estimated_pu`` (a request shared by several rows split among them, so the
-            column sums to the total, also in ``.attrs["total_pu"]``) and the factors.
+            column sums to the total, also in ``.attrs["total_pu"]``), the factors,
+            ``request_state`` and ``pu_to_pay`` (``.attrs["pu_to_pay"]``).
         """
         from xasync.estimate import estimate
 

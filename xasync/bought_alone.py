@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from xasync.errors import DeliveryAccessError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Bought", "bought_requests", "keep_alone"]
+__all__ = ["Bought", "bought_requests", "keep_alone", "look_before_planning"]
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,16 @@ class Bought:
     ----------
     folders : frozenset of str
         Names of the top-level folders under the root (``token[:24]`` of each request).
+    fs : fsspec filesystem or None
+        The delivery's filesystem (to read manifests and probe requests).
+    root : str or None
+        The delivery root that was listed.
 
     """
 
     folders: frozenset[str]
+    fs: Any = field(default=None, repr=False, compare=False)
+    root: str | None = None
 
     def existing(self, urls: Sequence[str]) -> list[bool]:
         """For each request URL: was it created (S3), or is this process buying it?"""
@@ -70,7 +76,26 @@ def bought_requests(fs: Any, root: str) -> Bought:
         for e in entries
         if e.get("type") == "directory"
     }
-    return Bought(frozenset(names))
+    return Bought(frozenset(names), fs, root)
+
+
+def look_before_planning(fs: Any, root: str, *, required: bool) -> Bought | None:
+    """:func:`bought_requests` for ``process``; None when the root cannot be listed and the
+    look is not ``required`` (an unpacked call then reuses only what its submitter finds, and
+    an unreachable bucket fails later with its own typed error, after the client's checks).
+
+    Raises
+    ------
+    xasync.DeliveryAccessError
+        ``required`` (``pack=True``) and the root cannot be listed.
+    """
+    try:
+        return bought_requests(fs, root)
+    except DeliveryAccessError as exc:
+        if required:
+            raise
+        logger.warning("earlier packs and tiles not looked for: %s", exc)
+        return None
 
 
 def keep_alone(specs: Sequence[Any], planned: Any, bought: Bought) -> set[int]:

@@ -268,16 +268,36 @@ def estimate(
     max_request_px: int = 10000,
     pack: bool = False,
     pack_max_px: int = 2500,
+    check_delivery: bool | None = None,
 ) -> pd.DataFrame:
-    """What ``process`` with the same arguments would cost, row by row; nothing is sent.
+    """What ``process`` with the same arguments would cost, row by row; nothing is paid.
 
     Takes the keywords of :meth:`xasync.accessor.XasyncAccessor.process`; those that do not
-    change the cost (``client``, ``chunks``, ``iam_role_arn``, ``resubmit_failed``,
-    ``options``, ``max_pu``, ``gcs_credentials``) are accepted and ignored, and ``delivery`` may be omitted.
+    change the cost (``client``, ``chunks``, ``iam_role_arn``, ``options``, ``max_pu``,
+    ``gcs_credentials``) are accepted and ignored, and ``delivery`` may be omitted.
     ``scenes``, ``input_bands`` and ``remote`` are described in :func:`estimate_specs`.
     With tiles (``max_request_px``) or packs (``pack=True``), a row's ``requests`` lists every
     request it needs and ``estimated_pu`` is its share of them
     (:func:`xasync.planned.estimate_planned`).
+
+    **What is already bought.** With ``delivery`` (and ``storage_options`` that can list it),
+    the plan is the one ``process`` would make: rows whose requests exist, rows bought alone
+    before and rows delivered in packs or as tiles by earlier calls
+    (:mod:`xasync.pack_reuse`) are read from those requests. Each row then says what its
+    requests are (``request_state``: ``delivered``, ``running``, ``failed`` or ``new``, one per
+    request in ``requests``) and ``pu_to_pay`` is its share of the new ones (failed ones too
+    with ``resubmit_failed=True``): its sum, ``attrs["pu_to_pay"]``, is what ``process`` would
+    be charged. ``estimated_pu`` keeps the full price. Nothing is created or written; the look
+    costs a listing of the delivery root, a read of its call manifests when some row would be
+    bought, and one recursive listing.
+
+    ``check_delivery`` (estimate only): ``None`` (default) looks when ``delivery`` is given
+    and, when it cannot be read (no access, unreachable), logs a warning and estimates as if
+    nothing existed; ``False`` never looks (no network); ``True`` raises
+    :class:`~xasync.errors.DeliveryAccessError` when it cannot look. Without the look
+    ``request_state`` is ``"unknown"``, ``pu_to_pay`` equals ``estimated_pu`` (an upper
+    bound) and ``attrs["delivery_checked"]`` is False. A time series (``freq``) is not looked
+    at.
 
     With ``freq`` (a time series, :mod:`xasync.timeseries`): ``temporal="orbit"`` is one
     request per row whose samples factor is the number of scenes of the whole range (``scenes``,
@@ -288,18 +308,23 @@ def estimate(
     Returns
     -------
     pandas.DataFrame
-        See :func:`estimate_specs`; indexed like ``gdf``.
+        See :func:`estimate_specs`, plus ``request_state`` and ``pu_to_pay``; indexed like
+        ``gdf``.
 
     Raises
     ------
     xasync.ValidationError
         The same bad input ``process`` would reject, before anything is paid.
+    xasync.DeliveryAccessError
+        ``check_delivery=True`` and the delivery cannot be read.
 
     """
+    from xasync.deliveryaccess import _delivery_root
+    from xasync.estimate_delivery import look_at_delivery, mark_unknown, plan_looking, with_delivery
     from xasync.planned import estimate_planned, plan_call
     from xasync.request import build_specs
 
-    del client, chunks, iam_role_arn, resubmit_failed, options, max_pu, gcs_credentials  # no cost
+    del client, chunks, iam_role_arn, options, max_pu, gcs_credentials  # no cost
     so = dict(storage_options) if storage_options else None
     specs = build_specs(
         gdf,
@@ -309,7 +334,7 @@ def estimate(
         resolution=resolution,
         size=size,
         crs=crs,
-        delivery=delivery if delivery is not None else PLACEHOLDER_DELIVERY,
+        delivery=_delivery_root(delivery) if delivery is not None else PLACEHOLDER_DELIVERY,
         outputs=outputs,
         responses=responses,
         bounds=bounds,
@@ -318,35 +343,36 @@ def estimate(
         tiled=True,
     )
     series = timeseries.plan_call(specs, freq, temporal, reducer, so)
-    planned = plan_call(  # tiles and packs of what is bought (a series: its own requests)
-        specs if series is None else series.specs,
-        max_request_px=max_request_px,
-        pack=pack,
-        pack_max_px=pack_max_px,
-        storage_options=so,
-    )
-    if planned is not None:
-        keywords = {"scenes": scenes, "input_bands": input_bands, "remote": remote}
-        if series is not None:
-            return timeseries.estimate_series_planned(
-                series, planned, gdf.index, storage_options=so, **keywords
-            )
-        return estimate_planned(planned, specs, gdf.index, storage_options=so, **keywords)
-    if series is not None:
-        return timeseries.estimate_series(
-            series,
-            gdf.index,
-            estimate_specs,
-            scenes=scenes,
-            input_bands=input_bands,
-            remote=remote,
-            storage_options=so,
+    plan: dict[str, Any] = {"max_request_px": max_request_px, "pack": pack}
+    plan.update(pack_max_px=pack_max_px, storage_options=so)
+    keywords: dict[str, Any] = {"scenes": scenes, "input_bands": input_bands, "remote": remote}
+    if series is not None:  # tiles and packs of what is bought: the series' own requests
+        return mark_unknown(
+            _series_frame(series, plan_call(series.specs, **plan), gdf.index, so, keywords)
         )
-    return estimate_specs(
+    bought = look_at_delivery(delivery, so, check_delivery)
+    planned, bought = plan_looking(specs, bought, check_delivery, **plan)
+    if planned is not None:
+        frame = estimate_planned(planned, specs, gdf.index, storage_options=so, **keywords)
+    else:
+        frame = estimate_specs(specs, gdf.index, storage_options=so, **keywords)
+    return with_delivery(
+        frame,
         specs,
-        gdf.index,
-        scenes=scenes,
-        input_bands=input_bands,
-        remote=remote,
-        storage_options=so,
+        planned,
+        bought,
+        {"storage_options": so, **keywords},
+        resubmit_failed=resubmit_failed,
+        check=check_delivery,
     )
+
+
+def _series_frame(
+    series: Any, planned: Any, index: Any, so: Any, keywords: Mapping[str, Any]
+) -> pd.DataFrame:
+    """The estimate of a time series (:mod:`xasync.timeseries`), planned or not."""
+    if planned is not None:
+        return timeseries.estimate_series_planned(
+            series, planned, index, storage_options=so, **keywords
+        )
+    return timeseries.estimate_series(series, index, estimate_specs, storage_options=so, **keywords)

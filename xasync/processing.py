@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dask.base import tokenize
 
 from xasync import timeseries
-from xasync.bought_alone import bought_requests
+from xasync.bought_alone import look_before_planning
 from xasync.callmanifest import iter_manifest_rows
 from xasync.deliveryaccess import (
     _check_credentials,
@@ -29,7 +29,8 @@ from xasync.inputs import TIME_RULES
 from xasync.jobs import Job
 from xasync.lazy import build_dataset, normalize_chunks
 from xasync.manifests import write_manifest_text
-from xasync.planned import estimate_planned, plan_call
+from xasync.pack_reuse import plan_reusing
+from xasync.planned import estimate_planned
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
@@ -205,8 +206,8 @@ def process(
     for shape in {spec.grid.shape for spec in specs}:
         normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
     fs = delivery_filesystem(storage_options, root)
-    # rows whose own request exists are reused, not packed (one listing of the root)
-    alone = bought_requests(fs, root) if pack is True and freq is None else None
+    # what exists (one listing of the root): rows bought alone or in packs/tiles are reused
+    alone = look_before_planning(fs, root, required=pack is True) if freq is None else None
     specs, planned, series, estimated = _plan_requests(
         specs,
         gdf.index,
@@ -275,7 +276,7 @@ def _plan_requests(
     max_request_px, pack, pack_max_px, alone = planning
     series = timeseries.plan_call(specs, *temporal_args, storage_options)
     bought = specs if series is None else series.specs  # a series: wrapped or per interval
-    planned = plan_call(  # tiles and packs of what is bought (None: one request per spec)
+    planned = plan_reusing(  # tiles, packs, earlier requests (None: one request per spec)
         bought,
         max_request_px=max_request_px,
         pack=pack,

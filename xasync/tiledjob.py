@@ -140,7 +140,9 @@ def submit_planned(
             token=spec.token,
             row_url=spec.row_url,
             identifiers=identifiers,
-            body=functools.partial(spec.body, s3_extras),
+            body=None  # bought by an earlier call (xasync.pack_reuse): followed, never created
+            if getattr(spec, "reused", False)
+            else functools.partial(spec.body, s3_extras),
         )
         for k, spec in enumerate(planned.requests)
     ]

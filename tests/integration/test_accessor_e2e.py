@@ -357,8 +357,9 @@ def test_building_1000_rows_touches_no_network_beyond_the_submission(e2e):
     assert s3_after["get_ranged"] == s3_before["get_ranged"]
     assert after["status_calls"] == before["status_calls"]
     # the submission itself: one probe listing, the manifest, and one claim per create attempt
-    # (each refused attempt drops its claim; at most one attempt per slot is still unanswered)
-    assert s3_after["list"] - s3_before["list"] <= 1
+    # (each refused attempt drops its claim; at most one attempt per slot is still unanswered);
+    # before planning, the look for earlier deliveries lists the root (twice when it is new)
+    assert s3_after["list"] - s3_before["list"] <= 3
     claims = s3_after["put"] - s3_before["put"] - 1
     refused = after["rate_limited"] - before["rate_limited"]
     assert 0 <= claims <= refused + (client.config.concurrency or 64)

@@ -85,7 +85,7 @@ def test_estimate_rows_indexed_like_the_frame_without_network(no_network):
     with pytest.raises(AssertionError, match="network access"):  # the guard does guard
         socket.create_connection(("127.0.0.1", 9), timeout=1)
     assert no_network == [("127.0.0.1", 9)]
-    assert list(frame.columns) == ESTIMATE_COLUMNS
+    assert list(frame.columns) == [*ESTIMATE_COLUMNS, "request_state", "pu_to_pay"]
     assert list(frame.index) == ["a", "b", "c"]
     assert list(frame["width"]) == [2048, 100, 50]
     assert list(frame["height"]) == [2048, 100, 50]
@@ -102,7 +102,9 @@ def test_estimate_rows_indexed_like_the_frame_without_network(no_network):
 
 def test_estimate_requests_match_the_row_folders_process_would_use(no_network):
     gdf = _fields(600, 700)
-    frame = estimate(gdf, NDVI_F32, time=TIME, resolution=10, delivery="s3://bkt/run")
+    frame = estimate(
+        gdf, NDVI_F32, time=TIME, resolution=10, delivery="s3://bkt/run", check_delivery=False
+    )
     specs = build_specs(gdf, NDVI_F32, time=TIME, resolution=10, delivery="s3://bkt/run")
     assert [f"s3://bkt/run/{r}" for r in frame["requests"]] == [s.row_url for s in specs]
     # the delivery root changes where a request is delivered, not what it costs
