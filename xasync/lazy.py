@@ -255,10 +255,10 @@ def _indexed_coord(name: str, values: np.ndarray) -> tuple[Any, xr.IndexVariable
     """``(PandasIndex, IndexVariable)`` of a fresh 1-D numeric array, as xarray builds them.
 
     ``pd.Index(values)`` copies and re-infers the dtype, ``PandasIndex`` casts it again and
-    ``create_variables`` wraps it once more: about half of a small Dataset's cost. The values
-    here are a new float64/int64 array nobody else holds, so the private constructors
-    (``pd.Index._simple_new``, the adapter's two slots) give the same objects; the public
-    path is used when they are missing.
+    ``create_variables`` wraps it once more and ``IndexVariable`` re-checks it: about half of a
+    small Dataset's cost. The values here are a new float64/int64 array nobody else holds, so
+    the private constructors (``pd.Index._simple_new``, the slots of the adapter and of the
+    variable) give the same objects; the public path is used when they are missing.
     """
     if FAST_INDEX:
         try:
@@ -267,7 +267,10 @@ def _indexed_coord(name: str, values: np.ndarray) -> tuple[Any, xr.IndexVariable
             adapter = object.__new__(PandasIndexingAdapter)
             adapter.array, adapter._dtype = index, values.dtype
             xindex = xr.indexes.PandasIndex(index, name, coord_dtype=values.dtype, fastpath=True)
-            return xindex, xr.IndexVariable((name,), adapter, fastpath=True)
+            variable = object.__new__(xr.IndexVariable)
+            variable._dims, variable._data = (name,), adapter
+            variable._attrs = variable._encoding = None
+            return xindex, variable
         except (AttributeError, TypeError, AssertionError):  # pragma: no cover - other pandas
             logger.debug("fast index construction unavailable; using pd.Index")
     xindex = xr.indexes.PandasIndex(pd.Index(values, name=name), name, coord_dtype=values.dtype)
