@@ -88,19 +88,39 @@ def _validate(plan: ReadPlan, wait_timeout: float, poll_interval: float) -> None
         raise ValidationError(f"build_dataset needs a ReadPlan, got {type(plan).__name__}")
     if plan.grid.width <= 0 or plan.grid.height <= 0:
         raise ValidationError(f"empty grid {plan.grid.width}x{plan.grid.height}")
-    if not plan.outputs:
+    _outputs_info(plan.outputs, plan.mask_wkb is not None)
+    if not wait_timeout > 0 or not poll_interval > 0:
+        raise ValidationError("wait_timeout and poll_interval must be positive")
+
+
+def _outputs_info(outputs: Any, masked: bool) -> tuple[np.dtype, tuple[str, ...], dict]:
+    """``(widest value dtype, identifiers, band dim per output)`` of checked outputs; cached,
+    as the rows of a call share their outputs (the dict returned is shared: read it only)."""
+    try:
+        return _cached_outputs_info(outputs, masked)
+    except TypeError:  # unhashable outputs (e.g. a list): checked each time
+        return _outputs_info_of(tuple(outputs), masked)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_outputs_info(outputs: tuple, masked: bool) -> tuple[np.dtype, tuple[str, ...], dict]:
+    return _outputs_info_of(outputs, masked)
+
+
+def _outputs_info_of(outputs: tuple, masked: bool) -> tuple[np.dtype, tuple[str, ...], dict]:
+    if not outputs:
         raise ValidationError("the plan has no raster outputs")
-    ids = [o.identifier for o in plan.outputs]
+    ids = tuple(o.identifier for o in outputs)
     if len(set(ids)) != len(ids):
-        raise ValidationError(f"duplicate output identifiers {ids}")
-    if len({o.extension for o in plan.outputs}) != 1:
+        raise ValidationError(f"duplicate output identifiers {list(ids)}")
+    if len({o.extension for o in outputs}) != 1:
         raise ValidationError("outputs with different file extensions are not supported")
-    for o in plan.outputs:
+    for o in outputs:
         if o.bands < 1:
             raise ValidationError(f"output {o.identifier!r} has {o.bands} bands")
         np.dtype(o.dtype)
-    if not wait_timeout > 0 or not poll_interval > 0:
-        raise ValidationError("wait_timeout and poll_interval must be positive")
+    widest = max((out_dtype(o, masked) for o in outputs), key=lambda d: d.itemsize)
+    return widest, ids, band_dims(outputs)
 
 
 def build_dataset(
@@ -150,10 +170,8 @@ def build_dataset(
     timeout = DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout)
     _validate(plan, timeout, float(poll_interval))
     grid = plan.grid
-    masked = plan.mask_wkb is not None
-    widest = max((out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
+    widest, identifiers, dims_of = _outputs_info(plan.outputs, plan.mask_wkb is not None)
     ychunks, xchunks = normalize_chunks(chunks, grid.shape, widest)
-    identifiers = tuple(o.identifier for o in plan.outputs)
     extension = plan.outputs[0].extension
     tok = _graph_token(plan, reader, (ychunks, xchunks), timeout, float(poll_interval))
     await_key = f"await-delivery-{tok}"
@@ -172,7 +190,6 @@ def build_dataset(
     }
     rows = RowLayers(plan, reader, await_key, await_layer, ychunks, xchunks)
     coords: dict[str, Any] = {"y": grid.y_coords(), "x": grid.x_coords()}
-    dims_of = band_dims(plan.outputs)
     data_vars = {}
     for output in plan.outputs:
         dim = dims_of.get(output.identifier)

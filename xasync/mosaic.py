@@ -32,13 +32,13 @@ from xasync.lazy import (
     _assemble,
     _attr_value,
     _graph_token,
+    _outputs_info,
     _validate,
 )
 from xasync.plan import ReadPlan
 from xasync.planned import Source
 from xasync.reader import DeclaredOutput, ReaderConfig
 from xasync.rowgraph import (
-    band_dims,
     dask_array,
     declared_output,
     layered_graph,
@@ -306,8 +306,8 @@ def build_mosaic(
     _validate(plan, timeout, float(poll_interval))
     sources = list(sources)
     _check_sources(plan, sources)
-    grid, masked = plan.grid, plan.mask_wkb is not None
-    widest = max((out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
+    grid = plan.grid
+    widest, _, dims_of = _outputs_info(plan.outputs, plan.mask_wkb is not None)
     cuts = _cuts(chunks, plan, sources, widest)
     ychunks, xchunks = tuple(cuts[0][1]), tuple(cuts[1][1])
     srcs = tuple((s.token, s.row_url, s.window, s.target) for s in sources)
@@ -317,7 +317,6 @@ def build_mosaic(
     )
     awaits = (f"await-{tok}", await_layer, await_keys)
     coords: dict[str, Any] = {"y": grid.y_coords(), "x": grid.x_coords()}
-    dims_of = band_dims(plan.outputs)
     data_vars = {}
     for output in plan.outputs:
         dim = dims_of.get(output.identifier)
