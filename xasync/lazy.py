@@ -64,7 +64,8 @@ def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
     geometry. ``repr`` of ints, floats, strings and tuples of them is the same in every process.
     """
     g = plan.grid
-    shared = _shared_token(plan.outputs, reader.__dask_tokenize__(), plan.mask_wkb is not None)
+    masked = plan.mask_wkb is not None
+    shared = _shared_token(tuple(plan.outputs), reader.__dask_tokenize__(), masked)
     row = (
         plan.token,
         plan.row_url,

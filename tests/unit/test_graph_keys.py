@@ -133,3 +133,22 @@ def test_fast_index_equals_the_public_index(monkeypatch):
     assert window.sizes["x"] == 6 and window.sizes["y"] == 6
     assert np.array_equal(fast.x.values, GRID.x_coords())
     assert fast.rio.transform() == slow.rio.transform() == GRID.transform
+
+
+def test_output_checks_are_cached_but_raise_every_time():
+    """Outputs are checked once per outputs tuple; a bad tuple raises at each call, and a
+    list of outputs (unhashable) is checked without the cache."""
+    from xasync.errors import ValidationError
+
+    dup = (OutputPlan("a", 1, "uint8"), OutputPlan("a", 2, "uint8"))
+    zero = (OutputPlan("a", 0, "uint8"),)
+    for outputs in (dup, dup, zero, zero, (OutputPlan("a", 1, "no-such-dtype"),)):
+        with pytest.raises((ValidationError, TypeError)):
+            build_dataset(dataclasses.replace(PLAN, outputs=outputs), reader=ReaderConfig())
+    as_list = dataclasses.replace(PLAN, outputs=list(OUTPUTS))
+    a = build_dataset(as_list, reader=ReaderConfig(), chunks=16)
+    b = build_dataset(PLAN, reader=ReaderConfig(), chunks=16)
+    xr.testing.assert_identical(a, b)
+    masked = dataclasses.replace(PLAN, mask_wkb=box(500_000, 4_999_000, 500_200, 5_000_000).wkb)
+    m = build_dataset(masked, reader=ReaderConfig(), chunks=16)
+    assert m["rgb"].dtype == np.float32 and b["rgb"].dtype == np.uint8  # masked: float values
