@@ -101,12 +101,14 @@ def _open_part(
     return _PartSource(outputs[identifier], *args)
 
 
-def _edges(parts: Sequence[Source], axis: int, size: int) -> list[int]:
-    """Seams of the parts along one axis (0: rows, 1: columns), from 0 to ``size``."""
+def _edges(parts: Sequence[Any], axis: int, size: int) -> list[int]:
+    """Seams of the parts (sources, or their targets) along one axis (0: rows, 1: columns),
+    from 0 to ``size``."""
     cuts = {0, size}
     for s in parts:
-        cuts.add(s.target[axis])
-        cuts.add(s.target[axis] + s.target[axis + 2])
+        target = s if isinstance(s, tuple) else s.target
+        cuts.add(target[axis])
+        cuts.add(target[axis] + target[axis + 2])
     return sorted(cuts)
 
 
@@ -130,17 +132,19 @@ def _cuts(chunks: Any, plan: ReadPlan, sources: list[Source], dtype: np.dtype) -
     specs (None, an int, a str: the rows of a call share a few shapes and seams).
     """
     height, width = plan.grid.shape
-    yseams, xseams = _edges(sources, 0, height), _edges(sources, 1, width)
     if chunks is None or type(chunks) in (int, str):
-        return _cuts_cached(chunks, height, width, tuple(yseams), tuple(xseams), dtype.str)
+        targets = tuple(s.target for s in sources)
+        return _cuts_cached(chunks, height, width, targets, dtype.str)
+    yseams, xseams = _edges(sources, 0, height), _edges(sources, 1, width)
     return _cuts_of(chunks, height, width, yseams, xseams, dtype)
 
 
 @functools.lru_cache(maxsize=1024)
 def _cuts_cached(
-    chunks: int | str | None, height: int, width: int, yseams: tuple, xseams: tuple, dtype: str
+    chunks: int | str | None, height: int, width: int, targets: tuple, dtype: str
 ) -> tuple:
-    return _cuts_of(chunks, height, width, list(yseams), list(xseams), np.dtype(dtype))
+    yseams, xseams = _edges(targets, 0, height), _edges(targets, 1, width)
+    return _cuts_of(chunks, height, width, yseams, xseams, np.dtype(dtype))
 
 
 def _cuts_of(
@@ -195,11 +199,11 @@ def _await_layer(
 ) -> tuple[dict, list[str]]:
     """One await task per distinct request; the key of each source's await."""
     identifiers = tuple(o.identifier for o in plan.outputs)
-    urls = list(dict.fromkeys(s.row_url for s in sources))
+    number: dict[str, int] = {}  # request URL -> its await's number
     layer: dict[Any, Any] = {}
     keys = []
     for s in sources:
-        key = f"await-{tok}-{urls.index(s.row_url)}"
+        key = f"await-{tok}-{number.setdefault(s.row_url, len(number))}"
         label = plan.label if s.name == "request" else f"{plan.label} ({s.name})"
         layer[key] = (
             await_delivery,
