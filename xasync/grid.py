@@ -71,12 +71,18 @@ class PixelGrid:
     def x_coords(self) -> np.ndarray:
         """Pixel-centre x coordinates, west to east (``c + (i + 0.5) * a`` of the transform)."""
         minx, _, maxx, _ = self.bbox
-        return np.arange(0.5, self.width) * ((maxx - minx) / self.width) + minx
+        centres = np.arange(0.5, self.width)
+        centres *= (maxx - minx) / self.width  # in place: one array, the same floats
+        centres += minx
+        return centres
 
     def y_coords(self) -> np.ndarray:
         """Pixel-centre y coordinates, north to south (``f + (j + 0.5) * e`` of the transform)."""
         _, miny, _, maxy = self.bbox
-        return np.arange(0.5, self.height) * (-(maxy - miny) / self.height) + maxy
+        centres = np.arange(0.5, self.height)
+        centres *= -(maxy - miny) / self.height
+        centres += maxy
+        return centres
 
     def geotransform(self) -> str:
         """The GDAL geotransform as rioxarray writes it in ``spatial_ref`` (space-separated)."""
