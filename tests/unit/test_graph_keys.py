@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import subprocess
 import sys
 
@@ -117,6 +118,16 @@ def test_fast_index_equals_the_public_index(monkeypatch):
     monkeypatch.setattr(lazy, "FAST_INDEX", False)
     slow = build_dataset(PLAN, reader=ReaderConfig(), chunks=16)
     xr.testing.assert_identical(fast, slow)
+    for derive in (
+        lambda d: pickle.loads(pickle.dumps(d)),
+        lambda d: d.copy(deep=True),
+        lambda d: d.isel(x=slice(2, 5)),
+        lambda d: d.sortby("y"),
+        lambda d: d.reindex(x=d.x.values[::-1]),
+        lambda d: d.assign_coords(x=d.x + 1.0),
+        lambda d: xr.concat([d, d], "time"),
+    ):
+        xr.testing.assert_identical(derive(fast), derive(slow))
     for name in ("x", "y", "band"):
         a, b = fast.xindexes[name], slow.xindexes[name]
         assert type(a) is type(b) and a.equals(b) and a.coord_dtype == b.coord_dtype
