@@ -69,14 +69,25 @@ class PixelGrid:
         return f"{OPENGIS_EPSG_PREFIX}{self.epsg}"
 
     def x_coords(self) -> np.ndarray:
-        """Pixel-centre x coordinates, west to east."""
-        t = self.transform
-        return t.c + (np.arange(self.width) + 0.5) * t.a
+        """Pixel-centre x coordinates, west to east (``c + (i + 0.5) * a`` of the transform)."""
+        minx, _, maxx, _ = self.bbox
+        centres = np.arange(0.5, self.width)
+        centres *= (maxx - minx) / self.width  # in place: one array, the same floats
+        centres += minx
+        return centres
 
     def y_coords(self) -> np.ndarray:
-        """Pixel-centre y coordinates, north to south."""
-        t = self.transform
-        return t.f + (np.arange(self.height) + 0.5) * t.e
+        """Pixel-centre y coordinates, north to south (``f + (j + 0.5) * e`` of the transform)."""
+        _, miny, _, maxy = self.bbox
+        centres = np.arange(0.5, self.height)
+        centres *= -(maxy - miny) / self.height
+        centres += maxy
+        return centres
+
+    def geotransform(self) -> str:
+        """The GDAL geotransform as rioxarray writes it in ``spatial_ref`` (space-separated)."""
+        minx, miny, maxx, maxy = self.bbox
+        return f"{minx} {(maxx - minx) / self.width} 0.0 {maxy} 0.0 {-(maxy - miny) / self.height}"
 
     @property
     def crs(self) -> Any:

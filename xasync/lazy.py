@@ -14,8 +14,9 @@ The await task is :func:`xasync.awaiting.await_delivery`: it asks the ledger of 
 only the chunks of that row fail. Building the Dataset touches no network: coordinates, CRS,
 bands and dtypes all come from the :class:`~xasync.plan.ReadPlan`.
 
-Keys are ``dask.base.tokenize`` of the plan, the reader config (a digest, so no option value
-appears in a key), the chunks and the wait settings.
+Keys are ``dask.base.tokenize`` of the call's shared parts (tokenized once: outputs, the reader
+config as a digest, so no option value appears in a key) and of the row's own short tuple (request
+token, grid, label, chunks, wait settings, mask geometry).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import rioxarray  # noqa: F401 - registers the .rio accessor
 import xarray as xr
-from affine import Affine
 from dask.base import tokenize
+from xarray.core.indexing import PandasIndexingAdapter
 
 from xasync.awaiting import await_delivery
 from xasync.errors import ValidationError
@@ -53,22 +55,33 @@ MAX_POLL_INTERVAL = 60.0
 
 def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
     """Deterministic graph-key token of a row: ``dask.base.tokenize`` of all that shapes its
-    tasks (plain values only, so the token is the same in every process); the reader config
-    enters as its digest, so no option value reaches a key."""
+    tasks (plain values only, so the token is the same in every process).
+
+    What the rows of a call share (outputs, the reader config as its digest, so no option value
+    reaches a key, and whether values are masked) is tokenized once (:func:`_shared_token`);
+    per row only that token, the ``repr`` of a short tuple of plain values (request token and
+    folder, grid, label, time range, ``parts``: chunks, wait settings, sources) and the mask
+    geometry. ``repr`` of ints, floats, strings and tuples of them is the same in every process.
+    """
     g = plan.grid
-    outputs = tuple((o.identifier, o.bands, o.dtype, o.nodata, o.extension) for o in plan.outputs)
-    doc = (
+    masked = plan.mask_wkb is not None
+    shared = _shared_token(tuple(plan.outputs), reader.__dask_tokenize__(), masked)
+    row = (
         plan.token,
         plan.row_url,
-        (g.epsg, tuple(g.bbox), g.width, g.height),
-        outputs,
+        (g.epsg, g.bbox, g.width, g.height),
         repr(plan.label),
         plan.time_range,
-        plan.mask_wkb,
-        reader.__dask_tokenize__(),
         parts,
     )
-    return tokenize(*doc)
+    return tokenize(shared, repr(row), plan.mask_wkb)
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_token(outputs: tuple, reader_digest: str, masked: bool) -> str:
+    """``tokenize`` of what the rows of a call share (cached: one value per call)."""
+    described = tuple((o.identifier, o.bands, o.dtype, o.nodata, o.extension) for o in outputs)
+    return tokenize("xasync-row", described, reader_digest, masked)
 
 
 def _validate(plan: ReadPlan, wait_timeout: float, poll_interval: float) -> None:
@@ -76,19 +89,39 @@ def _validate(plan: ReadPlan, wait_timeout: float, poll_interval: float) -> None
         raise ValidationError(f"build_dataset needs a ReadPlan, got {type(plan).__name__}")
     if plan.grid.width <= 0 or plan.grid.height <= 0:
         raise ValidationError(f"empty grid {plan.grid.width}x{plan.grid.height}")
-    if not plan.outputs:
+    _outputs_info(plan.outputs, plan.mask_wkb is not None)
+    if not wait_timeout > 0 or not poll_interval > 0:
+        raise ValidationError("wait_timeout and poll_interval must be positive")
+
+
+def _outputs_info(outputs: Any, masked: bool) -> tuple[np.dtype, tuple[str, ...], dict]:
+    """``(widest value dtype, identifiers, band dim per output)`` of checked outputs; cached,
+    as the rows of a call share their outputs (the dict returned is shared: read it only)."""
+    try:
+        return _cached_outputs_info(outputs, masked)
+    except TypeError:  # unhashable outputs (e.g. a list): checked each time
+        return _outputs_info_of(tuple(outputs), masked)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_outputs_info(outputs: tuple, masked: bool) -> tuple[np.dtype, tuple[str, ...], dict]:
+    return _outputs_info_of(outputs, masked)
+
+
+def _outputs_info_of(outputs: tuple, masked: bool) -> tuple[np.dtype, tuple[str, ...], dict]:
+    if not outputs:
         raise ValidationError("the plan has no raster outputs")
-    ids = [o.identifier for o in plan.outputs]
+    ids = tuple(o.identifier for o in outputs)
     if len(set(ids)) != len(ids):
-        raise ValidationError(f"duplicate output identifiers {ids}")
-    if len({o.extension for o in plan.outputs}) != 1:
+        raise ValidationError(f"duplicate output identifiers {list(ids)}")
+    if len({o.extension for o in outputs}) != 1:
         raise ValidationError("outputs with different file extensions are not supported")
-    for o in plan.outputs:
+    for o in outputs:
         if o.bands < 1:
             raise ValidationError(f"output {o.identifier!r} has {o.bands} bands")
         np.dtype(o.dtype)
-    if not wait_timeout > 0 or not poll_interval > 0:
-        raise ValidationError("wait_timeout and poll_interval must be positive")
+    widest = max((out_dtype(o, masked) for o in outputs), key=lambda d: d.itemsize)
+    return widest, ids, band_dims(outputs)
 
 
 def build_dataset(
@@ -138,10 +171,8 @@ def build_dataset(
     timeout = DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout)
     _validate(plan, timeout, float(poll_interval))
     grid = plan.grid
-    masked = plan.mask_wkb is not None
-    widest = max((out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
+    widest, identifiers, dims_of = _outputs_info(plan.outputs, plan.mask_wkb is not None)
     ychunks, xchunks = normalize_chunks(chunks, grid.shape, widest)
-    identifiers = tuple(o.identifier for o in plan.outputs)
     extension = plan.outputs[0].extension
     tok = _graph_token(plan, reader, (ychunks, xchunks), timeout, float(poll_interval))
     await_key = f"await-delivery-{tok}"
@@ -160,7 +191,6 @@ def build_dataset(
     }
     rows = RowLayers(plan, reader, await_key, await_layer, ychunks, xchunks)
     coords: dict[str, Any] = {"y": grid.y_coords(), "x": grid.x_coords()}
-    dims_of = band_dims(plan.outputs)
     data_vars = {}
     for output in plan.outputs:
         dim = dims_of.get(output.identifier)
@@ -188,10 +218,10 @@ def _crs_attrs(epsg: int) -> dict[str, Any]:
     return dict(template["spatial_ref"].attrs)
 
 
-def _spatial_ref_attrs(epsg: int, transform: Affine) -> dict[str, Any]:
+def _spatial_ref_attrs(grid: Any) -> dict[str, Any]:
     """``spatial_ref`` attrs as rioxarray's ``write_crs`` + ``write_transform`` would write them."""
-    attrs = dict(_crs_attrs(epsg))
-    attrs["GeoTransform"] = " ".join(str(item) for item in transform.to_gdal())
+    attrs = dict(_crs_attrs(grid.epsg))
+    attrs["GeoTransform"] = grid.geotransform()
     return attrs
 
 
@@ -203,7 +233,7 @@ def _assemble(data_vars: dict[str, xr.Variable], coords: dict[str, Any], grid: A
     so the public constructor is used whenever it is missing or refuses the arguments (a test
     checks that both give identical Datasets).
     """
-    attrs = _spatial_ref_attrs(grid.epsg, grid.transform)
+    attrs = _spatial_ref_attrs(grid)
     spatial_ref = xr.Variable((), np.array(0), attrs=attrs, fastpath=True)
     if _FAST_CONSTRUCT:
         try:
@@ -219,15 +249,11 @@ _FAST_CONSTRUCT = True
 def _construct_direct(
     data_vars: dict[str, xr.Variable], coords: dict[str, Any], spatial_ref: xr.Variable
 ) -> xr.Dataset:
-    import pandas as pd
-
     variables: dict[str, xr.Variable] = {}
     indexes: dict[str, Any] = {}
     dims: dict[str, int] = {}
     for name, values in coords.items():
-        index = xr.indexes.PandasIndex(pd.Index(values, name=name), name, coord_dtype=values.dtype)
-        variables.update(index.create_variables())
-        indexes[name] = index
+        indexes[name], variables[name] = _indexed_coord(name, values)
         dims[name] = len(values)
     variables["spatial_ref"] = spatial_ref
     variables.update(data_vars)
@@ -236,6 +262,37 @@ def _construct_direct(
     return xr.Dataset._construct_direct(
         variables, set(coords) | {"spatial_ref"}, ordered, {}, indexes
     )
+
+
+#: Build indexed coordinates without pandas'/xarray's re-validation (see :func:`_indexed_coord`);
+#: a test checks that both paths give identical Datasets.
+FAST_INDEX = True
+
+
+def _indexed_coord(name: str, values: np.ndarray) -> tuple[Any, xr.IndexVariable]:
+    """``(PandasIndex, IndexVariable)`` of a fresh 1-D numeric array, as xarray builds them.
+
+    ``pd.Index(values)`` copies and re-infers the dtype, ``PandasIndex`` casts it again and
+    ``create_variables`` wraps it once more and ``IndexVariable`` re-checks it: about half of a
+    small Dataset's cost. The values here are a new float64/int64 array nobody else holds, so
+    the private constructors (``pd.Index._simple_new``, the slots of the adapter and of the
+    variable) give the same objects; the public path is used when they are missing.
+    """
+    if FAST_INDEX:
+        try:
+            values.flags.writeable = False  # as pd.Index's own copy
+            index = pd.Index._simple_new(values, name)
+            adapter = object.__new__(PandasIndexingAdapter)
+            adapter.array, adapter._dtype = index, values.dtype
+            xindex = xr.indexes.PandasIndex(index, name, coord_dtype=values.dtype, fastpath=True)
+            variable = object.__new__(xr.IndexVariable)
+            variable._dims, variable._data = (name,), adapter
+            variable._attrs = variable._encoding = None
+            return xindex, variable
+        except (AttributeError, TypeError, AssertionError):  # pragma: no cover - other pandas
+            logger.debug("fast index construction unavailable; using pd.Index")
+    xindex = xr.indexes.PandasIndex(pd.Index(values, name=name), name, coord_dtype=values.dtype)
+    return xindex, xindex.create_variables()[name]
 
 
 def _attr_value(value: Any) -> Any:

@@ -14,6 +14,8 @@ window of the pack's delivery, masked with the row's own geometry when ``mask=Tr
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -21,7 +23,6 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from dask.array.core import getter
-from dask.highlevelgraph import HighLevelGraph
 
 from xasync.awaiting import await_delivery
 from xasync.errors import OptionError, ValidationError
@@ -31,12 +32,19 @@ from xasync.lazy import (
     _assemble,
     _attr_value,
     _graph_token,
+    _outputs_info,
     _validate,
 )
 from xasync.plan import ReadPlan
 from xasync.planned import Source
 from xasync.reader import DeclaredOutput, ReaderConfig
-from xasync.rowgraph import band_dims, dask_array, declared_output, normalize_chunks, out_dtype
+from xasync.rowgraph import (
+    dask_array,
+    declared_output,
+    layered_graph,
+    normalize_chunks,
+    out_dtype,
+)
 from xasync.windows import WindowSource, read_masked
 
 logger = logging.getLogger(__name__)
@@ -93,16 +101,18 @@ def _open_part(
     return _PartSource(outputs[identifier], *args)
 
 
-def _edges(parts: Sequence[Source], axis: int, size: int) -> list[int]:
-    """Seams of the parts along one axis (0: rows, 1: columns), from 0 to ``size``."""
+def _edges(parts: Sequence[Any], axis: int, size: int) -> list[int]:
+    """Seams of the parts (sources, or their targets) along one axis (0: rows, 1: columns),
+    from 0 to ``size``."""
     cuts = {0, size}
     for s in parts:
-        cuts.add(s.target[axis])
-        cuts.add(s.target[axis] + s.target[axis + 2])
+        target = s if isinstance(s, tuple) else s.target
+        cuts.add(target[axis])
+        cuts.add(target[axis] + target[axis + 2])
     return sorted(cuts)
 
 
-def _cut(chunks: tuple[int, ...], seams: list[int]) -> tuple[list[int], list[int]]:
+def _cut(chunks: tuple[int, ...], seams: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """``(offsets, sizes)`` of the chunks along one axis: the given chunks, also cut at seams."""
     cuts = set(seams)
     off = 0
@@ -111,14 +121,35 @@ def _cut(chunks: tuple[int, ...], seams: list[int]) -> tuple[list[int], list[int
         off += n
     cuts.add(off)
     edges = sorted(cuts)
-    return edges[:-1], [b - a for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return tuple(edges[:-1]), tuple(b - a for a, b in zip(edges[:-1], edges[1:], strict=True))
 
 
 def _cuts(chunks: Any, plan: ReadPlan, sources: list[Source], dtype: np.dtype) -> tuple:
     """Chunks of both axes restarted at every seam (so they line up with each request's own
-    GeoTIFF tiles), or, for explicit block sizes, the asked-for chunks also cut at the seams."""
+    GeoTIFF tiles), or, for explicit block sizes, the asked-for chunks also cut at the seams.
+
+    ``((y offsets, y sizes), (x offsets, x sizes))``, tuples; cached for the common chunk
+    specs (None, an int, a str: the rows of a call share a few shapes and seams).
+    """
     height, width = plan.grid.shape
+    if chunks is None or type(chunks) in (int, str):
+        targets = tuple(s.target for s in sources)
+        return _cuts_cached(chunks, height, width, targets, dtype.str)
     yseams, xseams = _edges(sources, 0, height), _edges(sources, 1, width)
+    return _cuts_of(chunks, height, width, yseams, xseams, dtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cuts_cached(
+    chunks: int | str | None, height: int, width: int, targets: tuple, dtype: str
+) -> tuple:
+    yseams, xseams = _edges(targets, 0, height), _edges(targets, 1, width)
+    return _cuts_of(chunks, height, width, yseams, xseams, np.dtype(dtype))
+
+
+def _cuts_of(
+    chunks: Any, height: int, width: int, yseams: list[int], xseams: list[int], dtype: np.dtype
+) -> tuple:
     try:
         per_axis = []
         for axis, seams in ((0, yseams), (1, xseams)):
@@ -126,11 +157,11 @@ def _cuts(chunks: Any, plan: ReadPlan, sources: list[Source], dtype: np.dtype) -
             for lo, hi in zip(seams[:-1], seams[1:], strict=True):
                 shape = (hi - lo, width) if axis == 0 else (height, hi - lo)
                 sizes.extend(normalize_chunks(chunks, shape, dtype)[axis])
-            offsets = [int(v) for v in np.cumsum([0, *sizes[:-1]])]
-            per_axis.append((offsets, sizes))
+            offsets = tuple(itertools.accumulate(sizes[:-1], initial=0))
+            per_axis.append((offsets, tuple(sizes)))
         return tuple(per_axis)
     except OptionError:  # explicit block sizes for the whole row
-        ychunks, xchunks = normalize_chunks(chunks, plan.grid.shape, dtype)
+        ychunks, xchunks = normalize_chunks(chunks, (height, width), dtype)
         return _cut(ychunks, yseams), _cut(xchunks, xseams)
 
 
@@ -168,11 +199,11 @@ def _await_layer(
 ) -> tuple[dict, list[str]]:
     """One await task per distinct request; the key of each source's await."""
     identifiers = tuple(o.identifier for o in plan.outputs)
-    urls = list(dict.fromkeys(s.row_url for s in sources))
+    number: dict[str, int] = {}  # request URL -> its await's number
     layer: dict[Any, Any] = {}
     keys = []
     for s in sources:
-        key = f"await-{tok}-{urls.index(s.row_url)}"
+        key = f"await-{tok}-{number.setdefault(s.row_url, len(number))}"
         label = plan.label if s.name == "request" else f"{plan.label} ({s.name})"
         layer[key] = (
             await_delivery,
@@ -195,7 +226,7 @@ def _variable(
     sources: list[Source],
     awaits: tuple[str, dict, list[str]],
     reader: ReaderConfig,
-    cuts: tuple[tuple[list[int], list[int]], tuple[list[int], list[int]]],
+    cuts: tuple,
     tok: str,
     band_dim: str | None,
 ) -> xr.Variable:
@@ -237,7 +268,7 @@ def _variable(
                 f"{src_name}-{k}",
                 window if squeeze else (slice(0, output.bands), *window),
             )
-    hlg = HighLevelGraph(
+    hlg = layered_graph(
         {await_name: await_layer, src_name: src_layer, name: layer},
         {await_name: set(), src_name: {await_name}, name: {src_name}},
     )
@@ -279,8 +310,8 @@ def build_mosaic(
     _validate(plan, timeout, float(poll_interval))
     sources = list(sources)
     _check_sources(plan, sources)
-    grid, masked = plan.grid, plan.mask_wkb is not None
-    widest = max((out_dtype(o, masked) for o in plan.outputs), key=lambda d: d.itemsize)
+    grid = plan.grid
+    widest, _, dims_of = _outputs_info(plan.outputs, plan.mask_wkb is not None)
     cuts = _cuts(chunks, plan, sources, widest)
     ychunks, xchunks = tuple(cuts[0][1]), tuple(cuts[1][1])
     srcs = tuple((s.token, s.row_url, s.window, s.target) for s in sources)
@@ -290,7 +321,6 @@ def build_mosaic(
     )
     awaits = (f"await-{tok}", await_layer, await_keys)
     coords: dict[str, Any] = {"y": grid.y_coords(), "x": grid.x_coords()}
-    dims_of = band_dims(plan.outputs)
     data_vars = {}
     for output in plan.outputs:
         dim = dims_of.get(output.identifier)

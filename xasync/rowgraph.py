@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.array.core import getter
-from dask.highlevelgraph import HighLevelGraph
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from xasync.errors import OptionError
 from xasync.plan import OutputPlan, ReadPlan
@@ -33,6 +33,7 @@ __all__ = [
     "band_dims",
     "chunk_windows",
     "dask_array",
+    "layered_graph",
     "normalize_chunks",
     "out_dtype",
 ]
@@ -60,6 +61,20 @@ def normalize_chunks(
     OptionError
         Anything dask cannot read as chunks of that shape (e.g. ``"lots"``, ``0``, ``2.5``).
     """
+    if chunks is None or type(chunks) in (int, str):  # one side for both: the common case
+        return _normalize_simple(chunks, (int(shape[0]), int(shape[1])), np.dtype(dtype).str)
+    return _normalize(chunks, shape, dtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _normalize_simple(chunks: int | str | None, shape: tuple[int, int], dtype: str) -> tuple:
+    """:func:`_normalize` of ``None``, an ``int`` or a ``str`` (exact types: the cache key)."""
+    return _normalize(chunks, shape, dtype)
+
+
+def _normalize(
+    chunks: Any, shape: tuple[int, int], dtype: Any
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     from dask.array.core import normalize_chunks as dask_normalize
 
     if chunks is None:
@@ -150,6 +165,42 @@ def dask_array(graph: HighLevelGraph, name: str, chunks: tuple, dtype: np.dtype)
     return da.Array(graph, name, chunks, meta=meta)
 
 
+#: Build graphs without ``HighLevelGraph``'s per-layer checks (see :func:`layered_graph`); a
+#: test checks that both paths give the same graph.
+FAST_GRAPH = True
+
+
+def layered_graph(layers: dict[str, dict], dependencies: dict[str, set[str]]) -> HighLevelGraph:
+    """``HighLevelGraph(layers, dependencies)`` of plain dict layers.
+
+    The public constructor wraps each dict in a ``MaterializedLayer`` whose ``Layer.__init__``
+    reads the annotation context and the ``collection_annotations`` setting each time: three
+    layers a row cost more than the rest of its graph. With neither set (checked here, once),
+    the same objects are built directly (private to dask); otherwise, or when the fields are
+    not there, the public constructor is used.
+    """
+    if (
+        FAST_GRAPH
+        and not dask.get_annotations()
+        and not dask.config.get("collection_annotations", None)
+    ):
+        try:
+            graph = object.__new__(HighLevelGraph)
+            graph.dependencies, graph.key_dependencies = dependencies, {}
+            graph.layers = {name: _materialized(layer) for name, layer in layers.items()}
+            return graph
+        except (AttributeError, TypeError):  # pragma: no cover - another dask
+            logger.debug("fast graph construction unavailable; using HighLevelGraph")
+    return HighLevelGraph(layers, dependencies)
+
+
+def _materialized(mapping: dict) -> MaterializedLayer:
+    layer = object.__new__(MaterializedLayer)
+    layer.annotations = layer.collection_annotations = None
+    layer.mapping = mapping
+    return layer
+
+
 @functools.lru_cache(maxsize=256)
 def declared_output(identifier: str, bands: int, dtype: str) -> DeclaredOutput:
     """What a delivered output must be (cached: the rows of a call share their outputs)."""
@@ -225,7 +276,7 @@ class RowLayers:
         dtype = out_dtype(output, self.masked)
         name = f"{output.identifier}-{tok}"
         source_key = f"{output.identifier}-source-{tok}"
-        hlg = HighLevelGraph(
+        hlg = layered_graph(
             {
                 self.await_key: self.await_layer,
                 source_key: {source_key: self._source_task(output, dtype)},

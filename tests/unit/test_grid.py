@@ -191,3 +191,18 @@ def test_resolution_is_the_transforms_pixel_size_exactly():
         grid = PixelGrid(32633, (x0, y0, x0 + rng.uniform(1, 1e5), y0 + rng.uniform(1, 1e5)), w, h)
         t = grid.transform
         assert grid.resolution == (t.a, -t.e)
+
+
+def test_coords_and_geotransform_equal_the_affine_ones_bit_for_bit():
+    """x/y coords and the GDAL geotransform text come from the bbox; the same floats as the
+    Affine transform's (``c + (i + 0.5) * a``) and rioxarray's ``to_gdal`` text."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        minx, miny = rng.uniform(-1e6, 1e6, 2)
+        w, h = (int(v) for v in rng.integers(1, 3000, 2))
+        res = float(rng.choice([0.1, 1.0, 10.0, 20.0, 60.0, 1 / 3, 8.983e-5]))
+        g = PixelGrid(32633, (minx, miny, minx + w * res * 1.0001, miny + h * res), w, h)
+        t = g.transform
+        assert np.array_equal(g.x_coords(), t.c + (np.arange(w) + 0.5) * t.a)
+        assert np.array_equal(g.y_coords(), t.f + (np.arange(h) + 0.5) * t.e)
+        assert g.geotransform() == " ".join(str(v) for v in t.to_gdal())

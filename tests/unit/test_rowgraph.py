@@ -1,0 +1,70 @@
+"""xasync.rowgraph: the private fast paths give what dask's public constructors give."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+from xasync import rowgraph
+from xasync.errors import OptionError
+from xasync.rowgraph import layered_graph, normalize_chunks
+
+
+def _layers():
+    return (
+        {"a": {"a": 1}, "b": {("b", 0): (sum, ["a", "a"])}, "c": {"c": (len, "b")}},
+        {"a": set(), "b": {"a"}, "c": {"b"}},
+    )
+
+
+def _same_graph(fast: HighLevelGraph, slow: HighLevelGraph) -> None:
+    assert type(fast) is type(slow)
+    assert fast.dependencies == slow.dependencies
+    assert fast.key_dependencies == slow.key_dependencies
+    assert list(fast.layers) == list(slow.layers)
+    for name in slow.layers:
+        a, b = fast.layers[name], slow.layers[name]
+        assert type(a) is type(b) is MaterializedLayer
+        assert dict(a) == dict(b)
+        assert a.annotations == b.annotations
+        assert a.collection_annotations == b.collection_annotations
+    assert dict(fast) == dict(slow)
+    assert fast.get_all_dependencies() == slow.get_all_dependencies()
+
+
+def test_fast_graph_equals_the_public_constructor(monkeypatch):
+    fast = [layered_graph(*_layers()) for _ in range(2)]
+    assert fast[0].key_dependencies == {}
+    monkeypatch.setattr(rowgraph, "FAST_GRAPH", False)
+    _same_graph(fast[0], layered_graph(*_layers()))
+    _same_graph(fast[1], HighLevelGraph(*_layers()))
+    fast = fast[0]
+    assert dask.get(fast, ("b", 0)) == 2
+
+
+@pytest.mark.parametrize("context", ["annotate", "collection_annotations"])
+def test_annotations_keep_the_public_constructor(context):
+    """With annotations in force the layers carry them, as HighLevelGraph's own would."""
+    if context == "annotate":
+        with dask.annotate(priority=5):
+            graph, public = layered_graph(*_layers()), HighLevelGraph(*_layers())
+        assert graph.layers["a"].annotations == {"priority": 5}
+    else:
+        with dask.config.set(collection_annotations={"k": 1}):
+            graph, public = layered_graph(*_layers()), HighLevelGraph(*_layers())
+        assert graph.layers["a"].collection_annotations == {"k": 1}
+    _same_graph(graph, public)
+
+
+def test_normalize_chunks_cache_keeps_types_apart():
+    """The cache of simple chunk specs never answers 2048.0 or True with 2048's or 1's."""
+    assert normalize_chunks(2048, (5000, 3000)) == ((2048, 2048, 904), (2048, 952))
+    assert normalize_chunks(1, (2, 2)) == ((1, 1), (1, 1))
+    for bad in (2048.0, True, np.float64(8.0), "lots", 0):
+        with pytest.raises(OptionError):
+            normalize_chunks(bad, (5000, 3000))
+    assert normalize_chunks(None, (10, 20)) == ((10,), (20,))
+    assert normalize_chunks(-1, (5000, 3000)) == ((5000,), (3000,))
+    assert normalize_chunks({"y": 100}, (300, 200)) == ((100, 100, 100), (200,))
