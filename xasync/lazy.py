@@ -269,7 +269,7 @@ def _construct_direct(
 FAST_INDEX = True
 
 
-def _indexed_coord(name: str, values: np.ndarray) -> tuple[Any, xr.IndexVariable]:
+def _indexed_coord(name: str, values: np.ndarray) -> tuple[Any, xr.Variable]:
     """``(PandasIndex, IndexVariable)`` of a fresh 1-D numeric array, as xarray builds them.
 
     ``pd.Index(values)`` copies and re-infers the dtype, ``PandasIndex`` casts it again and
