@@ -374,7 +374,7 @@ def _small_fields():
 def test_tile_requests_carry_the_row_geometry(monkeypatch):
     import shapely
 
-    from xasync import planned as planned_module
+    from xasync import plangeometry
     from xasync.planned import plan_specs
 
     geom = shapely.Polygon(
@@ -389,7 +389,7 @@ def test_tile_requests_carry_the_row_geometry(monkeypatch):
         assert req.canonical_body()["output"]["width"] == req.grid.width
         assert req.geometry_wkb == spec.geometry_wkb  # small: sent whole, exact on its edges
     # big geometries are clipped to each tile's box grown by a pixel: same pixels inside
-    monkeypatch.setattr(planned_module, "CLIP_ABOVE_COORDS", 0)
+    monkeypatch.setattr(plangeometry, "CLIP_ABOVE_COORDS", 0)
     clipped_plan = plan_specs([spec], max_request_px=300)
     for req in clipped_plan.requests:
         clipped = shapely.from_wkb(req.geometry_wkb)
