@@ -111,6 +111,33 @@ def _ranks(values: list) -> np.ndarray:
     return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
 
 
+#: Largest array of padded sort keys ranked with numpy (bytes); beyond, Python sorts them.
+_MAX_KEY_BYTES = 64 * 2**20
+
+
+def _key_ranks(keys: list) -> np.ndarray:
+    """:func:`_ranks` of the sort keys; bytes are ranked with numpy.
+
+    Bytes order as their zero-padded 8-byte big-endian words, then their length (a key that is
+    a prefix of another, padded with zeros, is smaller): the order of ``sorted``.
+    """
+    n = len(keys)
+    if not n or not all(type(k) is bytes for k in keys):
+        return _ranks(keys)
+    lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
+    width = max(8, -(-int(lengths.max()) // 8) * 8)
+    if width * n > _MAX_KEY_BYTES:
+        return _ranks(keys)
+    buf = b"".join(k.ljust(width, b"\0") for k in keys)
+    words = np.frombuffer(buf, dtype=">u8").reshape(n, width // 8).astype(np.uint64)
+    order = np.lexsort((lengths, *words.T[::-1]))
+    words, lengths = words[order], lengths[order]
+    new = np.r_[True, (words[1:] != words[:-1]).any(axis=1) | (lengths[1:] != lengths[:-1])]
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[order] = np.cumsum(new) - 1
+    return ranks
+
+
 def _item_arrays(items: Sequence[PackItem], max_px: int) -> _Arrays:
     """Snapped pixel indices, families and canonical ranks of all items at once.
 
@@ -133,7 +160,9 @@ def _item_arrays(items: Sequence[PackItem], max_px: int) -> _Arrays:
     packable = snapped & (size.max(axis=1) <= max_px)
     res_list = res.tolist()
     families = [(it.key, g.epsg, tuple(r)) for it, g, r in zip(items, grids, res_list, strict=True)]
-    return _Arrays(bbox, res, k, packable, _ranks(families), _ranks([it.sort_key for it in items]))
+    return _Arrays(
+        bbox, res, k, packable, _ranks(families), _key_ranks([it.sort_key for it in items])
+    )
 
 
 def _visiting_order(a: _Arrays, max_px: int) -> np.ndarray:
@@ -160,8 +189,9 @@ def _greedy_groups(
     order = _visiting_order(a, max_px)
     cap = MAX_PACK_MEMBERS
     prices: dict[tuple[str, int, int], float] = {}
-    group = np.full(len(items), -1, dtype=np.int64)
+    group = [-1] * len(items)
     state = _Open()
+    boxes, costs = state.boxes, state.costs
     same: dict[tuple[int, ...], int] = {}
     rows = zip(
         order.tolist(), a.family[order].tolist(), a.k[order].tolist(), a.rank[order].tolist()
@@ -176,14 +206,15 @@ def _greedy_groups(
                 own = prices[(key, x1 - x0, y1 - y0)] = cost(key, x1 - x0, y1 - y0)
             cell = (fam, -(y1 // max_px), x0 // max_px)
             for g in state.candidates(cell):  # the first group (lowest number) taking it
-                b = state.boxes[g]
-                u0, v0, u1, v1 = min(b[0], x0), min(b[1], y0), max(b[2], x1), max(b[3], y1)
+                b0, b1, b2, b3 = boxes[g]
+                u0, v0 = (b0 if b0 < x0 else x0), (b1 if b1 < y0 else y0)
+                u1, v1 = (b2 if b2 > x1 else x1), (b3 if b3 > y1 else y1)
                 if u1 - u0 > max_px or v1 - v0 > max_px:
                     continue
                 union = prices.get((key, u1 - u0, v1 - v0))
                 if union is None:
                     union = prices[(key, u1 - u0, v1 - v0)] = cost(key, u1 - u0, v1 - v0)
-                if union < state.costs[g] + own:
+                if union < costs[g] + own:
                     chosen = g
                     state.join(g, (u0, v0, u1, v1), union, cap)
                     break
@@ -191,7 +222,7 @@ def _greedy_groups(
                 chosen = state.start(cell, (x0, y0, x1, y1), own, cap)
             same[ident] = chosen
         group[i] = chosen
-    return group
+    return np.asarray(group, dtype=np.int64)
 
 
 class _Open:
