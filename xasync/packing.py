@@ -118,21 +118,21 @@ _MAX_KEY_BYTES = 64 * 2**20
 def _key_ranks(keys: list) -> np.ndarray:
     """:func:`_ranks` of the sort keys; bytes are ranked with numpy.
 
-    Bytes order as their zero-padded 8-byte big-endian words, then their length (a key that is
-    a prefix of another, padded with zeros, is smaller): the order of ``sorted``.
+    Bytes order as numpy's fixed-width ``S`` strings (byte by byte, padded with zeros), then
+    their length (a key equal to another but for trailing zeros is the shorter): the order of
+    ``sorted``.
     """
     n = len(keys)
     if not n or not all(type(k) is bytes for k in keys):
         return _ranks(keys)
     lengths = np.fromiter(map(len, keys), dtype=np.int64, count=n)
-    width = max(8, -(-int(lengths.max()) // 8) * 8)
+    width = max(1, int(lengths.max()))
     if width * n > _MAX_KEY_BYTES:
         return _ranks(keys)
-    buf = b"".join(k.ljust(width, b"\0") for k in keys)
-    words = np.frombuffer(buf, dtype=">u8").reshape(n, width // 8).astype(np.uint64)
-    order = np.lexsort((lengths, *words.T[::-1]))
-    words, lengths = words[order], lengths[order]
-    new = np.r_[True, (words[1:] != words[:-1]).any(axis=1) | (lengths[1:] != lengths[:-1])]
+    padded = np.array(keys, dtype=f"S{width}")
+    order = np.lexsort((lengths, padded))
+    padded, lengths = padded[order], lengths[order]
+    new = np.r_[True, (padded[1:] != padded[:-1]) | (lengths[1:] != lengths[:-1])]
     ranks = np.empty(n, dtype=np.int64)
     ranks[order] = np.cumsum(new) - 1
     return ranks
