@@ -11,6 +11,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
     from xasync.planned import PlannedSpecs
     from xasync.request import RequestSpec
@@ -19,18 +21,30 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["estimate_planned"]
 
+#: The columns of the estimate that depend on a row's requests (see :func:`_row_values`).
+_FIGURES = [
+    "requests",
+    "input_bands",
+    "samples",
+    "request_pu",
+    "shared_by",
+    "estimated_pu",
+    "exact",
+]
 
-def _shares(urls: Sequence[str], row_requests: Sequence[tuple[int, ...]]) -> dict[str, int]:
-    """For each request URL, the number of rows that need it."""
-    shares: dict[str, int] = {}
-    for ks in row_requests:
-        if len(ks) == 1:
-            u = urls[ks[0]]
-            shares[u] = shares.get(u, 0) + 1
-        else:
-            for u in {urls[k] for k in ks}:
-                shares[u] = shares.get(u, 0) + 1
-    return shares
+
+def _shares(
+    urls: Sequence[str], row_requests: Sequence[tuple[int, ...]], single: np.ndarray
+) -> dict[str, int]:
+    """For each request URL, the number of rows that need it (``single``: each row's only
+    request, or -1 when it has several)."""
+    slot = {u: j for j, u in enumerate(dict.fromkeys(urls))}
+    of_request = np.fromiter((slot[u] for u in urls), dtype=np.int64, count=len(urls))
+    counts = np.bincount(of_request[single[single >= 0]], minlength=len(slot))
+    for i in np.flatnonzero(single < 0).tolist():
+        for u in {urls[k] for k in row_requests[i]}:
+            counts[slot[u]] += 1
+    return {u: int(counts[j]) for u, j in slot.items() if counts[j]}
 
 
 def _row_values(
@@ -77,20 +91,27 @@ def estimate_planned(
         raise ValidationError(f"{len(idx)} index labels for {len(specs)} rows")
     costs = request_factors_by_url(planned.requests, **keywords)
     urls = [s.row_url for s in planned.requests]
-    shares = _shares(urls, planned.row_requests)
-    alone: list[tuple | None] = [None] * len(urls)  # figures of a row delivered by one request
-    for k, u in enumerate(urls):
-        if u in shares:
-            alone[k] = _row_values((k,), urls, costs, shares)
-    values = [alone[ks[0]] if len(ks) == 1 else None for ks in planned.row_requests]
-    for i, ks in enumerate(planned.row_requests):
-        if values[i] is None:
-            values[i] = _row_values(ks, urls, costs, shares)
-    columns = list(zip(*values, strict=True)) if values else [()] * 7
-    data = dict(zip(ESTIMATE_COLUMNS[:1] + ESTIMATE_COLUMNS[3:], columns, strict=True))
-    data["width"] = [s.grid.width for s in specs]
-    data["height"] = [s.grid.height for s in specs]
-    frame = pd.DataFrame({c: list(data[c]) for c in ESTIMATE_COLUMNS}, index=idx)
+    rr = planned.row_requests
+    single = np.fromiter((ks[0] if len(ks) == 1 else -1 for ks in rr), np.int64, len(rr))
+    shares = _shares(urls, rr, single)
+    data: dict[str, Any] = {
+        "width": [s.grid.width for s in specs],
+        "height": [s.grid.height for s in specs],
+    }
+    if len(specs) and (single >= 0).all():  # each row one request: its figures, taken
+        used = [k for k, u in enumerate(urls) if u in shares]
+        figures = [_row_values((k,), urls, costs, shares) for k in used]
+        per_request = pd.DataFrame(figures, columns=_FIGURES)
+        at = np.full(len(urls), -1, dtype=np.int64)
+        at[used] = np.arange(len(used))
+        data.update({c: per_request[c].to_numpy()[at[single]] for c in _FIGURES})
+    elif len(specs):
+        values = [_row_values(ks, urls, costs, shares) for ks in rr]
+        data.update(zip(_FIGURES, map(list, zip(*values, strict=True)), strict=True))
+    if len(specs):
+        frame = pd.DataFrame({c: data[c] for c in ESTIMATE_COLUMNS}, index=idx)
+    else:
+        frame = pd.DataFrame([], index=idx, columns=ESTIMATE_COLUMNS)
     frame.attrs["total_pu"] = float(sum(f.pu for f in costs.values()))
     frame.attrs["requests"] = len(costs)
     return frame
