@@ -152,9 +152,8 @@ def _item_arrays(items: Sequence[PackItem], max_px: int) -> _Arrays:
         res = (bbox[:, 2:] - bbox[:, :2]) / size
         q = bbox / np.tile(res, 2)
         k_float = np.rint(q)
-        snapped = np.isfinite(q).all(axis=1) & (np.abs(q - k_float) <= SNAP_TOLERANCE_PX).all(
-            axis=1
-        )
+        near = (np.abs(q - k_float) <= SNAP_TOLERANCE_PX) & (np.abs(k_float) < 2.0**53)
+        snapped = np.isfinite(q).all(axis=1) & near.all(axis=1)
     k = np.where(snapped[:, None], k_float, 0).astype(np.int64)
     snapped &= ((k[:, 2:] - k[:, :2]) == size).all(axis=1)
     packable = snapped & (size.max(axis=1) <= max_px)
