@@ -193,7 +193,7 @@ def follow_planned(
         tuple((s.row_url, s.name) for s in src) if src else ((p.row_url, "request"),)
         for p, src in zip(plans, sources, strict=True)
     ]
-    rows = [RowStatus(p.token, part[0][0], p.label) for p, part in zip(plans, parts, strict=True)]
+    rows = [_Head(p.token, part[0][0], p.label) for p, part in zip(plans, parts, strict=True)]
     job = TiledJob(rows, parts, charge_reused=True)
     known: dict[str, tuple[str, tuple[str, ...]]] = {}  # url -> (token, identifiers)
     for p, src in zip(plans, sources, strict=True):
