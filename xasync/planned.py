@@ -9,22 +9,27 @@ buys: the same rows give the same requests, and a delivered tile or pack is neve
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gc
 import hashlib
 import json
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from xasync.canonical import fill_tokens
 from xasync.cost import area_factor, async_pu
 from xasync.grid import PixelGrid
+from xasync.planestimate import estimate_planned
+from xasync.plangeometry import pack_geometries, tile_geometry
 from xasync.planner import (
     DEFAULT_MAX_REQUEST_PX,
     DEFAULT_PACK_MAX_PX,
     CostFunction,
     PackItem,
+    Plan,
     Window,
     default_cost,
     plan_rows,
@@ -36,7 +41,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PlannedSpecs", "Source", "pack_key", "plan_specs", "spec_cost_function"]
+__all__ = [
+    "PlannedSpecs",
+    "Source",
+    "estimate_planned",
+    "pack_key",
+    "plan_specs",
+    "spec_cost_function",
+]
 
 
 @dataclass(frozen=True)
@@ -165,48 +177,6 @@ def spec_cost_function(
     return cost
 
 
-#: Geometries with more vertices than this are clipped to each tile (smaller request bodies).
-CLIP_ABOVE_COORDS = 5000
-
-
-def _tile_geometry(spec: RequestSpec, grid: PixelGrid) -> bytes:
-    """The geometry sent with a tile: the row's, clipped to the tile's box (grown by a pixel)
-    only when it is big (:data:`CLIP_ABOVE_COORDS`).
-
-    Clipping adds vertices on the edges it cuts, with float noise: a pixel centre lying exactly
-    on such an edge could change sides, so small geometries are sent whole (exact).
-    """
-    import shapely
-
-    geom = shapely.from_wkb(spec.geometry_wkb)
-    if shapely.get_num_coordinates(geom) <= CLIP_ABOVE_COORDS:
-        return spec.geometry_wkb
-    resx, resy = grid.resolution
-    minx, miny, maxx, maxy = grid.bbox
-    clipped = shapely.clip_by_rect(geom, minx - resx, miny - resy, maxx + resx, maxy + resy)
-    clipped = shapely.make_valid(clipped) if not shapely.is_valid(clipped) else clipped
-    polys = [g for g in shapely.get_parts(clipped) if g.geom_type in ("Polygon", "MultiPolygon")]
-    if not polys:  # nothing of the row in this tile: its pixels are all outside (sent as is)
-        return spec.geometry_wkb
-    return shapely.to_wkb(shapely.union_all(polys))
-
-
-def _pack_geometry(members: Sequence[RequestSpec]) -> bytes:
-    """The members' geometries (in canonical order) as one valid (Multi)Polygon, as WKB.
-
-    Their polygons side by side when that is valid (fields that do not overlap), else their
-    union (much slower).
-    """
-    import shapely
-
-    wkbs = sorted({m.geometry_wkb for m in members})
-    parts = shapely.get_parts(shapely.from_wkb(wkbs))
-    merged = shapely.multipolygons(parts)
-    if not shapely.is_valid(merged):
-        merged = shapely.union_all(parts)
-    return shapely.to_wkb(shapely.normalize(merged))
-
-
 def plan_specs(
     specs: Sequence[RequestSpec],
     *,
@@ -253,86 +223,77 @@ def plan_specs(
         pack_max_px=pack_max_px,
         cost=cost or default_cost,
     )
-    requests: list[RequestSpec] = []
-    for req in plan.requests:
-        first = specs[req.rows[0]]
-        if req.kind == "row":
-            requests.append(first)
-        elif req.kind == "tile":
-            geometry = _tile_geometry(first, req.grid)
-            requests.append(dataclasses.replace(first, grid=req.grid, geometry_wkb=geometry))
-        else:
-            geometry = _pack_geometry([specs[r] for r in req.rows])
-            requests.append(dataclasses.replace(first, grid=req.grid, geometry_wkb=geometry))
+    requests = _request_specs(specs, plan)
     fill_tokens(requests)  # tiles' and packs' geometries serialised at once
-    sources, row_requests = [], []
-    for parts in plan.parts:
-        row_src = []
-        for part in parts:
-            req, spec = plan.requests[part.request], requests[part.request]
-            name = {
-                "tile": f"tile {req.tile}",
-                "pack": f"pack of {len(req.rows)} rows",
-            }.get(req.kind, "request")
-            row_src.append(
-                Source(spec.token, spec.row_url, spec.grid, part.source, part.target, name)
-            )
-        sources.append(tuple(row_src))
-        row_requests.append(tuple(p.request for p in parts))
+    sources = _row_sources(plan, requests)
+    row_requests = [tuple(p.request for p in parts) for parts in plan.parts]
     logger.debug("%d rows -> %d requests", len(specs), len(requests))
     return PlannedSpecs(requests, sources, row_requests)
 
 
-def estimate_planned(
-    planned: PlannedSpecs,
-    specs: Sequence[RequestSpec],
-    index: Any = None,
-    **keywords: Any,
-) -> Any:
-    """The estimate frame of :func:`xasync.estimate.estimate_specs` for a planned call.
+def _request_specs(specs: Sequence[RequestSpec], plan: Plan) -> list[RequestSpec]:
+    """The spec of each planned request: a row's own, or a row's with a tile's or a pack's
+    grid and geometry (packs' geometries built at once)."""
+    packs = [k for k, req in enumerate(plan.requests) if req.kind == "pack"]
+    members = [[specs[r].geometry_wkb for r in plan.requests[k].rows] for k in packs]
+    pack_wkb = dict(zip(packs, pack_geometries(members), strict=True))
+    requests: list[RequestSpec] = []
+    for k, req in enumerate(plan.requests):
+        first = specs[req.rows[0]]
+        if req.kind == "row":
+            requests.append(first)
+            continue
+        if req.kind == "tile":
+            geometry = tile_geometry(first.geometry_wkb, req.grid)
+        else:
+            geometry = pack_wkb[k]
+        requests.append(dataclasses.replace(first, grid=req.grid, geometry_wkb=geometry))
+    return requests
 
-    A row's ``requests`` names every request it needs (space-separated folders), its
-    ``request_pu`` is their summed cost and its ``estimated_pu`` its share of them (a request
-    shared by ``n`` rows counts ``1/n`` for each), so the column sums to ``attrs["total_pu"]``,
-    the cost of the distinct requests. ``width``/``height`` are the row's grid.
 
-    ``keywords`` are those of :func:`xasync.estimate.request_costs`.
-    """
-    import pandas as pd
+def _new_source(
+    token: str, row_url: str, grid: PixelGrid, window: Window, target: Window, name: str
+) -> Source:
+    """``Source(token, row_url, grid, window, target, name)`` without the frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` a field, about 1 us a row); the same object
+    (tests compare both)."""
+    source = object.__new__(Source)
+    source.__dict__.update(
+        token=token, row_url=row_url, grid=grid, window=window, target=target, name=name
+    )
+    return source
 
-    from xasync.errors import ValidationError
-    from xasync.estimate import ESTIMATE_COLUMNS
-    from xasync.rowcost import request_factors_by_url
 
-    idx = pd.RangeIndex(len(specs)) if index is None else pd.Index(index)
-    if len(idx) != len(specs):
-        raise ValidationError(f"{len(idx)} index labels for {len(specs)} rows")
-    costs = request_factors_by_url(planned.requests, **keywords)
-    urls = [tuple(planned.requests[k].row_url for k in ks) for ks in planned.row_requests]
-    shares: dict[str, int] = {}
-    for row_urls in urls:
-        for u in set(row_urls):
-            shares[u] = shares.get(u, 0) + 1
-    rows = []
-    for spec, row_urls in zip(specs, urls, strict=True):
-        fs = [costs[u] for u in row_urls]
-        rows.append(
-            (
-                " ".join(u.rsplit("/", 1)[-1] for u in row_urls),
-                spec.grid.width,
-                spec.grid.height,
-                fs[0].input_bands,
-                fs[0].samples,
-                sum(f.pu for f in fs),
-                shares[row_urls[0]],
-                sum(costs[u].pu / shares[u] for u in row_urls),
-                all(f.exact for f in fs),
-            )
-        )
-    frame = pd.DataFrame(rows, index=idx, columns=ESTIMATE_COLUMNS)
-    frame.attrs["total_pu"] = float(sum(f.pu for f in costs.values()))
-    frame.attrs["requests"] = len(costs)
-    return frame
+def _row_sources(plan: Plan, requests: Sequence[RequestSpec]) -> list[tuple[Source, ...]]:
+    """Per row, the :class:`Source` of each of its parts."""
+    of_request = []
+    for req, spec in zip(plan.requests, requests, strict=True):
+        if req.kind == "tile":
+            name = f"tile {req.tile}"
+        else:
+            name = f"pack of {len(req.rows)} rows" if req.kind == "pack" else "request"
+        of_request.append((spec.token, spec.row_url, spec.grid, name))
+    sources = []
+    for parts in plan.parts:
+        row = []
+        for part in parts:
+            token, url, grid, name = of_request[part.request]
+            row.append(_new_source(token, url, grid, part.source, part.target, name))
+        sources.append(tuple(row))
+    return sources
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (planning makes a few objects per row and frees
+    none: its passes over a heap of 100,000 rows were a third of the planning time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def plan_call(
@@ -357,9 +318,10 @@ def plan_call(
         return None
     kw: dict[str, Any] = {"max_request_px": max_request_px, "pack": pack}
     kw.update(pack_max_px=pack_max_px, storage_options=storage_options)
-    planned = plan_specs(specs, **kw)
-    keep = keep_alone(specs, planned, bought) if pack and bought is not None else None
-    return plan_specs(specs, keep_alone=keep, **kw) if keep else planned
+    with _gc_paused():
+        planned = plan_specs(specs, **kw)
+        keep = keep_alone(specs, planned, bought) if pack and bought is not None else None
+        return plan_specs(specs, keep_alone=keep, **kw) if keep else planned
 
 
 def row_parts(planned: PlannedSpecs) -> list[tuple[tuple[str, str], ...]]:

@@ -218,10 +218,19 @@ def plan_rows(
     for p in packs:
         rows = tuple(small[k] for k in p.members)
         kind = "pack" if len(rows) > 1 else "row"
-        for row, win in zip(rows, p.windows, strict=True):
-            parts[row] = (Part(len(requests), win, (0, 0, *items[row].grid.shape)),)
+        k = len(requests)
+        for row, win in zip(rows, p.windows, strict=True):  # a window has the row's shape
+            parts[row] = (_new_part(k, win, (0, 0, win[2], win[3])),)
         requests.append(PlannedRequest(kind, p.grid, rows))
     return Plan(tuple(requests), tuple(parts))
+
+
+def _new_part(request: int, source: Window, target: Window) -> Part:
+    """``Part(request, source, target)`` without the frozen dataclass's ``__init__`` (one
+    ``object.__setattr__`` a field, for each of 100,000 rows); the same object (tested)."""
+    part = object.__new__(Part)
+    part.__dict__.update(request=request, source=source, target=target)
+    return part
 
 
 def total_cost(plan: Plan, items: Sequence[PackItem], cost: CostFunction = default_cost) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import Counter
+from collections import Counter, namedtuple
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["TiledJob"]
 
 _PROGRESS = (State.QUEUED, State.CLAIMED, State.RUNNING, State.DONE)
+
+#: What :class:`~xasync.jobs.Job` reads of a row (cheaper to make than a RowStatus).
+_Head = namedtuple("_Head", "token row_url label")
 
 
 class TiledJob(Job):
@@ -129,8 +132,7 @@ def submit_planned(
 
     parts = row_parts(planned)
     rows = [
-        RowStatus(token=s.token, row_url=p[0][0], label=plan.label)
-        for s, p, plan in zip(specs, parts, plans, strict=True)
+        _Head(s.token, p[0][0], plan.label) for s, p, plan in zip(specs, parts, plans, strict=True)
     ]
     job = TiledJob(rows, parts)
     identifiers = tuple(o.identifier for o in plans[0].outputs)
@@ -193,7 +195,7 @@ def follow_planned(
         tuple((s.row_url, s.name) for s in src) if src else ((p.row_url, "request"),)
         for p, src in zip(plans, sources, strict=True)
     ]
-    rows = [RowStatus(p.token, part[0][0], p.label) for p, part in zip(plans, parts, strict=True)]
+    rows = [_Head(p.token, part[0][0], p.label) for p, part in zip(plans, parts, strict=True)]
     job = TiledJob(rows, parts, charge_reused=True)
     known: dict[str, tuple[str, tuple[str, ...]]] = {}  # url -> (token, identifiers)
     for p, src in zip(plans, sources, strict=True):

@@ -374,7 +374,7 @@ def _small_fields():
 def test_tile_requests_carry_the_row_geometry(monkeypatch):
     import shapely
 
-    from xasync import planned as planned_module
+    from xasync import plangeometry
     from xasync.planned import plan_specs
 
     geom = shapely.Polygon(
@@ -389,7 +389,7 @@ def test_tile_requests_carry_the_row_geometry(monkeypatch):
         assert req.canonical_body()["output"]["width"] == req.grid.width
         assert req.geometry_wkb == spec.geometry_wkb  # small: sent whole, exact on its edges
     # big geometries are clipped to each tile's box grown by a pixel: same pixels inside
-    monkeypatch.setattr(planned_module, "CLIP_ABOVE_COORDS", 0)
+    monkeypatch.setattr(plangeometry, "CLIP_ABOVE_COORDS", 0)
     clipped_plan = plan_specs([spec], max_request_px=300)
     for req in clipped_plan.requests:
         clipped = shapely.from_wkb(req.geometry_wkb)
@@ -583,3 +583,40 @@ def test_a_pack_holds_at_most_max_pack_members_distinct_geometries(monkeypatch):
     packs = pack_grids(items)
     assert sorted(len({items[m].sort_key for m in p.members}) for p in packs) == [2, 4, 4]
     assert sum(len(p.members) for p in packs) == 11
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(max_size=40), min_size=1, max_size=60),
+    st.lists(st.sampled_from([b"", b"\x00", b"\x00\x00", b"\xff"]), max_size=4),
+)
+def test_sort_keys_are_ranked_as_sorted_orders_them(keys, tails):
+    from xasync.packing import _key_ranks
+
+    keys = keys + [k + t for k, t in zip(keys, tails)]  # prefixes, trailing zeros, duplicates
+    expected = {k: r for r, k in enumerate(sorted(set(keys)))}
+    assert _key_ranks(keys).tolist() == [expected[k] for k in keys]
+    assert _key_ranks(["b", "a", "b"]).tolist() == [1, 0, 1]  # not bytes: sorted by Python
+
+
+def test_fast_constructors_make_the_dataclasses_objects():
+    import dataclasses
+    import pickle
+
+    from xasync.planned import Source, _new_source
+    from xasync.planner import Part, _new_part
+
+    grid = PixelGrid(32633, (0.0, 0.0, 30.0, 20.0), 3, 2)
+    pairs = [
+        (_new_part(3, (0, 1, 2, 2), (0, 0, 2, 2)), Part(3, (0, 1, 2, 2), (0, 0, 2, 2))),
+        (
+            _new_source("tok", "s3://b/r", grid, (0, 0, 2, 3), (0, 0, 2, 3), "pack of 2 rows"),
+            Source("tok", "s3://b/r", grid, (0, 0, 2, 3), (0, 0, 2, 3), "pack of 2 rows"),
+        ),
+    ]
+    for fast, slow in pairs:
+        assert type(fast) is type(slow) and fast == slow and hash(fast) == hash(slow)
+        assert repr(fast) == repr(slow) and dataclasses.asdict(fast) == dataclasses.asdict(slow)
+        assert pickle.loads(pickle.dumps(fast)) == slow
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            fast.target = (0, 0, 1, 1)
