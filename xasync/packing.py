@@ -153,7 +153,7 @@ def _item_arrays(items: Sequence[PackItem], max_px: int) -> _Arrays:
         q = bbox / np.tile(res, 2)
         k_float = np.rint(q)
         near = (np.abs(q - k_float) <= SNAP_TOLERANCE_PX) & (np.abs(k_float) < 2.0**53)
-        snapped: np.ndarray = np.isfinite(q).all(axis=1) & near.all(axis=1)
+        snapped = np.asarray(np.isfinite(q).all(axis=1) & near.all(axis=1))
     k = np.where(snapped[:, None], k_float, 0).astype(np.int64)
     snapped &= ((k[:, 2:] - k[:, :2]) == size).all(axis=1)
     packable = snapped & (size.max(axis=1) <= max_px)
