@@ -274,21 +274,81 @@ def decompose(events: list, requests: list[dict], k: int, epoch: float, wall: fl
     return out
 
 
+def _stat(values: list[float]) -> dict:
+    """Median and 90th percentile in ms, and the count."""
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "ms_median": round(1000 * statistics.median(values), 1),
+        "ms_p90": round(1000 * _pct(values, 0.9), 1),
+    }
+
+
+def round_trips(events: list, calls: list[dict], requests: list[dict]) -> dict:
+    """Each create and status call of one run split at the emulator's handler (its entry and
+    answer, :meth:`Emulator.calls`): client send -> handler entry, the handler itself, handler
+    answer -> the client sees the answer; plus how late status calls left on their schedule."""
+    sent: dict[str, list[float]] = {}
+    late: list[float] = []
+    created: dict[str, tuple[float, float]] = {}  # request id -> (create sent, answer seen)
+    create_sent: dict[str, float] = {}
+    seen: dict[str, list[float]] = {}
+    for t, event, key, value in events:
+        if event == "status_sent":
+            sent.setdefault(key, []).append(t)
+            late.append(float(value))
+        elif event == "status":
+            seen.setdefault(key, []).append(t)
+        elif event == "create_sent":
+            create_sent[key] = t
+        elif event == "created":
+            created[str(value)] = (create_sent.get(key, float("nan")), t)
+    handled: dict[tuple[str, str], list[dict]] = {}
+    for c in calls:
+        if c["id"] is not None:
+            handled.setdefault((c["kind"], c["id"]), []).append(c)
+    accepted = {r["id"]: r["accepted"] for r in requests}
+    out: dict = {"status_lateness": _stat(late)}
+    parts: dict[str, list[float]] = {k: [] for k in ("in", "handler", "out")}
+    for rid, times in sent.items():
+        for t0, c, t1 in zip(times, handled.get(("status", rid), []), seen.get(rid, [])):
+            parts["in"].append(c["start"] - t0)
+            parts["handler"].append(c["end"] - c["start"])
+            parts["out"].append(t1 - c["end"])
+    out.update({f"status_{k}": _stat(v) for k, v in parts.items()})
+    cparts: dict[str, list[float]] = {k: [] for k in ("in", "to_accept", "accept_to_answer", "out")}
+    for rid, (t0, t1) in created.items():
+        hits = handled.get(("create", rid))
+        if not hits or rid not in accepted:
+            continue
+        c = hits[0]
+        cparts["in"].append(c["start"] - t0)
+        cparts["to_accept"].append(accepted[rid] - c["start"])
+        cparts["accept_to_answer"].append(c["end"] - accepted[rid])
+        cparts["out"].append(t1 - c["end"])
+    out.update({f"create_{k}": _stat(v) for k, v in cparts.items()})
+    return out
+
+
 def run_p1(
     settings=((500, 10, 0.5), (200, 20, 5.0)),
     jitter: float = 0.2,
     *,
     trace: bool = False,
     dump: str | None = None,
+    profile: str | None = None,
 ) -> list[dict]:
     """P1: wall time / work-conserving bound and calls per request, one emulator per setting.
 
     ``trace=True`` also decomposes the loss (:func:`decompose`) from the submitter's DEBUG trace
-    events; the trace costs a little client CPU.
+    events; the trace costs a little client CPU. ``profile``: a file prefix for a CPU profile
+    of the emulator process (yappi, every thread) per setting.
     """
     rows = []
     for n, k, t in settings:
-        with emulator_process(k, t, jitter=jitter * t) as emu:
+        prof = f"{profile}-{n}-{k}-{t:g}.pstat" if profile else None
+        with emulator_process(k, t, jitter=jitter * t, profile=prof) as emu:
             run_xasync(emu, k, k=k, prefix="warmup")  # imports, first connections, a clock
             before = emu.stats()
             known = {r["id"] for r in before.get("requests") or []}
@@ -327,9 +387,11 @@ def run_p1(
                 rows[-1]["ratio_to_perfect_client"] = round(fig["wall"] / perfect, 3)
             if trace:
                 rows[-1]["loss"] = decompose(collector.events, mine, k, fig["epoch"], fig["wall"])
+                handled = [c for c in emu.calls() if c["start"] >= fig["epoch"]]
+                rows[-1]["round_trips"] = round_trips(collector.events, handled, mine)
             if trace and dump:
                 with open(f"{dump}-{n}-{k}-{t:g}.json", "w") as out:
-                    json.dump({"events": collector.events, "requests": mine}, out)
+                    json.dump({"events": collector.events, "requests": mine, "calls": handled}, out)
     return rows
 
 
@@ -379,6 +441,9 @@ if __name__ == "__main__":
     parser.add_argument("--trace", action="store_true", help="decompose the loss per cycle")
     parser.add_argument("--dump", metavar="PREFIX", help="with --trace: write the raw events")
     parser.add_argument(
+        "--profile", metavar="PREFIX", help="CPU profile of the emulator process (needs yappi)"
+    )
+    parser.add_argument(
         "--setting",
         action="append",
         metavar="N,K,T",
@@ -388,5 +453,5 @@ if __name__ == "__main__":
     chosen = [tuple(float(x) for x in s.split(",")) for s in args.setting or ()]
     settings = [(int(n), int(k), t) for n, k, t in chosen] or ((500, 10, 0.5), (200, 20, 5.0))
     print(machine())
-    for row in run_p1(settings, trace=args.trace, dump=args.dump):
+    for row in run_p1(settings, trace=args.trace, dump=args.dump, profile=args.profile):
         print(json.dumps(row))

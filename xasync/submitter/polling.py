@@ -43,6 +43,7 @@ async def poll_until_finished(
     while True:
         await asyncio.sleep(max(0.0, due - loop.time()))
         asked = loop.time() - accepted
+        trace("status_sent", request_id, asked - (due - accepted))  # value: lateness (s)
         try:
             running = await run.service.status(request_id)
         except XasyncError as exc:
