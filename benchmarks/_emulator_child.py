@@ -15,8 +15,8 @@ from xasync.emulator import Emulator, Faults
 def _profile_until_terminated(path: str) -> None:
     """Profile all threads with yappi (a measuring aid, not a dependency) until SIGTERM; the
     profile is saved in pstats format."""
+    import os
     import signal
-    import sys
 
     import yappi
 
@@ -26,7 +26,7 @@ def _profile_until_terminated(path: str) -> None:
     def stop(*_: object) -> None:
         yappi.stop()
         yappi.get_func_stats().save(path, type="pstat")  # read with pstats.Stats(path)
-        sys.exit(0)
+        os._exit(0)  # the worker threads are not daemons: do not wait for them
 
     signal.signal(signal.SIGTERM, stop)
 

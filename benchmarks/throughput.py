@@ -209,8 +209,10 @@ def decompose(events: list, requests: list[dict], k: int, epoch: float, wall: fl
     by_url: dict[str, dict] = {}
     by_rid: dict[str, dict] = {}
     for t, event, key, value in events:
-        if event in ("slot", "create_sent", "confirmed"):
+        if event in ("slot", "confirmed"):
             by_url.setdefault(key, {}).setdefault(event, t)
+        elif event == "create_sent":  # the last attempt (after refused probes or 429s)
+            by_url.setdefault(key, {})[event] = t
         elif event == "created":
             by_url.setdefault(key, {})["created"] = t
             by_rid[str(value)] = by_url[key]

@@ -79,6 +79,13 @@ class PollClock:
         """Seconds after the create answer of the first status call."""
         return opts.first_poll if self.first is None else self.first
 
+    def past_delay(self) -> float:
+        """Seconds after the create answer by which nearly every request has ended: half the
+        learned spread past the first-call time (which sits a quarter of the spread below the
+        top), for a status call that only has to find out which request ended."""
+        assert self.first is not None
+        return self.first + 0.5 * self.spread()
+
     @property
     def upper(self) -> float | None:
         """The learned upper edge of the durations (None before any request ended)."""
