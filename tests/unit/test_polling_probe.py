@@ -101,7 +101,8 @@ def two_slots(emu):
         emu, client_id=client_id, client_secret=secret, concurrency=2
     )
     root = emu.create_bucket(f"probe-{os.urandom(5).hex()}")
-    _run(_fields(12, 30.0), client, emu, f"{root}/warm")  # the clock learns the durations
+    on = xasync.SubmitOptions(probe_creates=True)
+    _run(_fields(12, 30.0), client, emu, f"{root}/warm", on)  # the clock learns the durations
     yield emu, client, root
     client.close()
 
@@ -134,24 +135,25 @@ def _probes(emu, client, gdf, delivery, options=None):
 
 
 def test_probes_find_free_slots_and_buy_each_row_once(two_slots):
+    import xasync
+
     emu, client, root = two_slots
     gdf = _fields(24, 31.0)
-    results, creates, refused, probes = _probes(emu, client, gdf, f"{root}/run")
+    on = xasync.SubmitOptions(probe_creates=True)
+    results, creates, refused, probes = _probes(emu, client, gdf, f"{root}/run", on)
     assert results.status()["state"].tolist() == ["done"] * 24
     assert creates == 24  # a probe that found a slot bought its own row, nothing twice
-    assert probes > refused  # some probes were accepted: they used a freed slot at once
+    # with a configured K no ordinary create is refused: every 429 answered a probe
+    assert refused <= probes
     from xasync.submitter import get_submitter
 
     account = get_submitter().account(client)
     assert account.in_flight == 0 and account.accepted == []  # every slot given back
 
 
-def test_probe_creates_false_sends_no_probe(two_slots):
-    import xasync
-
+def test_no_probe_by_default(two_slots):
     emu, client, root = two_slots
-    off = xasync.SubmitOptions(probe_creates=False)
-    results, creates, refused, probes = _probes(emu, client, _fields(8, 32.0), f"{root}/off", off)
+    results, creates, refused, probes = _probes(emu, client, _fields(8, 32.0), f"{root}/off")
     assert results.status()["state"].tolist() == ["done"] * 8
     assert (creates, refused, probes) == (8, 0, 0)
 
@@ -200,3 +202,18 @@ def test_a_probe_under_way_counts_the_oldest_request_as_over():
     account = _full_account()
     account.in_flight = 3
     assert account._probe_at(0.0) == probe_time(0.0, [-0.3], NEVER, 0.5, 0.6, 0.6)
+
+
+def test_a_refused_probe_gives_its_slot_back_without_backing_off():
+    import asyncio
+
+    async def scenario():
+        account = _full_account(calls=0.0)
+        assert await account.acquire()  # the probe's time is 0.1-0.2 s away on the loop clock
+        assert account.is_probe() and account.in_flight == 3
+        account.probe_refused(sent=7.0)
+        assert not account.is_probe() and account.in_flight == 2
+        assert account.not_before == 0.0  # no back-off, unlike an ordinary 429
+        assert account._full_at == 7.0  # all were running then: the next try is timed from it
+
+    asyncio.run(scenario())
