@@ -69,12 +69,13 @@ def emulator_process(
     bucket: str = "bench",
     jitter: float = 0.0,
     profile: str | None = None,
+    s3_in_process: bool = False,
 ) -> Iterator[EmulatorProcess]:
     """Start an emulator in a child process and yield its endpoints; stop it afterwards.
 
     ``jitter``: extra RUNNING time per request, uniform in ``[0, jitter]`` seconds.
     ``profile``: a file where the child writes a CPU profile of all its threads (yappi) when
-    it is stopped.
+    it is stopped. The S3 server runs in a process of its own unless ``s3_in_process``.
     """
     proc = subprocess.Popen(
         [
@@ -90,6 +91,7 @@ def emulator_process(
             "--bucket",
             bucket,
             *(["--profile", profile] if profile else []),
+            *(["--s3-in-process"] if s3_in_process else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
