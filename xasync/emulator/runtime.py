@@ -113,15 +113,12 @@ class Runtime:
         """Run ``job`` in the background at once; it finishes when its RUNNING time is over.
 
         The work (evalscript, GeoTIFFs in temporary files) starts immediately; delivery and the
-        status turning 404 happen at ``max(accepted + processing_seconds, work done)`` and not
+        status turning 404 happen at ``max(created + processing_seconds, work done)`` and not
         before :attr:`gate` lets the request go, so ``processing_seconds`` is the time a request
         runs, as a client sees it, whenever the machine keeps up.
         """
         finisher = RecordFinisher(self.registry, record)
-        # counted from the acceptance (the request copy was written since): the request runs
-        # processing_seconds as the service's own times (stats["requests"]) tell it
-        since = max(0.0, time.time() - record.created)
-        job.due = time.monotonic() + job.hold_seconds - since
+        job.due = time.monotonic() + job.hold_seconds
         if not self.stop_event.is_set():
             self._executor.submit(run_job, job, finisher, self.stop_event, self.gate)
 
