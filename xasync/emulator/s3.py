@@ -13,7 +13,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -143,8 +143,10 @@ class S3Server:
             disk (about 3 ms of CPU per request); this server serves S3 and moto's admin API."""
 
             def get_application(self, environ: dict[str, Any]) -> Any:
-                path = environ.get("PATH_INFO", "")
-                backend = "moto_api" if str(path).startswith("/moto-api") else "s3"
+                path = str(environ.get("PATH_INFO", ""))
+                backend: Literal["moto_api", "s3"] = (
+                    "moto_api" if path.startswith("/moto-api") else "s3"
+                )
                 with self.lock:
                     app = self.app_instances.get(backend)
                     if app is None:
