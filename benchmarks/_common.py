@@ -46,6 +46,10 @@ class EmulatorProcess:
     def stats(self) -> dict:
         return httpx.get(f"{self.base_url}/emulator/stats", timeout=30).json()
 
+    def calls(self) -> list[dict]:
+        """The emulator's handler times of the recent create and status calls."""
+        return httpx.get(f"{self.base_url}/emulator/calls", timeout=60).json()
+
     def client(self, concurrency: int | None):
         import xasync
 
@@ -60,11 +64,18 @@ class EmulatorProcess:
 
 @contextlib.contextmanager
 def emulator_process(
-    concurrency: int, processing_seconds: float, bucket: str = "bench", jitter: float = 0.0
+    concurrency: int,
+    processing_seconds: float,
+    bucket: str = "bench",
+    jitter: float = 0.0,
+    profile: str | None = None,
+    s3_in_process: bool = False,
 ) -> Iterator[EmulatorProcess]:
     """Start an emulator in a child process and yield its endpoints; stop it afterwards.
 
     ``jitter``: extra RUNNING time per request, uniform in ``[0, jitter]`` seconds.
+    ``profile``: a file where the child writes a CPU profile of all its threads (yappi) when
+    it is stopped. The S3 server runs in a process of its own unless ``s3_in_process``.
     """
     proc = subprocess.Popen(
         [
@@ -79,6 +90,8 @@ def emulator_process(
             str(jitter),
             "--bucket",
             bucket,
+            *(["--profile", profile] if profile else []),
+            *(["--s3-in-process"] if s3_in_process else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -102,7 +115,7 @@ def emulator_process(
         )
     finally:
         proc.terminate()
-        proc.wait(30)
+        proc.wait(300 if profile else 30)
 
 
 def fields(n: int, *, lon0: float = 14.0, lat0: float = 46.0, side: float = 0.0005):

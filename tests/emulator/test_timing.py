@@ -122,3 +122,31 @@ def test_stats_requests_give_service_side_times(emu, api, out_bucket):
         assert by_id[ok_id]["ok"] is True
         assert by_id[bad_id]["ok"] is False
         assert stats["creates"] == 2 and stats["finished"] == 2  # older keys still there
+
+
+def test_calls_give_each_handler_time_in_order(emu, api, out_bucket):
+    """``Emulator.calls()`` (and ``GET /emulator/calls``): kind, request id, HTTP status and the
+    handler's entry and answer times of each create and status call."""
+    emu.configure(processing_seconds=0.0)
+    t0 = time.time()
+    with emu.hold():
+        rid = api.post(LEGACY, json=make_body(out_bucket)).json()["id"]
+        assert api.post(LEGACY, json={"input": {}}).status_code == 400
+        assert api.get(f"{LEGACY}/{rid}").status_code == 200
+    wait_gone(api, rid)
+    over_http = httpx.get(f"{emu.base_url}/emulator/calls", timeout=10).json()
+    for calls in (emu.calls(), over_http):
+        mine = [c for c in calls if c["start"] >= t0]
+        assert [(c["kind"], c["id"], c["status"]) for c in mine[:3]] == [
+            ("create", rid, 200),
+            ("create", None, 400),
+            ("status", rid, 200),
+        ]
+        later = [(c["kind"], c["id"], c["status"]) for c in mine[3:]]
+        assert later[-1] == ("status", rid, 404)  # released: RUNNING for a moment, then 404
+        assert set(later) <= {("status", rid, 200), ("status", rid, 404)}
+        assert all(t0 <= c["start"] <= c["end"] <= time.time() for c in mine)
+        starts = [c["start"] for c in mine]
+        assert starts == sorted(starts)
+    emu.reset()
+    assert emu.calls() == []

@@ -139,3 +139,21 @@ def test_nothing_learned_grows_geometrically_up_to_the_interval():
         steps.append(step)
     assert steps[:3] == [0.25, 0.375, 0.5625]
     assert max(steps) == 30.0
+
+
+def test_a_low_first_guess_is_raised_within_two_waves():
+    """Durations of 5.0-6.0 s straddle the 5.2 s step of the unlearned schedule: a warm-up wave
+    ending mostly before it gives a first guess of about 4.25 s (the middle of its coarse
+    bracket). Once a round of first calls all saw RUNNING, the clock jumps to the quantile of
+    the ends bracketed by the fine steps instead of climbing one gain step per round."""
+    clock = PollClock()
+    simulate(20, 20, 5.0, clock=clock, durations=[5.1] * 16 + [5.9] * 4)
+    assert clock.first is not None and clock.first < 4.5  # the low guess
+    rng = random.Random(3)
+    durations = [5.0 + rng.uniform(0, 1.0) for _ in range(200)]
+    _delays, calls = simulate(200, 20, 5.0, clock=clock, durations=durations)
+    assert clock.first > 5.5  # near the 75 % quantile of 5.0-6.0
+    # the first wave pays for the low guess; the second is already close (it was 3.4 status
+    # calls per request, and 1.9 over the rest, when the clock climbed one step per round)
+    assert sum(calls[20:40]) / 20 < 2.5
+    assert sum(calls[20:]) / len(calls[20:]) < 1.6

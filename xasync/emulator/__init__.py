@@ -324,6 +324,12 @@ class Emulator:
         out["s3_bytes_sent"] = out["s3"]["bytes_sent"]  # flat alias (docs/dev/interfaces.md)
         return out
 
+    def calls(self) -> list[dict[str, Any]]:
+        """The handler times of the recent create and status calls (the most recent 50 000):
+        ``kind``, ``id`` (the request's, None for a refused create), ``status`` (HTTP),
+        ``start`` and ``end`` (``time.time()`` at the handler's entry and answer)."""
+        return self._rt().registry.calls()
+
     # -- holding requests RUNNING --------------------------------------------------------------
     def hold(self, request_id: str | None = None) -> _Hold:
         """Keep requests RUNNING until released: nothing is delivered while held.

@@ -7,13 +7,14 @@ import contextlib
 import json
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
 from botocore.exceptions import BotoCoreError, ClientError
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import BadRequest
 
 from xasync import _contract as C
@@ -77,6 +78,7 @@ def _drop_connection() -> None:
 
 
 STATS_PATH = "/emulator/stats"
+CALLS_PATH = "/emulator/calls"
 HOLD_PATH = "/emulator/hold"
 RELEASE_PATH = "/emulator/release"
 
@@ -86,7 +88,9 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
 
     Besides the public contract it serves the emulator's own admin surface (no token needed,
     like moto's ``/moto-api``), so that a client in another process can use it:
-    ``GET /emulator/stats`` (the counters of ``Emulator.stats`` as JSON), ``POST /emulator/hold``
+    ``GET /emulator/stats`` (the counters of ``Emulator.stats`` as JSON), ``GET /emulator/calls``
+    (the handler times of the recent create and status calls, ``Emulator.calls``),
+    ``POST /emulator/hold``
     and ``POST /emulator/release`` (JSON body ``{"id": ...}`` for one request, empty for all;
     see ``Emulator.hold``).
     """
@@ -94,6 +98,7 @@ def create_app(rt: Runtime, stats: Callable[[], dict] | None = None) -> Flask:
     routes = _Routes(rt, stats)
     if stats is not None:
         app.add_url_rule(STATS_PATH, "emulator_stats", routes.stats_view, methods=["GET"])
+    app.add_url_rule(CALLS_PATH, "emulator_calls", routes.calls_view, methods=["GET"])
     app.add_url_rule(HOLD_PATH, "emulator_hold", routes.hold, methods=["POST"])
     app.add_url_rule(RELEASE_PATH, "emulator_release", routes.release, methods=["POST"])
     app.register_error_handler(_Dropped, _dropped)
@@ -135,6 +140,9 @@ class _Routes:
     def stats_view(self) -> Response:
         assert self._stats is not None
         return _json(self._stats())
+
+    def calls_view(self) -> Response:
+        return _json(self.reg.calls())
 
     def hold(self) -> Response:
         return self._gate("hold")
@@ -221,8 +229,21 @@ class _Routes:
             },
         )
 
+    def _timed(self, kind: str, handler: Callable[[], Response], rid: str | None) -> Response:
+        """Run ``handler`` and record its time in the registry (``stats`` of the benchmark)."""
+        start, status = time.time(), 0
+        try:
+            answer = handler()
+            status = answer.status_code
+            return answer
+        finally:
+            self.reg.timed_call(kind, g.get("request_id", rid), status, start, time.time())
+
     # -- create ----------------------------------------------------------------------------
     def create(self) -> Response:
+        return self._timed("create", self._create, None)
+
+    def _create(self) -> Response:
         self.reg.count("create_calls")
         subject, answer = self._account()
         if answer is not None:
@@ -248,6 +269,7 @@ class _Routes:
         answer = self._accept(record, body, parsed, script, client)
         if answer is not None:
             return answer
+        g.request_id = record.id
         logger.info("accepted request %s for %s", record.id, prefix)
         if decision == F.DROP_AFTER:
             self.reg.count("dropped")
@@ -301,6 +323,9 @@ class _Routes:
 
     # -- status ----------------------------------------------------------------------------
     def status(self, request_id: str) -> Response:
+        return self._timed("status", lambda: self._status(request_id), request_id)
+
+    def _status(self, request_id: str) -> Response:
         reg = self.reg
         reg.count("status_calls")
         subject, answer = self._account()

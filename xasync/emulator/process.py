@@ -325,16 +325,24 @@ def _hold(job: Job, stop: threading.Event) -> None:
         stop.wait(remaining)
 
 
+#: Outputs up to this size are sent with one plain PUT (much less CPU than boto3's transfer
+#: manager, which then only serves larger files).
+SINGLE_PUT_BYTES = 16 * 1024 * 1024
+
+
 def _deliver(job: Job, paths: dict[str, str], factors: CostFactors | None) -> None:
     from boto3.s3.transfer import TransferConfig
 
     config = TransferConfig(multipart_threshold=64 * 1024 * 1024, use_threads=False)
     for ident, path in paths.items():
-        ext = C.FORMAT_EXTENSIONS[
-            "application/json" if ident == C.USERDATA_IDENTIFIER else "image/tiff"
-        ]
-        key = object_key(job.parsed, job.request_id, f"{ident}.{ext}")
-        job.s3_client.upload_file(path, job.parsed.delivery.bucket, key, Config=config)
+        ftype = "application/json" if ident == C.USERDATA_IDENTIFIER else "image/tiff"
+        key = object_key(job.parsed, job.request_id, f"{ident}.{C.FORMAT_EXTENSIONS[ftype]}")
+        bucket = job.parsed.delivery.bucket
+        if os.path.getsize(path) <= SINGLE_PUT_BYTES:
+            with open(path, "rb") as fh:
+                job.s3_client.put_object(Bucket=bucket, Key=key, Body=fh.read(), ContentType=ftype)
+        else:
+            job.s3_client.upload_file(path, bucket, key, Config=config)
     job.copy["status"] = "DONE"
     if factors is not None:
         job.copy[C.REQUEST_COPY_COST_FIELD] = factors.total()

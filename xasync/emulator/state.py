@@ -31,6 +31,8 @@ _COUNTERS = (
 
 #: Accepted requests whose times ``stats["requests"]`` keeps (the most recent ones).
 MAX_TIMED_REQUESTS = 10_000
+#: API calls whose handler times :meth:`Registry.calls` keeps (the most recent ones).
+MAX_TIMED_CALLS = 50_000
 
 
 @dataclass
@@ -69,11 +71,27 @@ class Registry:
         self._max_running = 0
         self._pu_total = 0.0
         self._timed: deque[RequestRecord] = deque(maxlen=MAX_TIMED_REQUESTS)
+        self._calls: deque[tuple[str, str | None, int, float, float]] = deque(
+            maxlen=MAX_TIMED_CALLS
+        )
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to counter ``name``."""
         with self._lock:
             self._counts[name] += n
+
+    def timed_call(
+        self, kind: str, request_id: str | None, status: int, start: float, end: float
+    ) -> None:
+        """Record one API call's handler time (``time.time()`` at entry and at the answer)."""
+        self._calls.append((kind, request_id, status, start, end))  # deque.append: thread-safe
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The recent API calls: kind, request id, HTTP status, handler entry and answer."""
+        return [
+            {"kind": k, "id": rid, "status": st, "start": a, "end": b}
+            for k, rid, st, a, b in list(self._calls)
+        ]
 
     def try_accept(self, record: RequestRecord, limit: int) -> bool:
         """Register ``record`` as running unless its account already runs ``limit`` requests."""
@@ -156,6 +174,7 @@ class Registry:
             self._counts.clear()
             self._by_prefix.clear()
             self._timed.clear()
+            self._calls.clear()
             self._max_running = 0
             self._pu_total = 0.0
 

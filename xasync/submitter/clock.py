@@ -13,7 +13,9 @@ What is learned, per account, from the answers (times are seconds after the crea
   of the durations, so it scales with T. Rounds of K answers that all agree, in the same
   direction, multiply the gain by ``BOOST_STEP`` (the first call is far off); any other round
   resets it. A round that found every request over while ``first`` is past every recent
-  RUNNING answer halves the distance to them at once (a bisection). The first guess, before
+  RUNNING answer halves the distance to them at once (a bisection); a round that found every
+  request still running lifts ``first`` at once to the target quantile of the recent ends
+  bracketed by fine steps (``NARROW``), e.g. after a low first guess. The first guess, before
   any first call was learned from, is the ``1 - RUNNING_SHARE`` quantile of the middles of the
   first requests' brackets.
 * ``upper``: a high quantile (``UPPER_QUANTILE``) of the last RUNNING answers of the recent
@@ -57,6 +59,8 @@ MAX_BOOST = 64.0
 BOOST_STEP = 3.0
 #: First step past the learned durations, as a share of the first-call time.
 PAST_STEP = 0.025
+#: End brackets at most this share of the duration wide count as narrow (see ``first_answer``).
+NARROW = 0.1
 #: The learned spread is never taken below this share of the first-call time.
 SPREAD_FLOOR = 0.05
 
@@ -66,9 +70,11 @@ class PollClock:
 
     def __init__(self) -> None:
         self.first: float | None = None  # seconds after the create answer of the first call
+        self._concurrency = 1  # the last concurrency given to first_answer
         self.samples = 0  # first-call answers learned from
         self._early: list[float] = []  # ends of requests polled before anything was learned
         self._lows: deque[float] = deque(maxlen=WINDOW)  # last RUNNING answer of each request
+        self._mids: deque[float] = deque(maxlen=WINDOW)  # middles of the narrow end brackets
         self._sorted: list[float] = []
         self._round = [0, 0]  # first-call answers of the current round, and how many RUNNING
         self._boost = 1.0
@@ -78,6 +84,13 @@ class PollClock:
     def first_delay(self, opts: SubmitOptions) -> float:
         """Seconds after the create answer of the first status call."""
         return opts.first_poll if self.first is None else self.first
+
+    def past_delay(self) -> float:
+        """Seconds after the create answer by which nearly every request has ended: half the
+        learned spread past the first-call time (which sits a quarter of the spread below the
+        top), for a status call that only has to find out which request ended."""
+        assert self.first is not None
+        return self.first + 0.5 * self.spread()
 
     @property
     def upper(self) -> float | None:
@@ -121,6 +134,7 @@ class PollClock:
         many answers arrive together, the account's K)."""
         if self.first is None:
             return  # the first guess comes from the first requests that end
+        self._concurrency = concurrency
         self.samples += 1
         self._round[0] += 1
         self._round[1] += running
@@ -137,6 +151,8 @@ class PollClock:
                 # every recent RUNNING answer: halve the distance at once (a bisection)
                 self.first = (self.first + low) / 2
                 return
+            if side == 1 and self._raise_to_ends(concurrency):
+                return
         # far off, the spread is unknown (all answers agree): the boost widens its floor only
         scale = max(self.spread(), self._boost * SPREAD_FLOOR * self.first, MIN_STEP)
         gain = GAIN * scale / max(1, concurrency)
@@ -144,6 +160,19 @@ class PollClock:
             self.first += gain * (1.0 - RUNNING_SHARE)
         else:
             self.first = max(MIN_STEP, self.first - gain * RUNNING_SHARE)
+
+    def _raise_to_ends(self, concurrency: int) -> bool:
+        """After a round whose first calls all saw RUNNING, ``first`` is below nearly all
+        durations (e.g. a low first guess from the coarse first brackets): the recent ends,
+        bracketed by the fine steps after a first call, give the target quantile at once."""
+        ends = sorted(self._mids)
+        if self.first is None or len(ends) < max(4, concurrency) // 2:
+            return False
+        target = ends[int((1.0 - RUNNING_SHARE) * (len(ends) - 1))]
+        if target <= self.first:
+            return False
+        self.first = target
+        return True
 
     def ended(self, last_running: float | None, ended_at: float) -> None:
         """A request was RUNNING at its call ``last_running`` (None: never seen running) and
@@ -155,6 +184,10 @@ class PollClock:
                 del self._sorted[bisect.bisect_left(self._sorted, self._lows[0])]
             self._lows.append(last_running)
             bisect.insort(self._sorted, last_running)
+            if ended_at - last_running <= NARROW * ended_at:  # not the coarse first brackets
+                self._mids.append((last_running + ended_at) / 2)
+                if self._side == 1:  # the last round ran past its first calls: catch up now
+                    self._raise_to_ends(self._concurrency)
         if self.samples == 0:
             # nothing learned from first calls yet: these requests were polled before anything
             # was known, their brackets are unbiased; start at their (1 - s) quantile

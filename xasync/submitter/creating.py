@@ -98,11 +98,17 @@ async def _create(
             return held
         claimed = True
         run.mark_claimed(url)
+        sent = asyncio.get_running_loop().time()
         try:
             payload = body()
-            trace("create_sent", url)
+            trace("create_sent", url, run.slots.is_probe())
+            run.slots.count_call()
             rid = await run.service.create(payload)
         except RateLimited as exc:
+            if run.slots.is_probe():  # every slot was still running: try again, claim kept
+                run.slots.probe_refused(sent)
+                trace("probe_refused", url)
+                continue
             wait = run.slots.rate_limited(exc.retry_after, rate_limited)
             rate_limited += 1
             run.slots.release()
@@ -124,6 +130,7 @@ async def _create(
                 await asyncio.sleep(_BACKOFF.delay(attempts - 1))
                 continue
             logger.info("%s: the lost create was accepted as %s", url, rid)
+        run.slots.count_call(created=True)
         run.slots.started()
         trace("created", url, rid)
         return Created(rid)

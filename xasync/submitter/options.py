@@ -45,6 +45,16 @@ class SubmitOptions:
         configured concurrency and learned durations under a quarter of it, the next K requests
         claim while they wait for a slot (about one duration), so that the claim's S3 write is
         not between a freed slot and the create.
+    probe_creates : bool
+        Experimental, off by default (see docs/performance.md, section 1f). With a configured
+        concurrency, once durations are learned: while rows wait for a slot and every slot
+        runs, try the next create when a slot is likely free (the earliest expected end among
+        the running requests), instead of waiting for a status call to see which request
+        ended. A refused try is one counted call answered 429 ("maximum number of concurrent
+        async requests reached", nothing bought; the service documents no ``Retry-After`` for
+        it); tries stop while the account's calls would exceed 2.4 per created request.
+        Meanwhile most status calls wait until the learned durations are past. ``False``: slots
+        are freed by status calls only.
     outage_attempts : int
         Consecutive failed attempts to reach both the API and S3 after which a followed request
         is given up with :class:`~xasync.errors.TransportError` (the job then buys nothing more).
@@ -61,6 +71,7 @@ class SubmitOptions:
     resubmit_failed: bool = False
     claim_timeout: float = 60.0
     outage_attempts: int = 4
+    probe_creates: bool = False
 
 
 @dataclass(frozen=True)

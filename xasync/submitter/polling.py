@@ -37,12 +37,15 @@ async def poll_until_finished(
     answer). Returns when it ended; the caller confirms the outcome in S3."""
     loop = asyncio.get_running_loop()
     clock = run.slots.clock
-    due = accepted + clock.first_delay(run.opts)
+    lazy = run.slots.lazy_polls()  # probes find the free slots: the first call waits longer
+    due = accepted + (clock.past_delay() if lazy else clock.first_delay(run.opts))
     first, step, failures = True, 0.0, 0
     last_running: float | None = None
     while True:
         await asyncio.sleep(max(0.0, due - loop.time()))
         asked = loop.time() - accepted
+        trace("status_sent", request_id, asked - (due - accepted))  # value: lateness (s)
+        run.slots.count_call()
         try:
             running = await run.service.status(request_id)
         except XasyncError as exc:
@@ -53,9 +56,9 @@ async def poll_until_finished(
             continue
         failures = 0
         trace("status", request_id, running)
-        if first:
+        if first and not lazy:
             clock.first_answer(running, max(1, run.slots.running))
-            first = False
+        first = False
         if not running:
             clock.ended(last_running, loop.time() - accepted)
             break

@@ -62,6 +62,8 @@ class JobRun:
         for order in orders:
             self.groups.setdefault(order.row_url, []).append(order)
         self.account = submitter.account(client) if client is not None else None
+        if self.account is not None:
+            self.account.probing = opts.probe_creates
         self.api = submitter.api(client) if client is not None else None
         self.owner = OWNER
         keys = sum(len(g[0].identifiers) + 2 for g in self.groups.values())
@@ -258,10 +260,12 @@ class JobRun:
         loop = asyncio.get_running_loop()
         if not created:
             self.slots.take()
+        accepted = loop.time()
+        self.slots.following(accepted)
         try:
-            await poll_until_finished(self, url, order.identifiers, request_id, loop.time())
+            await poll_until_finished(self, url, order.identifiers, request_id, accepted)
         finally:
-            self.slots.release(finished=True)
+            self.slots.release(finished=True, accepted=accepted)
             trace("released", request_id)
         await self._settle(url, order, request_id, grace=self.opts.visibility_grace)
 

@@ -3,7 +3,8 @@
 Each event is one DEBUG record of the ``xasync.submitter.trace`` logger whose ``xasync_trace``
 attribute is ``(event, key, value)``: ``key`` is the request URL (``slot``, ``create_sent``,
 ``created``, ``confirmed``) or the request id (``status``, ``released``); ``value`` is the
-request id of ``created`` and the answer of ``status`` (True: still running); ``probe`` and
+request id of ``created`` and the answer of ``status`` (True: still running), of ``status_sent`` (keyed by the
+request id, right before a status call) the call's lateness on its schedule (s); ``probe`` and
 ``probed`` (key: the number of rows) frame each confirming listing. The record's
 ``created`` attribute is the wall-clock time of the event. Nothing is built while the logger is
 not enabled for DEBUG.
