@@ -43,6 +43,11 @@ PROBE_AFTER_SAMPLES = 8
 BUDGET_WINDOW = 4
 #: While probes run, one request in this many keeps the learned first-call time.
 LEARN_EVERY = 4
+#: At most this many waiters (or twice K, if more) wait on the slots' condition at once; the
+#: others queue in FIFO order before it. Every freed slot wakes the condition's waiters, and
+#: each of them re-checks at least every 0.5 s: with 100,000 queued rows all on the condition,
+#: the loop spent a core waking them (quadratic in the rows over a job).
+CONDITION_WAITERS = 64
 
 
 class Account:
@@ -55,6 +60,8 @@ class Account:
         self.running = 0
         self.not_before = 0.0
         self.cond = asyncio.Condition()
+        #: Admission to ``cond`` (see ``CONDITION_WAITERS``); FIFO, one wake-up per leaver.
+        self.gate = asyncio.Semaphore(max(CONDITION_WAITERS, 2 * self.cap))
         self._wakers: set[asyncio.Task] = set()
         self.clock = PollClock()
         self.backoff = Backoff(base=0.5, cap=30.0)
@@ -83,31 +90,35 @@ class Account:
     async def acquire(self, cancelled: Callable[[], bool] = lambda: False) -> bool:
         """Take a slot (or the probe slot, :meth:`is_probe`); ``False`` (no slot taken) if
         ``cancelled()`` turns true meanwhile."""
-        loop = asyncio.get_running_loop()
         self.waiting += 1
         try:
-            async with self.cond:
-                while True:
-                    if cancelled():
-                        return False
-                    now = loop.time()
-                    delay = self.not_before - now
-                    if self.in_flight < self.cap and delay <= 0:
-                        break
-                    probe_at = self._probe_at(now) if delay <= 0 else None
-                    if probe_at is not None and probe_at <= now:
-                        self._probes.add(asyncio.current_task())  # type: ignore[arg-type]
-                        break
-                    # back off (after a 429), wait for a free slot or for the probe's time
-                    timeout = min(0.5, delay) if delay > 0 else 0.5
-                    if probe_at is not None:
-                        timeout = min(timeout, probe_at - now)
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self.cond.wait(), timeout=timeout)
-                self.in_flight += 1
-            return True
+            async with self.gate:
+                return await self._acquire(cancelled)
         finally:
             self.waiting -= 1
+
+    async def _acquire(self, cancelled: Callable[[], bool]) -> bool:
+        loop = asyncio.get_running_loop()
+        async with self.cond:
+            while True:
+                if cancelled():
+                    return False
+                now = loop.time()
+                delay = self.not_before - now
+                if self.in_flight < self.cap and delay <= 0:
+                    break
+                probe_at = self._probe_at(now) if delay <= 0 else None
+                if probe_at is not None and probe_at <= now:
+                    self._probes.add(asyncio.current_task())  # type: ignore[arg-type]
+                    break
+                # back off (after a 429), wait for a free slot or for the probe's time
+                timeout = min(0.5, delay) if delay > 0 else 0.5
+                if probe_at is not None:
+                    timeout = min(timeout, probe_at - now)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.cond.wait(), timeout=timeout)
+            self.in_flight += 1
+        return True
 
     def _probe_at(self, now: float) -> float | None:
         """When to take the probe slot (None: no probe now, see the module docstring)."""
