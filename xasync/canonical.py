@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "bbox_text",
+    "bbox_texts",
     "body_texts",
     "canonical",
     "fill_tokens",
@@ -220,24 +221,62 @@ def _prepared(specs: Sequence[RequestSpec]) -> tuple[list[_Template], list[str |
     return of_spec, geometries
 
 
-def fill_tokens(specs: Sequence[RequestSpec]) -> None:
-    """Compute the token of every spec at once (geometries vectorised, shared parts once).
+def bbox_texts(bboxes: Sequence[Sequence[float]]) -> list[str]:
+    """:func:`bbox_text` of each bbox, with one ``repr`` for all when they are plain floats."""
+    if bboxes and all(len(b) == 4 for b in bboxes):
+        flat = [v for b in bboxes for v in b]
+        if set(map(type, flat)) <= {float} and np.isfinite(flat).all():
+            text = repr(flat).replace(" ", "")[1:-1].split(",")
+            return [f"[{a},{b},{c},{d}]" for a, b, c, d in zip(*[iter(text)] * 4, strict=True)]
+    return [bbox_text(b) for b in bboxes]
 
-    Each token is stored as the spec's cached :attr:`~xasync.request.RequestSpec.token`, so the
-    result is exactly what the spec alone would compute.
+
+def _rests(specs: Sequence[RequestSpec], templates: list[_Template], geometries: list) -> list:
+    """``template.rest(spec, geometry)`` of every spec (bboxes written at once)."""
+    grids = [s.grid for s in specs]
+    boxes = bbox_texts([g.bbox for g in grids])
+    out = []
+    for t, g, box, geometry in zip(templates, grids, boxes, geometries, strict=True):
+        if type(g.height) is not int or type(g.width) is not int or type(g.epsg) is not int:
+            out.append(None)
+            continue
+        out.append(
+            box
+            + (',"geometry":' + geometry if t.geometry else "")
+            + _crs_text(g.epsg)
+            + t.data
+            + int.__repr__(g.height)
+            + t.responses
+            + int.__repr__(g.width)
+            + "}}"
+        )
+    return [
+        t.rest(s, geometry) if text is None else text
+        for s, t, geometry, text in zip(specs, templates, geometries, out, strict=True)
+    ]
+
+
+def fill_tokens(specs: Sequence[RequestSpec]) -> None:
+    """Compute the token (and request URL) of every spec at once.
+
+    Geometries and bboxes are serialised at once, shared parts once per call. Each token is
+    stored as the spec's cached :attr:`~xasync.request.RequestSpec.token` (and its
+    :attr:`~xasync.request.RequestSpec.row_url`), so the result is exactly what the spec alone
+    would compute.
     """
     todo = [s for s in specs if "token" not in s.__dict__]
     templates, geometries = _prepared(todo)
-    for s, template, geometry in zip(todo, templates, geometries, strict=True):
+    rests = _rests(todo, templates, geometries)
+    for s, template, rest in zip(todo, templates, rests, strict=True):
         h = template.head_hash.copy()
-        h.update((template.rest(s, geometry) + template.script).encode())
-        s.__dict__["token"] = h.hexdigest()
+        h.update((rest + template.script).encode())
+        token = h.hexdigest()
+        s.__dict__["token"] = token
+        s.__dict__["row_url"] = f"{s.delivery_root}/{token[:24]}"
 
 
 def body_texts(specs: Sequence[RequestSpec]) -> list[str]:
     """``canonical(spec.canonical_body())`` of every spec, without building the bodies."""
     templates, geometries = _prepared(specs)
-    return [
-        t.head[len('{"body":') :] + t.rest(s, g)
-        for s, t, g in zip(specs, templates, geometries, strict=True)
-    ]
+    rests = _rests(specs, templates, geometries)
+    return [t.head[len('{"body":') :] + rest for t, rest in zip(templates, rests, strict=True)]

@@ -324,6 +324,7 @@ def test_template_text_equals_the_full_dump_for_awkward_geometries():
     fresh = [dataclasses.replace(s) for s in specs]
     fill_tokens(fresh)
     assert [s.token for s in fresh] == [s.token for s in specs]
+    assert [s.row_url for s in fresh] == [f"{s.delivery_root}/{s.token[:24]}" for s in specs]
     assert body_texts(specs) == [canonical(s.canonical_body()) for s in specs]
 
 
@@ -340,3 +341,18 @@ def test_string_and_number_texts_are_what_json_dumps_writes():
         assert bbox_text(box_) == canonical([float(v) if isinstance(v, float) else v for v in box_])
     with pytest.raises(ValueError):
         bbox_text((float("nan"), 0.0, 1.0, 1.0))
+
+
+def test_bbox_texts_at_once_equal_one_by_one():
+    import numpy as np
+
+    from xasync.canonical import bbox_text, bbox_texts, canonical
+
+    rng = np.random.default_rng(0)
+    floats = [tuple(v) for v in rng.uniform(-1e7, 1e7, (500, 4)).round(2).tolist()]
+    awkward = [(1.5, -0.0, 1e21, 1e-7), (0.1 + 0.2, 1 / 3, 5e-324, -1e16)]
+    for boxes in (floats + awkward, [(1, 2.0, 3, 4)], [(np.float64(0.1), 2.0, 3.0, 4.0)], []):
+        expected = [canonical([float(v) if isinstance(v, float) else v for v in b]) for b in boxes]
+        assert bbox_texts(boxes) == [bbox_text(b) for b in boxes] == expected
+    with pytest.raises(ValueError):
+        bbox_texts([(0.0, 0.0, 1.0, 1.0), (float("inf"), 0.0, 1.0, 1.0)])

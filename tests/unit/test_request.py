@@ -458,3 +458,26 @@ def test_utm_on_the_antimeridian_picks_the_zone_of_the_field(geom):
     assert t.a > 0 and t.e < 0  # north up
     # about 0.2 x 0.1 degrees at 17 S: ~21 km x 11 km, not a band around the globe
     assert 2000 <= s.grid.width <= 2200 and 1050 <= s.grid.height <= 1200
+
+
+def test_specs_filled_directly_equal_specs_built_by_init():
+    import dataclasses
+
+    from xasync.request import RequestSpec
+
+    specs = build_specs(
+        gpd.GeoDataFrame(geometry=[box(14.0, 46.0, 14.01, 46.01)] * 2, crs=4326, index=["a", 7]),
+        "//VERSION=3\nfunction setup(){return {input:['B04'],output:{bands:1}}}",
+        time=("2024-06-01", "2024-06-02"),
+        resolution=10,
+        crs="utm",
+        delivery="s3://bucket/p",
+        mask=True,
+    )
+    for spec in specs:
+        kwargs = {f.name: getattr(spec, f.name) for f in dataclasses.fields(RequestSpec)}
+        built = RequestSpec(**kwargs)
+        fields = {k: v for k, v in spec.__dict__.items() if k not in ("token", "row_url")}
+        assert fields == built.__dict__ and list(fields) == list(built.__dict__)
+        assert (spec.token, spec.row_url) == (built.token, built.row_url)
+    assert [s.position for s in specs] == [0, 1] and [s.label for s in specs] == ["a", 7]
