@@ -481,3 +481,37 @@ def test_specs_filled_directly_equal_specs_built_by_init():
         assert fields == built.__dict__ and list(fields) == list(built.__dict__)
         assert (spec.token, spec.row_url) == (built.token, built.row_url)
     assert [s.position for s in specs] == [0, 1] and [s.label for s in specs] == ["a", 7]
+
+
+def test_utm_zones_at_once_equal_one_by_one():
+    from xasync.geometry import utm_epsgs
+    from xasync.grid import utm_epsg
+
+    rng = np.random.default_rng(1)
+    lon = np.concatenate([rng.uniform(-200, 200, 20000), np.arange(-186.0, 187.0, 3.0)])
+    lat = np.concatenate([rng.uniform(-90, 90, 20000), np.resize([-80, 0, 56, 64, 72, 84], 125)])
+    edges = [(3.0, 56.0), (12.0, 63.999), (0.0, 72.0), (9.0, 80.0), (21.0, 83.9), (42.0, 75.0)]
+    edges += [(33.0, 72.0), (-0.0, -0.0), (180.0, 10.0), (-180.0, -10.0), (2.9999999, 60.0)]
+    lon = np.concatenate([lon, [e[0] for e in edges]])
+    lat = np.concatenate([lat, [e[1] for e in edges]])
+    got = utm_epsgs(lon, lat)
+    assert got.tolist() == [utm_epsg(x, y) for x, y in zip(lon.tolist(), lat.tolist())]
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        pd.Index([1.0, np.nan, 3.0]),
+        pd.DatetimeIndex(["2024-01-01", None, "2024-01-03"]),
+        pd.Index(["a", None, "c"]),
+        pd.MultiIndex.from_tuples([(1, "a"), (2, None), (3, "c")]),
+    ],
+)
+def test_a_missing_label_is_named_whatever_the_index(index):
+    from xasync.errors import LabelError
+    from xasync.geometry import check_labels
+
+    with pytest.raises(LabelError, match="row 1 has a missing label"):
+        check_labels(index)
+    assert check_labels(pd.RangeIndex(3)) == [0, 1, 2]
+    assert check_labels(pd.Index([2.5, 1.0])) == [2.5, 1.0]
