@@ -10,6 +10,7 @@ each row's share, so the column sums to what was charged) and counted once in
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import Counter
@@ -99,6 +100,11 @@ class Job:
         """Build a job from its rows (anything with ``token``, ``row_url``, ``label``)."""
         return cls(list(rows), **kwargs)
 
+    @functools.cached_property
+    def _rows(self) -> list[_Row]:
+        """One object per row, built when first needed (by a subclass)."""
+        return list(map(_Row, self._tokens, self._urls, self._labels))
+
     def __len__(self) -> int:
         return len(self._urls)
 
@@ -119,7 +125,7 @@ class Job:
         bought nothing, would show before this call's submitter decides to buy it.)
         """
         with self.ledger.cond:
-            self._undecided = set(self._urls)
+            self._undecided = set(self.urls)
 
     def decided(self, url: str) -> None:
         """The submitter looked at ``url``: its ledger entry now speaks for this job."""
