@@ -103,14 +103,86 @@ def geometry_texts(wkbs: Sequence[bytes]) -> list[str]:
 def _pair_texts(xy: np.ndarray) -> list[str]:
     """``"x,y"`` of each coordinate, each number as ``repr`` writes it (as ``json.dumps`` does).
 
-    ``repr`` of a list of floats writes each with ``float.__repr__`` separated by ``", "``, and
-    no float's text holds a space, a bracket or a comma: one ``repr`` of all coordinates, cut.
+    Coordinates rounded to a few decimals (all of them, after ``build_specs``) are written by
+    :func:`_decimal_pair_texts`; others by one ``repr`` of all of them, cut: ``repr`` of a list
+    of floats writes each with ``float.__repr__`` separated by ``", "``, and no float's text
+    holds a space, a bracket or a comma.
     """
     if xy.size == 0:
         return []
     if not np.isfinite(xy).all():
         raise ValueError("Out of range float values are not JSON compliant")
+    pairs = _decimal_pair_texts(xy)
+    if pairs is not None:
+        return pairs
     return repr(xy.tolist())[2:-2].replace(" ", "").split("],[")
+
+
+#: ``"0000"`` ... ``"9999"`` as 4 ASCII bytes each, one uint32 per number.
+_ASCII4 = np.frombuffer("".join(f"{i:04d}" for i in range(10000)).encode(), np.uint32)
+_POW10 = 10 ** np.arange(17, dtype=np.int64)
+_K_LIMIT = float(2**51)
+
+
+def _common_decimals(v: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(d, k, ok)``: ``v == k / 10**d`` where ``ok``, for the ``d`` in 0..9 that fits most."""
+    best = None
+    for d in range(10):
+        k = np.rint(v * 10.0**d)
+        ok = (np.abs(k) < _K_LIMIT) & (k / 10.0**d == v)
+        if ok.all():
+            return d, k, ok
+        if best is None or ok.sum() > best[2].sum():
+            best = (d, k, ok)
+    return best  # type: ignore[return-value]
+
+
+def _decimal_pair_texts(xy: np.ndarray) -> list[str] | None:
+    """:func:`_pair_texts` of coordinates that are decimals of at most 9 places, vectorised.
+
+    Where ``v == fl(k / 10**d)`` with ``|k| < 2**51``, ``10**-d`` is over twice the spacing
+    of doubles at ``v``, so no other decimal of ``d`` places or fewer rounds to ``v``: the
+    shortest text that reads back as ``v`` (what ``repr`` writes, between 1e-4 and 1e16) is
+    ``k / 10**d`` written in fixed point without trailing zeros. Every number's text is laid
+    out in one byte matrix (sign, 16 digits with the point, separator) and the bytes kept are
+    read as one string. Coordinates outside that case (other doubles, ``-0.0``, below 1e-4)
+    are written by ``repr``; ``None`` when no coordinate is such a decimal. Tested against
+    ``repr`` on millions of values.
+    """
+    v = xy.ravel()
+    d, k, ok = _common_decimals(v)
+    ok &= (np.abs(v) >= 1e-4) | ((v == 0) & ~np.signbit(v))  # repr writes 1e-05, -0.0
+    if not ok.any():
+        return None
+    n, ak = v.size, np.where(ok, np.abs(k), 0).astype(np.int64)
+    chunks = np.empty((n, 4), np.uint32)
+    for j, e in enumerate((12, 8, 4, 0)):
+        chunks[:, j] = _ASCII4[(ak // 10**e) % 10000]
+    digits = chunks.view(np.uint8).reshape(n, 16)  # |k| in 16 ASCII digits
+    first = 16 - np.maximum(np.searchsorted(_POW10, ak, side="right"), 1)  # first digit shown
+    rest = ak % 10**d
+    keep = np.full(n, d)  # decimals shown: up to the last non-zero one, at least one
+    for j in range(1, d + 1):
+        keep -= rest % 10**j == 0
+    m = np.zeros((n, 20 - d + max(d, 1) - 1), np.uint8)  # sign, digits, ".", decimals, sep
+    m[:, 0] = ord("-")
+    m[:, 1 : 17 - d] = digits[:, : 16 - d]
+    m[:, 17 - d] = ord(".")
+    if d:
+        m[:, 18 - d : 18] = digits[:, 16 - d :]
+    else:
+        m[:, 18] = ord("0")  # "5.0"
+    m[:, -1] = np.resize(np.array([ord(","), ord("|")], np.uint8), n)
+    shown = np.ones(m.shape, bool)
+    shown[:, 0] = ok & (k < 0)
+    shown[:, 1 : 17 - d] = np.arange(16 - d) >= np.minimum(first, 15 - d)[:, None]
+    if d:
+        shown[:, 18 - d : 18] = np.arange(d) < np.maximum(keep, 1)[:, None]
+    pairs = m[shown].tobytes().decode("ascii").split("|")[:-1]
+    for i in np.flatnonzero(~ok.reshape(-1, 2).all(axis=1)).tolist():
+        x, y = xy[i].tolist()
+        pairs[i] = float.__repr__(x) + "," + float.__repr__(y)
+    return pairs
 
 
 def _polygon_texts(geoms: np.ndarray, kinds: np.ndarray) -> list[str]:

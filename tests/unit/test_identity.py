@@ -356,3 +356,30 @@ def test_bbox_texts_at_once_equal_one_by_one():
         assert bbox_texts(boxes) == [bbox_text(b) for b in boxes] == expected
     with pytest.raises(ValueError):
         bbox_texts([(0.0, 0.0, 1.0, 1.0), (float("inf"), 0.0, 1.0, 1.0)])
+
+
+def test_coordinate_texts_are_what_repr_writes():
+    """The vectorised writer of rounded coordinates against ``repr``, value by value."""
+    import numpy as np
+
+    from xasync.canonical import _pair_texts
+
+    rng = np.random.default_rng(7)
+    n = 50_000
+    places = rng.integers(0, 10, (n, 2))
+    cases = [
+        rng.uniform(2e5, 1e7, (n, 2)).round(2),  # UTM metres at 10 m
+        rng.uniform(-180, 180, (n, 2)).round(7),  # degrees
+        np.rint(rng.uniform(-10, 10, (n, 2)) * 10.0**places) / 10.0**places,
+        rng.integers(-(2**51), 2**51, (n, 2)) / 10.0**places,  # near the limit of 2**51
+        rng.integers(-(2**53), 2**53, (n, 2)) / 10.0 ** rng.integers(0, 12, (n, 2)),
+        rng.uniform(-1, 1, (n, 2)),  # not decimals: repr
+        np.array(
+            [[0.0, -0.0], [1e-5, 1e-4], [9.999999999999999e-05, -0.0001], [0.5, 100.0]]
+            + [[1e15, -(2.0**51) / 100], [5e-324, 1e21], [0.1 + 0.2, 1 / 3], [1.0, 1e16]]
+        ),
+    ]
+    for xy in cases:
+        assert _pair_texts(xy) == [f"{x!r},{y!r}" for x, y in xy.tolist()]
+    with pytest.raises(ValueError):
+        _pair_texts(np.array([[0.0, float("nan")]]))
