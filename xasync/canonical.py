@@ -78,15 +78,16 @@ def bbox_text(bbox: Sequence[float]) -> str:
     return text
 
 
-def geometry_texts(wkbs: Sequence[bytes]) -> list[str]:
+def geometry_texts(wkbs: Sequence[bytes], shapes: np.ndarray | None = None) -> list[str]:
     """``canonical(GeoJSON)`` of each 2D Polygon/MultiPolygon WKB, vectorised.
 
     Other geometries (and any with Z) get the slow path (``shapely.to_geojson`` parsed and
-    re-written), which gives the same text by definition.
+    re-written), which gives the same text by definition. ``shapes``: the same geometries as
+    shapely objects, when at hand (saves parsing the WKB).
     """
     import shapely
 
-    geoms = shapely.from_wkb(np.asarray(wkbs, dtype=object))
+    geoms = shapely.from_wkb(np.asarray(wkbs, dtype=object)) if shapes is None else shapes
     out: list[str | None] = [None] * len(geoms)
     kinds = shapely.get_type_id(geoms)
     fast = np.isin(kinds, (_POLYGON, _MULTIPOLYGON)) & ~shapely.has_z(geoms)
@@ -189,14 +190,20 @@ def _polygon_texts(geoms: np.ndarray, kinds: np.ndarray) -> list[str]:
     """The canonical GeoJSON of 2D Polygons/MultiPolygons, rings in stored order."""
     import shapely
 
+    if (kinds == _POLYGON).all() and not shapely.get_num_interior_rings(geoms).any():
+        xy, owner = shapely.get_coordinates(geoms, return_index=True)  # one ring each
+        pairs = _pair_texts(xy)
+        ends = np.cumsum(np.bincount(owner, minlength=len(geoms))).tolist()
+        return [
+            '{"coordinates":[[[' + "],[".join(pairs[a:b]) + ']]],"type":"Polygon"}'
+            for a, b in zip([0, *ends[:-1]], ends, strict=True)
+        ]
     parts, part_owner = shapely.get_parts(geoms, return_index=True)
     rings, ring_owner = shapely.get_rings(parts, return_index=True)
     pairs = _pair_texts(shapely.get_coordinates(rings))
     ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
     starts = [0, *ends[:-1]]
     ring_text = ["[[" + "],[".join(pairs[a:b]) + "]]" for a, b in zip(starts, ends, strict=True)]
-    if len(rings) == len(geoms) and (kinds == _POLYGON).all():  # one ring each: the usual case
-        return ['{"coordinates":[' + t + '],"type":"Polygon"}' for t in ring_text]
     part_rings: list[list[str]] = [[] for _ in range(len(parts))]
     for owner, t in zip(ring_owner.tolist(), ring_text, strict=True):
         part_rings[owner].append(t)
@@ -277,8 +284,11 @@ def request_text(spec: RequestSpec) -> str:
     return template.head + template.rest(spec, geometry) + template.script
 
 
-def _prepared(specs: Sequence[RequestSpec]) -> tuple[list[_Template], list[str | None]]:
-    """Each spec's template and geometry text (geometries serialised at once)."""
+def _prepared(
+    specs: Sequence[RequestSpec], shapes: np.ndarray | None = None
+) -> tuple[list[_Template], list[str | None]]:
+    """Each spec's template and geometry text (geometries serialised at once; ``shapes``:
+    the specs' geometries as shapely objects, if at hand)."""
     templates: dict[tuple, tuple[_Template, Any]] = {}
     of_spec = []
     for s in specs:
@@ -288,7 +298,10 @@ def _prepared(specs: Sequence[RequestSpec]) -> tuple[list[_Template], list[str |
         of_spec.append(templates[key][0])
     picked = [i for i, t in enumerate(of_spec) if t.geometry]
     geometries: list[str | None] = [None] * len(specs)
-    for i, text in zip(picked, geometry_texts([specs[i].geometry_wkb for i in picked])):
+    if shapes is not None:
+        shapes = np.asarray(shapes, dtype=object)[picked]
+    wkbs = [specs[i].geometry_wkb for i in picked]
+    for i, text in zip(picked, geometry_texts(wkbs, shapes), strict=True):
         geometries[i] = text
     return of_spec, geometries
 
@@ -328,16 +341,18 @@ def _rests(specs: Sequence[RequestSpec], templates: list[_Template], geometries:
     ]
 
 
-def fill_tokens(specs: Sequence[RequestSpec]) -> None:
+def fill_tokens(specs: Sequence[RequestSpec], shapes: np.ndarray | None = None) -> None:
     """Compute the token (and request URL) of every spec at once.
 
     Geometries and bboxes are serialised at once, shared parts once per call. Each token is
     stored as the spec's cached :attr:`~xasync.request.RequestSpec.token` (and its
     :attr:`~xasync.request.RequestSpec.row_url`), so the result is exactly what the spec alone
-    would compute.
+    would compute. ``shapes``: each spec's geometry as a shapely object (its WKB parsed).
     """
     todo = [s for s in specs if "token" not in s.__dict__]
-    templates, geometries = _prepared(todo)
+    if shapes is not None and len(todo) < len(specs):
+        shapes = np.asarray(shapes, dtype=object)[["token" not in s.__dict__ for s in specs]]
+    templates, geometries = _prepared(todo, shapes)
     rests = _rests(todo, templates, geometries)
     for s, template, rest in zip(todo, templates, rests, strict=True):
         h = template.head_hash.copy()

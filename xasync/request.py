@@ -394,6 +394,6 @@ def build_specs(
         "evalscript_digest": digest,
     }
     specs = _new_specs(shared, labels, wkbs.tolist(), grids)
-    fill_tokens(specs)  # every row needs its token: geometries serialised at once
+    fill_tokens(specs, rounded)  # every row needs its token: geometries serialised at once
     logger.debug("built %d request specs (%d CRS groups)", len(specs), len(np.unique(epsgs)))
     return specs

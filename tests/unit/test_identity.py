@@ -310,9 +310,17 @@ def test_template_text_equals_the_full_dump_for_awkward_geometries():
     wkbs = [shapely.to_wkb(g) for g in geoms]
     import json
 
-    assert geometry_texts(wkbs) == [
+    expected = [
         json.dumps(json.loads(shapely.to_geojson(g)), sort_keys=True, separators=(",", ":"))
         for g in geoms
+    ]
+    assert geometry_texts(wkbs) == expected
+    assert geometry_texts(wkbs, shapely.from_wkb(wkbs)) == expected
+    simple = [g.exterior for g in geoms[:2]]  # one ring each: the usual case's own path
+    simple = [Polygon(r) for r in simple]
+    assert geometry_texts([shapely.to_wkb(g) for g in simple]) == [
+        json.dumps(json.loads(shapely.to_geojson(g)), sort_keys=True, separators=(",", ":"))
+        for g in simple
     ]
     base = build_specs(
         pinned_frame(), PINNED_ES, time=TIME, delivery=PINNED_ROOT, resolution=10, crs="utm"
