@@ -173,7 +173,7 @@ def _decimal_pair_texts(xy: np.ndarray) -> list[str] | None:
         m[:, 18 - d : 18] = digits[:, 16 - d :]
     else:
         m[:, 18] = ord("0")  # "5.0"
-    m[:, -1] = np.resize(np.array([ord(","), ord("|")], np.uint8), n)
+    m[0::2, -1], m[1::2, -1] = ord(","), ord("|")  # x,y|
     shown = np.ones(m.shape, bool)
     shown[:, 0] = ok & (k < 0)
     shown[:, 1 : 17 - d] = np.arange(16 - d) >= np.minimum(first, 15 - d)[:, None]

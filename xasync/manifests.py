@@ -130,7 +130,7 @@ def write_manifest_text(
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     head = f'{{"call_token":{json.dumps(call_token)},"created":{json.dumps(created)},"rows":['
     plain: list[bytes] = [head.encode()]
-    size, rows, packer = len(plain[0]), 0, None
+    size, rows, packer, batch, out = len(plain[0]), 0, None, [], []
     for text in row_texts:
         piece = ("," + text if rows else text).encode()
         rows += 1
@@ -142,7 +142,12 @@ def write_manifest_text(
                 out = [packer.compress(b"".join(plain))]
                 plain = []
         else:
-            out.append(packer.compress(piece))
+            batch.append(piece)
+            if len(batch) >= 1000:  # compressed in batches: one call per row costs more
+                out.append(packer.compress(b"".join(batch)))
+                batch = []
+    if batch and packer is not None:
+        out.append(packer.compress(b"".join(batch)))
     tail = f'],"version":{MANIFEST_VERSION}}}'.encode()
     url = f"{manifest_dir(delivery_root)}/{call_token}.json"
     if packer is None:
