@@ -113,10 +113,16 @@ def _pair_texts(xy: np.ndarray) -> list[str]:
         return []
     if not np.isfinite(xy).all():
         raise ValueError("Out of range float values are not JSON compliant")
-    pairs = _decimal_pair_texts(xy)
-    if pairs is not None:
-        return pairs
-    return repr(xy.tolist())[2:-2].replace(" ", "").split("],[")
+    out: list[str] = []
+    for start in range(0, len(xy), _PAIRS_AT_ONCE):  # bounds the temporary arrays
+        part = xy[start : start + _PAIRS_AT_ONCE]
+        pairs = _decimal_pair_texts(part)
+        out += repr(part.tolist())[2:-2].replace(" ", "").split("],[") if pairs is None else pairs
+    return out
+
+
+#: Coordinates written at once by :func:`_pair_texts` (its byte matrix: about 1.3 MB).
+_PAIRS_AT_ONCE = 1 << 15
 
 
 #: ``"0000"`` ... ``"9999"`` as 4 ASCII bytes each, one uint32 per number.
@@ -308,6 +314,9 @@ def _prepared(
 
 def bbox_texts(bboxes: Sequence[Sequence[float]]) -> list[str]:
     """:func:`bbox_text` of each bbox, with one ``repr`` for all when they are plain floats."""
+    if len(bboxes) > _PAIRS_AT_ONCE:  # bounds the temporary lists
+        step = _PAIRS_AT_ONCE
+        return [t for i in range(0, len(bboxes), step) for t in bbox_texts(bboxes[i : i + step])]
     if bboxes and all(len(b) == 4 for b in bboxes):
         flat = [v for b in bboxes for v in b]
         if set(map(type, flat)) <= {float} and np.isfinite(flat).all():

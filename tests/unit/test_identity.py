@@ -351,11 +351,14 @@ def test_string_and_number_texts_are_what_json_dumps_writes():
         bbox_text((float("nan"), 0.0, 1.0, 1.0))
 
 
-def test_bbox_texts_at_once_equal_one_by_one():
+@pytest.mark.parametrize("at_once", [7, 1 << 15])
+def test_bbox_texts_at_once_equal_one_by_one(at_once, monkeypatch):
     import numpy as np
 
+    from xasync import canonical as canonical_module
     from xasync.canonical import bbox_text, bbox_texts, canonical
 
+    monkeypatch.setattr(canonical_module, "_PAIRS_AT_ONCE", at_once)
     rng = np.random.default_rng(0)
     floats = [tuple(v) for v in rng.uniform(-1e7, 1e7, (500, 4)).round(2).tolist()]
     awkward = [(1.5, -0.0, 1e21, 1e-7), (0.1 + 0.2, 1 / 3, 5e-324, -1e16)]
