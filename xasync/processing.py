@@ -198,6 +198,13 @@ def process(
     -----
     A request is identified by what is bought: rows with the same request (same geometry,
     grid, time, data and script) share it, and row labels or order play no part.
+
+    Each call leaves a manifest under ``<delivery>/_xasync/`` (what ``open_delivery`` and
+    ``xasync status`` read) before any of its requests is created. A call of 10,000 rows or
+    more (unless ``pack``/tiles plan its requests) checks at once that the location takes a
+    write, returns, and writes the manifest in the background: if that write fails, nothing
+    is bought, every row fails and ``Results.wait`` raises the
+    :class:`~xasync.errors.DeliveryAccessError`.
     """
     from xasync.client import Client  # deferred: keeps ``import xasync`` light
 
