@@ -105,3 +105,25 @@ def test_a_wrong_bucket_still_raises_at_the_call(big_call):
     with pytest.raises(DeliveryAccessError, match="cannot write to the delivery location"):
         _process(fields(3), emu, client, "s3://no-such-bucket-xasync/p")
     assert emu.stats["creates"] == 0
+
+
+def test_cancelled_before_the_hand_over_buys_nothing(big_call, monkeypatch):
+    emu, client, root = big_call
+    real, cancelled = callsubmit.write_manifest_text, threading.Event()
+
+    def held(*args, **kwargs):  # the background write waits until the test cancelled
+        assert cancelled.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(callsubmit, "write_manifest_text", held)
+    results = _process(fields(4), emu, client, f"{root}/cancelled")
+    results.cancel()  # before the background thread handed the rows over
+    cancelled.set()
+    results.wait(timeout=120, progress=False)
+    status = results.status()
+    assert emu.stats["creates"] == 0
+    assert (status["state"] == "failed").all(), status
+    assert status["error"].str.contains("nothing was bought").all()
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    (doc,) = read_manifests(fs, f"{root}/cancelled")  # written all the same
+    assert len(doc["rows"]) == 4
