@@ -127,3 +127,35 @@ def test_cancelled_before_the_hand_over_buys_nothing(big_call, monkeypatch):
     fs = s3fs.S3FileSystem(**emu.storage_options)
     (doc,) = read_manifests(fs, f"{root}/cancelled")  # written all the same
     assert len(doc["rows"]) == 4
+
+
+def test_a_big_call_to_gcs_writes_its_manifest_in_the_background(emu, monkeypatch):
+    import os
+
+    import xasync
+
+    if "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT" not in os.environ:
+        monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    gcsfs = pytest.importorskip("gcsfs", reason="gcsfs (xasync[gcs]) reads gs:// deliveries")
+    monkeypatch.setattr(callsubmit, "BACKGROUND_ROWS", 2)
+    emu.configure(concurrency_limit=4, processing_seconds=0.2)
+    client = xasync.Client.from_emulator(emu)
+    root = emu.create_gcs_bucket(f"gcs-{os.urandom(5).hex()}")
+    try:
+        results = fields(3).xasync.process(
+            NDVI_NO_MASK,
+            time=TIME,
+            resolution=0.0002,
+            delivery=f"{root}/bg",
+            storage_options=emu.gcs_storage_options,
+            gcs_credentials=emu.gcs_credentials,
+            client=client,
+        )
+        results.wait(timeout=120, progress=False)
+    finally:
+        client.close()
+    assert (results.status()["state"] == "done").all()
+    fs = gcsfs.GCSFileSystem(**emu.gcs_storage_options)
+    (doc,) = read_manifests(fs, f"{root}/bg")
+    assert [row["plan"]["token"] for row in doc["rows"]] == [r.token for r in results.job.rows]
+    assert fs.exists(f"{root}/bg/_xasync/{callsubmit.WRITE_CHECK_NAME}")
