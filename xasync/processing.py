@@ -31,6 +31,7 @@ from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
 from xasync.rowcost import row_estimates
+from xasync.specrows import read_plans
 from xasync.submitter import SubmitOptions
 from xasync.tiledjob import planned_builder, submit_planned
 
@@ -245,7 +246,7 @@ def process(
     client.config.check_delivery(root, iam_role_arn=iam_role_arn)
     _check_credentials(client)
 
-    plans = [spec.read_plan() for spec in specs]
+    plans = read_plans(specs)
     call = Call(
         fs=fs,
         root=root,

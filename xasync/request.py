@@ -52,6 +52,7 @@ from xasync.inputs import (
     parse_time_range,
 )
 from xasync.plan import OutputPlan, ReadPlan
+from xasync.specrows import new_specs
 
 logger = logging.getLogger(__name__)
 
@@ -271,28 +272,6 @@ class RequestSpec:
         return hash((self.token, self.delivery_root, self.mask))
 
 
-_SPEC_FIELDS = tuple(RequestSpec.__dataclass_fields__)
-
-
-def _new_specs(
-    shared: dict[str, Any], labels: list[Any], wkbs: list[bytes], grids: list[Any]
-) -> list[RequestSpec]:
-    """``RequestSpec(label=..., position=i, geometry_wkb=..., grid=..., **shared)`` of each row,
-    filled directly (a frozen dataclass's ``__init__`` sets each field through
-    ``object.__setattr__``: a third of a second per 100,000 rows). Tested against ``__init__``.
-    """
-    template = {name: shared.get(name) for name in _SPEC_FIELDS}
-    template["userdata"] = shared.get("userdata", False)
-    if set(shared) | {"label", "position", "geometry_wkb", "grid", "userdata"} != set(template):
-        raise TypeError(f"not the fields of RequestSpec: {sorted(shared)}")  # pragma: no cover
-    new, specs = object.__new__, []
-    for i, (label, wkb, grid) in enumerate(zip(labels, wkbs, grids, strict=True)):
-        spec = new(RequestSpec)
-        spec.__dict__.update(template, label=label, position=i, geometry_wkb=wkb, grid=grid)
-        specs.append(spec)
-    return specs
-
-
 def build_specs(
     gdf: Any,
     evalscript: str,
@@ -393,7 +372,7 @@ def build_specs(
         "mask": bool(mask),
         "evalscript_digest": digest,
     }
-    specs = _new_specs(shared, labels, wkbs.tolist(), grids)
+    specs = new_specs(shared, labels, wkbs.tolist(), grids)
     fill_tokens(specs, rounded)  # every row needs its token: geometries serialised at once
     logger.debug("built %d request specs (%d CRS groups)", len(specs), len(np.unique(epsgs)))
     return specs

@@ -483,6 +483,30 @@ def test_specs_filled_directly_equal_specs_built_by_init():
     assert [s.position for s in specs] == [0, 1] and [s.label for s in specs] == ["a", 7]
 
 
+@pytest.mark.parametrize("mask", [False, True])
+def test_read_plans_at_once_equal_one_by_one(mask):
+    from xasync.specrows import read_plans
+
+    index = ["a", 7, np.int64(3), (1, "b"), pd.Timestamp("2024-01-01"), 2.5]
+    specs = build_specs(
+        gpd.GeoDataFrame(geometry=[box(14.0, 46.0, 14.01, 46.01)] * 6, crs=4326, index=index),
+        "//VERSION=3\nfunction setup(){return {input:['B04'],output:[{id:'a',bands:1},"
+        "{id:'b',bands:2,sampleType:'UINT8'}]}}",
+        time=("2024-06-01", "2024-06-02"),
+        resolution=10,
+        crs="utm",
+        delivery="s3://bucket/p",
+        mask=mask,
+        responses=["b", "a"],
+    )
+    one_by_one = [s.read_plan() for s in specs]
+    at_once = read_plans(specs)
+    assert at_once == one_by_one
+    for a, b in zip(at_once, one_by_one):
+        assert list(a.__dict__.items()) == list(b.__dict__.items())
+        assert type(a.label) is type(b.label)
+
+
 def test_utm_zones_at_once_equal_one_by_one():
     from xasync.geometry import utm_epsgs
     from xasync.grid import utm_epsg
