@@ -329,7 +329,7 @@ def _rests(specs: Sequence[RequestSpec], templates: list[_Template], geometries:
     """``template.rest(spec, geometry)`` of every spec (bboxes written at once)."""
     grids = [s.grid for s in specs]
     boxes = bbox_texts([g.bbox for g in grids])
-    out = []
+    out: list[str | None] = []
     for t, g, box, geometry in zip(templates, grids, boxes, geometries, strict=True):
         if type(g.height) is not int or type(g.width) is not int or type(g.epsg) is not int:
             out.append(None)
