@@ -6,6 +6,7 @@ free of float noise. Used by :func:`xasync.request.build_specs`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ def check_labels(index: Any) -> list[Any]:
     labels = list(index)
     if not isinstance(index, pd.MultiIndex) and index.dtype != object:  # scalars: vectorised
         missing = np.flatnonzero(np.asarray(index.isna()))
-        check = [int(missing[0])] if missing.size else []
+        check: Sequence[int] = [int(missing[0])] if missing.size else []
     else:
         check = range(len(labels))
     for i in check:
