@@ -25,6 +25,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import geopandas as gpd
@@ -91,7 +92,7 @@ def build_path(n: int) -> dict:
     }
 
 
-def _child(endpoints: dict, n: int, pack: bool, profile: str | None) -> dict:
+def _child(endpoints: dict, n: int, pack: bool, profile: str | None, assemble: bool = True) -> dict:
     """One case, in a fresh process: ``process()`` on ``n`` rows, then every Dataset."""
     from benchmarks._common import EmulatorProcess
 
@@ -109,19 +110,29 @@ def _child(endpoints: dict, n: int, pack: bool, profile: str | None) -> dict:
 
         prof = cProfile.Profile()
         prof.enable()
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.thread_time()
     results = gdf.xasync.process(
         NDVI, delivery=f"s3://bench/p4-{pack}", client=client, pack=pack, **kw
     )
-    returned = time.perf_counter() - t
+    returned, cpu = time.perf_counter() - t, time.thread_time() - cpu
+    if prof is not None:  # the call alone, then the assembly alone
+        prof.disable()
+        prof.dump_stats(profile)
+        prof = cProfile.Profile()
+        prof.enable()
     results.cancel()
     rss_returned = _rss_mib()
     t = time.perf_counter()
-    built = list(results)  # every lazy Dataset assembled
-    assembled = time.perf_counter() - t
+    for thread in threading.enumerate():  # a big call's manifest and hand-over (background)
+        if thread.name == "xasync-call":
+            thread.join()
+    handed_over, rss_handed_over = time.perf_counter() - t, _rss_mib()
+    t = time.perf_counter()
+    built = list(results) if assemble else [None] * n  # every lazy Dataset assembled
+    assembled = time.perf_counter() - t if assemble else float("nan")
     if prof is not None:
         prof.disable()
-        prof.dump_stats(profile)
+        prof.dump_stats(profile + ".assembly")
     after = emu.stats()
     assert len(built) == n
     requests = len({u for url in results.status()["requests"] for u in url.split()})
@@ -130,8 +141,11 @@ def _child(endpoints: dict, n: int, pack: bool, profile: str | None) -> dict:
         "case": f"process() {'pack=True' if pack else 'unpacked'}, {n} rows",
         "returned_s": round(returned, 3),
         "rows_per_s": round(n / returned),
-        "assembled_rows_per_s": round(n / assembled),
+        "call_thread_cpu_s": round(cpu, 3),
+        "assembled_rows_per_s": round(n / assembled) if assemble else None,
         "assembled_s": round(assembled, 3),
+        "handed_over_s_after_return": round(handed_over, 3),
+        "peak_rss_mib_handed_over": round(rss_handed_over),
         "requests": requests,
         "peak_rss_mib_returned": round(rss_returned),
         "peak_rss_mib_assembled": round(_rss_mib()),
@@ -141,13 +155,19 @@ def _child(endpoints: dict, n: int, pack: bool, profile: str | None) -> dict:
     }
 
 
-def p4_cases(n: int, cases: tuple[str, ...] = ("unpacked", "packed"), profile: str = "") -> list:
+def p4_cases(
+    n: int,
+    cases: tuple[str, ...] = ("unpacked", "packed"),
+    profile: str = "",
+    assemble: bool = True,
+) -> list:
     """Each case in a fresh Python process, against one emulator process."""
     rows = []
     with emulator_process(1, 600.0) as emu:
         for case in cases:
             spec = {"endpoints": emu.__dict__, "n": n, "pack": case == "packed"}
             spec["profile"] = f"{profile}.{case}" if profile else None
+            spec["assemble"] = assemble
             out = subprocess.run(
                 [sys.executable, "-m", "benchmarks.build_overhead", "--child", json.dumps(spec)],
                 check=True,
@@ -169,15 +189,22 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.build_overhead")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--only", choices=["unpacked", "packed"], default=None)
-    parser.add_argument("--profile", default="", help="cProfile each case to <PATH>.<case>")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="cProfile each case's call to <PATH>.<case> (its assembly: .assembly)",
+    )
+    parser.add_argument(
+        "--no-assembly", action="store_true", help="time the call only (no Dataset built)"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         spec = json.loads(args.child)
-        print(json.dumps(_child(spec["endpoints"], spec["n"], spec["pack"], spec["profile"])))
+        print(json.dumps(_child(**spec)))
         return
     cases = (args.only,) if args.only else ("unpacked", "packed")
-    for row in p4_cases(args.rows, cases, args.profile):
+    for row in p4_cases(args.rows, cases, args.profile, not args.no_assembly):
         print(json.dumps(row))
 
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from xasync.canonical import bbox_text, body_texts, canonical, string_text
+from xasync.canonical import bbox_text, bbox_texts, body_texts, canonical, string_text
 from xasync.manifests import encode_label
 
 logger = logging.getLogger(__name__)
@@ -26,13 +26,14 @@ __all__ = ["iter_manifest_rows", "manifest_row_texts", "plan_texts", "source_tex
 CHUNK_ROWS = 10_000
 
 
-def _grid_text(grid: Any) -> str:
+def _grid_text(grid: Any, bbox: str | None = None) -> str:
+    """The canonical text of a grid (``bbox``: its bbox's text, when already written)."""
     if type(grid.epsg) is not int or type(grid.height) is not int or type(grid.width) is not int:
         return canonical(
             {"bbox": list(grid.bbox), "epsg": grid.epsg, "height": grid.height, "width": grid.width}
         )
     return (
-        f'{{"bbox":{bbox_text(grid.bbox)},"epsg":{grid.epsg},'
+        f'{{"bbox":{bbox or bbox_text(grid.bbox)},"epsg":{grid.epsg},'
         f'"height":{grid.height},"width":{grid.width}}}'
     )
 
@@ -51,7 +52,8 @@ def plan_texts(plans: Sequence[Any]) -> list[str]:
 
     shared: dict[tuple, tuple[str, str]] = {}
     out = []
-    for p in plans:
+    boxes = bbox_texts([p.grid.bbox for p in plans])
+    for p, box in zip(plans, boxes, strict=True):
         key = (p.outputs, p.time_range)
         if key not in shared:
             d = p.to_dict()
@@ -63,7 +65,7 @@ def plan_texts(plans: Sequence[Any]) -> list[str]:
         mask = "null" if p.mask_wkb is None else '"' + p.mask_wkb.hex() + '"'
         out.append(
             '{"grid":'
-            + _grid_text(p.grid)
+            + _grid_text(p.grid, box)
             + ',"label":'
             + _label_text(_jsonable(p.label))
             + ',"mask_wkb":'

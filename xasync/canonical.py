@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "bbox_text",
+    "bbox_texts",
     "body_texts",
     "canonical",
     "fill_tokens",
@@ -77,15 +78,16 @@ def bbox_text(bbox: Sequence[float]) -> str:
     return text
 
 
-def geometry_texts(wkbs: Sequence[bytes]) -> list[str]:
+def geometry_texts(wkbs: Sequence[bytes], shapes: np.ndarray | None = None) -> list[str]:
     """``canonical(GeoJSON)`` of each 2D Polygon/MultiPolygon WKB, vectorised.
 
     Other geometries (and any with Z) get the slow path (``shapely.to_geojson`` parsed and
-    re-written), which gives the same text by definition.
+    re-written), which gives the same text by definition. ``shapes``: the same geometries as
+    shapely objects, when at hand (saves parsing the WKB).
     """
     import shapely
 
-    geoms = shapely.from_wkb(np.asarray(wkbs, dtype=object))
+    geoms = shapely.from_wkb(np.asarray(wkbs, dtype=object)) if shapes is None else shapes
     out: list[str | None] = [None] * len(geoms)
     kinds = shapely.get_type_id(geoms)
     fast = np.isin(kinds, (_POLYGON, _MULTIPOLYGON)) & ~shapely.has_z(geoms)
@@ -102,28 +104,112 @@ def geometry_texts(wkbs: Sequence[bytes]) -> list[str]:
 def _pair_texts(xy: np.ndarray) -> list[str]:
     """``"x,y"`` of each coordinate, each number as ``repr`` writes it (as ``json.dumps`` does).
 
-    ``repr`` of a list of floats writes each with ``float.__repr__`` separated by ``", "``, and
-    no float's text holds a space, a bracket or a comma: one ``repr`` of all coordinates, cut.
+    Coordinates rounded to a few decimals (all of them, after ``build_specs``) are written by
+    :func:`_decimal_pair_texts`; others by one ``repr`` of all of them, cut: ``repr`` of a list
+    of floats writes each with ``float.__repr__`` separated by ``", "``, and no float's text
+    holds a space, a bracket or a comma.
     """
     if xy.size == 0:
         return []
     if not np.isfinite(xy).all():
         raise ValueError("Out of range float values are not JSON compliant")
-    return repr(xy.tolist())[2:-2].replace(" ", "").split("],[")
+    out: list[str] = []
+    for start in range(0, len(xy), _PAIRS_AT_ONCE):  # bounds the temporary arrays
+        part = xy[start : start + _PAIRS_AT_ONCE]
+        pairs = _decimal_pair_texts(part)
+        out += repr(part.tolist())[2:-2].replace(" ", "").split("],[") if pairs is None else pairs
+    return out
+
+
+#: Coordinates written at once by :func:`_pair_texts` (its byte matrix: about 1.3 MB).
+_PAIRS_AT_ONCE = 1 << 15
+
+
+#: ``"0000"`` ... ``"9999"`` as 4 ASCII bytes each, one uint32 per number.
+_ASCII4 = np.frombuffer("".join(f"{i:04d}" for i in range(10000)).encode(), np.uint32)
+_POW10 = 10 ** np.arange(17, dtype=np.int64)
+_K_LIMIT = float(2**51)
+
+
+def _common_decimals(v: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(d, k, ok)``: ``v == k / 10**d`` where ``ok``, for the ``d`` in 0..9 that fits most."""
+    best = None
+    for d in range(10):
+        k = np.rint(v * 10.0**d)
+        ok = (np.abs(k) < _K_LIMIT) & (k / 10.0**d == v)
+        if ok.all():
+            return d, k, ok
+        if best is None or ok.sum() > best[2].sum():
+            best = (d, k, ok)
+    return best  # type: ignore[return-value]
+
+
+def _decimal_pair_texts(xy: np.ndarray) -> list[str] | None:
+    """:func:`_pair_texts` of coordinates that are decimals of at most 9 places, vectorised.
+
+    Where ``v == fl(k / 10**d)`` with ``|k| < 2**51``, ``10**-d`` is over twice the spacing
+    of doubles at ``v``, so no other decimal of ``d`` places or fewer rounds to ``v``: the
+    shortest text that reads back as ``v`` (what ``repr`` writes, between 1e-4 and 1e16) is
+    ``k / 10**d`` written in fixed point without trailing zeros. Every number's text is laid
+    out in one byte matrix (sign, 16 digits with the point, separator) and the bytes kept are
+    read as one string. Coordinates outside that case (other doubles, ``-0.0``, below 1e-4)
+    are written by ``repr``; ``None`` when no coordinate is such a decimal. Tested against
+    ``repr`` on millions of values.
+    """
+    v = xy.ravel()
+    d, k, ok = _common_decimals(v)
+    ok &= (np.abs(v) >= 1e-4) | ((v == 0) & ~np.signbit(v))  # repr writes 1e-05, -0.0
+    if not ok.any():
+        return None
+    n, ak = v.size, np.where(ok, np.abs(k), 0).astype(np.int64)
+    chunks = np.empty((n, 4), np.uint32)
+    for j, e in enumerate((12, 8, 4, 0)):
+        chunks[:, j] = _ASCII4[(ak // 10**e) % 10000]
+    digits = chunks.view(np.uint8).reshape(n, 16)  # |k| in 16 ASCII digits
+    first = 16 - np.maximum(np.searchsorted(_POW10, ak, side="right"), 1)  # first digit shown
+    rest = ak % 10**d
+    keep = np.full(n, d)  # decimals shown: up to the last non-zero one, at least one
+    for j in range(1, d + 1):
+        keep -= rest % 10**j == 0
+    m = np.zeros((n, 20 - d + max(d, 1) - 1), np.uint8)  # sign, digits, ".", decimals, sep
+    m[:, 0] = ord("-")
+    m[:, 1 : 17 - d] = digits[:, : 16 - d]
+    m[:, 17 - d] = ord(".")
+    if d:
+        m[:, 18 - d : 18] = digits[:, 16 - d :]
+    else:
+        m[:, 18] = ord("0")  # "5.0"
+    m[0::2, -1], m[1::2, -1] = ord(","), ord("|")  # x,y|
+    shown = np.ones(m.shape, bool)
+    shown[:, 0] = ok & (k < 0)
+    shown[:, 1 : 17 - d] = np.arange(16 - d) >= np.minimum(first, 15 - d)[:, None]
+    if d:
+        shown[:, 18 - d : 18] = np.arange(d) < np.maximum(keep, 1)[:, None]
+    pairs = m[shown].tobytes().decode("ascii").split("|")[:-1]
+    for i in np.flatnonzero(~ok.reshape(-1, 2).all(axis=1)).tolist():
+        x, y = xy[i].tolist()
+        pairs[i] = float.__repr__(x) + "," + float.__repr__(y)
+    return pairs
 
 
 def _polygon_texts(geoms: np.ndarray, kinds: np.ndarray) -> list[str]:
     """The canonical GeoJSON of 2D Polygons/MultiPolygons, rings in stored order."""
     import shapely
 
+    if (kinds == _POLYGON).all() and not shapely.get_num_interior_rings(geoms).any():
+        xy, owner = shapely.get_coordinates(geoms, return_index=True)  # one ring each
+        pairs = _pair_texts(xy)
+        ends = np.cumsum(np.bincount(owner, minlength=len(geoms))).tolist()
+        return [
+            '{"coordinates":[[[' + "],[".join(pairs[a:b]) + ']]],"type":"Polygon"}'
+            for a, b in zip([0, *ends[:-1]], ends, strict=True)
+        ]
     parts, part_owner = shapely.get_parts(geoms, return_index=True)
     rings, ring_owner = shapely.get_rings(parts, return_index=True)
     pairs = _pair_texts(shapely.get_coordinates(rings))
     ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
     starts = [0, *ends[:-1]]
     ring_text = ["[[" + "],[".join(pairs[a:b]) + "]]" for a, b in zip(starts, ends, strict=True)]
-    if len(rings) == len(geoms) and (kinds == _POLYGON).all():  # one ring each: the usual case
-        return ['{"coordinates":[' + t + '],"type":"Polygon"}' for t in ring_text]
     part_rings: list[list[str]] = [[] for _ in range(len(parts))]
     for owner, t in zip(ring_owner.tolist(), ring_text, strict=True):
         part_rings[owner].append(t)
@@ -204,8 +290,11 @@ def request_text(spec: RequestSpec) -> str:
     return template.head + template.rest(spec, geometry) + template.script
 
 
-def _prepared(specs: Sequence[RequestSpec]) -> tuple[list[_Template], list[str | None]]:
-    """Each spec's template and geometry text (geometries serialised at once)."""
+def _prepared(
+    specs: Sequence[RequestSpec], shapes: np.ndarray | None = None
+) -> tuple[list[_Template], list[str | None]]:
+    """Each spec's template and geometry text (geometries serialised at once; ``shapes``:
+    the specs' geometries as shapely objects, if at hand)."""
     templates: dict[tuple, tuple[_Template, Any]] = {}
     of_spec = []
     for s in specs:
@@ -215,29 +304,75 @@ def _prepared(specs: Sequence[RequestSpec]) -> tuple[list[_Template], list[str |
         of_spec.append(templates[key][0])
     picked = [i for i, t in enumerate(of_spec) if t.geometry]
     geometries: list[str | None] = [None] * len(specs)
-    for i, text in zip(picked, geometry_texts([specs[i].geometry_wkb for i in picked])):
+    if shapes is not None:
+        shapes = np.asarray(shapes, dtype=object)[picked]
+    wkbs = [specs[i].geometry_wkb for i in picked]
+    for i, text in zip(picked, geometry_texts(wkbs, shapes), strict=True):
         geometries[i] = text
     return of_spec, geometries
 
 
-def fill_tokens(specs: Sequence[RequestSpec]) -> None:
-    """Compute the token of every spec at once (geometries vectorised, shared parts once).
+def bbox_texts(bboxes: Sequence[Sequence[float]]) -> list[str]:
+    """:func:`bbox_text` of each bbox, with one ``repr`` for all when they are plain floats."""
+    if len(bboxes) > _PAIRS_AT_ONCE:  # bounds the temporary lists
+        step = _PAIRS_AT_ONCE
+        return [t for i in range(0, len(bboxes), step) for t in bbox_texts(bboxes[i : i + step])]
+    if bboxes and all(len(b) == 4 for b in bboxes):
+        flat = [v for b in bboxes for v in b]
+        if set(map(type, flat)) <= {float} and np.isfinite(flat).all():
+            text = repr(flat).replace(" ", "")[1:-1].split(",")
+            return [f"[{a},{b},{c},{d}]" for a, b, c, d in zip(*[iter(text)] * 4, strict=True)]
+    return [bbox_text(b) for b in bboxes]
 
-    Each token is stored as the spec's cached :attr:`~xasync.request.RequestSpec.token`, so the
-    result is exactly what the spec alone would compute.
+
+def _rests(specs: Sequence[RequestSpec], templates: list[_Template], geometries: list) -> list:
+    """``template.rest(spec, geometry)`` of every spec (bboxes written at once)."""
+    grids = [s.grid for s in specs]
+    boxes = bbox_texts([g.bbox for g in grids])
+    out: list[str | None] = []
+    for t, g, box, geometry in zip(templates, grids, boxes, geometries, strict=True):
+        if type(g.height) is not int or type(g.width) is not int or type(g.epsg) is not int:
+            out.append(None)
+            continue
+        out.append(
+            box
+            + (',"geometry":' + geometry if t.geometry else "")
+            + _crs_text(g.epsg)
+            + t.data
+            + int.__repr__(g.height)
+            + t.responses
+            + int.__repr__(g.width)
+            + "}}"
+        )
+    return [
+        t.rest(s, geometry) if text is None else text
+        for s, t, geometry, text in zip(specs, templates, geometries, out, strict=True)
+    ]
+
+
+def fill_tokens(specs: Sequence[RequestSpec], shapes: np.ndarray | None = None) -> None:
+    """Compute the token (and request URL) of every spec at once.
+
+    Geometries and bboxes are serialised at once, shared parts once per call. Each token is
+    stored as the spec's cached :attr:`~xasync.request.RequestSpec.token` (and its
+    :attr:`~xasync.request.RequestSpec.row_url`), so the result is exactly what the spec alone
+    would compute. ``shapes``: each spec's geometry as a shapely object (its WKB parsed).
     """
     todo = [s for s in specs if "token" not in s.__dict__]
-    templates, geometries = _prepared(todo)
-    for s, template, geometry in zip(todo, templates, geometries, strict=True):
+    if shapes is not None and len(todo) < len(specs):
+        shapes = np.asarray(shapes, dtype=object)[["token" not in s.__dict__ for s in specs]]
+    templates, geometries = _prepared(todo, shapes)
+    rests = _rests(todo, templates, geometries)
+    for s, template, rest in zip(todo, templates, rests, strict=True):
         h = template.head_hash.copy()
-        h.update((template.rest(s, geometry) + template.script).encode())
-        s.__dict__["token"] = h.hexdigest()
+        h.update((rest + template.script).encode())
+        token = h.hexdigest()
+        s.__dict__["token"] = token
+        s.__dict__["row_url"] = f"{s.delivery_root}/{token[:24]}"
 
 
 def body_texts(specs: Sequence[RequestSpec]) -> list[str]:
     """``canonical(spec.canonical_body())`` of every spec, without building the bodies."""
     templates, geometries = _prepared(specs)
-    return [
-        t.head[len('{"body":') :] + t.rest(s, g)
-        for s, t, g in zip(specs, templates, geometries, strict=True)
-    ]
+    rests = _rests(specs, templates, geometries)
+    return [t.head[len('{"body":') :] + rest for t, rest in zip(templates, rests, strict=True)]

@@ -6,6 +6,7 @@ free of float noise. Used by :func:`xasync.request.build_specs`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = [
     "round_geometries",
     "round_decimals",
     "target_epsgs",
+    "utm_epsgs",
 ]
 
 
@@ -32,7 +34,13 @@ def check_labels(index: Any) -> list[Any]:
     import pandas as pd
 
     labels = list(index)
-    for i, label in enumerate(labels):
+    if not isinstance(index, pd.MultiIndex) and index.dtype != object:  # scalars: vectorised
+        missing = np.flatnonzero(np.asarray(index.isna()))
+        check: Sequence[int] = [int(missing[0])] if missing.size else []
+    else:
+        check = range(len(labels))
+    for i in check:
+        label = labels[i]
         parts = label if isinstance(label, tuple) else (label,)
         if any(np.ndim(v) == 0 and pd.isna(v) for v in parts):
             raise LabelError(
@@ -69,12 +77,26 @@ def target_epsgs(gs: Any, crs: Any) -> np.ndarray:
     """The request CRS of each row: one code, or each row's UTM zone for ``crs="utm"``."""
     if isinstance(crs, str) and crs.lower() == "utm":
         lon, lat = lonlat_centroids(np.asarray(gs.to_crs(4326).array, dtype=object))
-        return np.array([utm_epsg(x, y) for x, y in zip(lon, lat, strict=True)])
+        if not (np.isfinite(lon).all() and np.isfinite(lat).all() and (np.abs(lat) <= 90).all()):
+            return np.array([utm_epsg(x, y) for x, y in zip(lon, lat, strict=True)])  # raises
+        return utm_epsgs(lon, lat)
     target = epsg_of(
         gs.crs if crs is None else crs,
         "the GeoDataFrame's CRS" if crs is None else "crs",
     )
     return np.full(len(gs), target)
+
+
+def utm_epsgs(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """:func:`xasync.grid.utm_epsg` of finite lon/lat arrays, vectorised (same rules)."""
+    lon = np.mod(np.asarray(lon, dtype=float) + 180.0, 360.0) - 180.0
+    lat = np.asarray(lat, dtype=float)
+    zone = np.clip(np.floor_divide(lon + 180.0, 6.0).astype(np.int64) + 1, 1, 60)
+    zone = np.where((lat >= 56.0) & (lat < 64.0) & (lon >= 3.0) & (lon < 12.0), 32, zone)
+    svalbard = (lat >= 72.0) & (lat < 84.0) & (lon >= 0.0) & (lon < 42.0)
+    odd = np.where(lon < 9.0, 31, np.where(lon < 21.0, 33, np.where(lon < 33.0, 35, 37)))
+    zone = np.where(svalbard, odd, zone)
+    return np.where(lat >= 0, 32600, 32700) + zone
 
 
 def _shift_west(c: np.ndarray) -> np.ndarray:

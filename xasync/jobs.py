@@ -10,6 +10,7 @@ each row's share, so the column sums to what was charged) and counted once in
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import Counter
@@ -81,14 +82,17 @@ class Job:
         charge_reused: bool = False,
         ledger: Ledger | None = None,
     ) -> None:
-        self._rows = [_Row(r.token, r.row_url, r.label) for r in rows]
+        # three columns rather than one object per row (100,000 rows: a tenth of a second)
+        self._tokens = [r.token for r in rows]
+        self._urls = [r.row_url for r in rows]
+        self._labels = [r.label for r in rows]
         self.ledger = ledger or LEDGER
         self.id = self.ledger.new_id()
         self.charge_reused = charge_reused
         self._fatal: BaseException | None = None
         self._cancelled = threading.Event()
         self._undecided: set[str] = set()  # urls the submitter has not looked at yet
-        shares = Counter(r.row_url for r in self._rows)
+        shares = Counter(self._urls)
         self._share = {url: n for url, n in shares.items()}
 
     @classmethod
@@ -96,13 +100,18 @@ class Job:
         """Build a job from its rows (anything with ``token``, ``row_url``, ``label``)."""
         return cls(list(rows), **kwargs)
 
+    @functools.cached_property
+    def _rows(self) -> list[_Row]:
+        """One object per row, built when first needed (by a subclass)."""
+        return list(map(_Row, self._tokens, self._urls, self._labels))
+
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._urls)
 
     @property
     def urls(self) -> list[str]:
         """The request URL of each row, in row order."""
-        return [r.row_url for r in self._rows]
+        return list(self._urls)
 
     @property
     def rows(self) -> list[RowStatus]:
@@ -126,7 +135,7 @@ class Job:
 
     def row(self, index: int) -> RowStatus:
         """The current state of row ``index`` (cheaper than a whole snapshot)."""
-        row = self._rows[index]
+        row = _Row(self._tokens[index], self._urls[index], self._labels[index])
         with self.ledger.cond:
             entry = self.ledger.get(row.row_url)
         return self._status(row, entry)
@@ -134,8 +143,9 @@ class Job:
     def snapshot(self) -> list[RowStatus]:
         """A consistent copy of every row's status."""
         with self.ledger.cond:
-            entries = self.ledger.entries(self.urls)
-        return [self._status(row, entry) for row, entry in zip(self._rows, entries)]
+            entries = self.ledger.entries(self._urls)
+        rows = map(_Row, self._tokens, self._urls, self._labels)
+        return [self._status(row, entry) for row, entry in zip(rows, entries)]
 
     def _status(self, row: _Row, entry: Entry | None) -> RowStatus:
         base = RowStatus(row.token, row.row_url, row.label)

@@ -24,6 +24,7 @@ __all__ = [
     "MANIFEST_VERSION",
     "decode_label",
     "encode_label",
+    "manifest_dir",
     "read_manifests",
     "write_manifest",
     "write_manifest_text",
@@ -61,7 +62,8 @@ def _invalidate(fs: Any, root: str) -> None:
 # --------------------------------------------------------------------------- manifests
 
 
-def _manifest_dir(delivery_root: str) -> str:
+def manifest_dir(delivery_root: str) -> str:
+    """``<delivery root>/_xasync``: the folder of the call manifests."""
     protocol, path = _split_url(delivery_root)
     if not path:
         raise ValidationError(f"delivery root must name a bucket, got {delivery_root!r}")
@@ -108,7 +110,7 @@ def write_manifest(fs: Any, delivery_root: str, call_token: str, rows: list[dict
         payload = json.dumps(doc, sort_keys=True, allow_nan=False).encode()
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"manifest rows are not JSON-able: {exc}") from exc
-    url = f"{_manifest_dir(delivery_root)}/{call_token}.json"
+    url = f"{manifest_dir(delivery_root)}/{call_token}.json"
     fs.pipe_file(url, payload)
     logger.info("wrote manifest %s (%d rows)", url, len(rows))
     return url
@@ -128,7 +130,7 @@ def write_manifest_text(
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     head = f'{{"call_token":{json.dumps(call_token)},"created":{json.dumps(created)},"rows":['
     plain: list[bytes] = [head.encode()]
-    size, rows, packer = len(plain[0]), 0, None
+    size, rows, packer, batch, out = len(plain[0]), 0, None, [], []
     for text in row_texts:
         piece = ("," + text if rows else text).encode()
         rows += 1
@@ -140,9 +142,14 @@ def write_manifest_text(
                 out = [packer.compress(b"".join(plain))]
                 plain = []
         else:
-            out.append(packer.compress(piece))
+            batch.append(piece)
+            if len(batch) >= 1000:  # compressed in batches: one call per row costs more
+                out.append(packer.compress(b"".join(batch)))
+                batch = []
+    if batch and packer is not None:
+        out.append(packer.compress(b"".join(batch)))
     tail = f'],"version":{MANIFEST_VERSION}}}'.encode()
-    url = f"{_manifest_dir(delivery_root)}/{call_token}.json"
+    url = f"{manifest_dir(delivery_root)}/{call_token}.json"
     if packer is None:
         payload = b"".join([*plain, tail])
     else:
@@ -157,7 +164,7 @@ def read_manifests(fs: Any, delivery_root: str) -> list[dict[str, Any]]:
 
     Files that are not valid version-1 manifests are skipped with a warning in the log.
     """
-    mdir = _manifest_dir(delivery_root)
+    mdir = manifest_dir(delivery_root)
     _invalidate(fs, fs._strip_protocol(mdir))
     try:
         names = [p for p in fs.ls(mdir, detail=False) if p.endswith((".json", ".json.gz"))]

@@ -8,34 +8,32 @@ a writable bucket), then the call returns at once while a background loop submit
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dask.base import tokenize
-
 from xasync import timeseries
 from xasync.bought_alone import look_before_planning
-from xasync.callmanifest import iter_manifest_rows
+from xasync.callsubmit import Call, start, write_manifest
 from xasync.deliveryaccess import (
     _check_credentials,
     _delivery_extras,
     _delivery_root,
     delivery_filesystem,
 )
-from xasync.errors import BudgetExceeded, DeliveryAccessError, OptionError
+from xasync.errors import BudgetExceeded, OptionError
 from xasync.inputs import TIME_RULES
-from xasync.jobs import Job
 from xasync.lazy import build_dataset, normalize_chunks
-from xasync.manifests import write_manifest_text
 from xasync.pack_reuse import plan_reusing
 from xasync.planned import estimate_planned
 from xasync.reader import ReaderConfig
 from xasync.request import build_specs
 from xasync.results import Results
 from xasync.rowcost import row_estimates
-from xasync.submitter import Order, SubmitOptions, get_submitter
+from xasync.specrows import read_plans
+from xasync.submitter import SubmitOptions
 from xasync.tiledjob import planned_builder, submit_planned
 
 if TYPE_CHECKING:
@@ -46,6 +44,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def _gc_paused(func: Any) -> Any:
+    """Run ``func`` with the cyclic garbage collector paused (restored after, even on error).
+
+    A call allocates a few objects per row and frees almost none; at 100,000 rows the
+    collector's passes over the growing heap were about 1.5 s of the call and found nothing.
+    """
+
+    @functools.wraps(func)
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return paused
+
+
+@_gc_paused
 def process(
     gdf: gpd.GeoDataFrame,
     evalscript: str,
@@ -181,6 +200,13 @@ def process(
     -----
     A request is identified by what is bought: rows with the same request (same geometry,
     grid, time, data and script) share it, and row labels or order play no part.
+
+    Each call leaves a manifest under ``<delivery>/_xasync/`` (what ``open_delivery`` and
+    ``xasync status`` read) before any of its requests is created. A call of 10,000 rows or
+    more (unless ``pack``/tiles plan its requests) checks at once that the location takes a
+    write, returns, and writes the manifest in the background: if that write fails, nothing
+    is bought, every row fails and ``Results.wait`` raises the
+    :class:`~xasync.errors.DeliveryAccessError`.
     """
     from xasync.client import Client  # deferred: keeps ``import xasync`` light
 
@@ -221,18 +247,27 @@ def process(
     client.config.check_delivery(root, iam_role_arn=iam_role_arn)
     _check_credentials(client)
 
-    plans = [spec.read_plan() for spec in specs]
-    planning = [] if planned is None else [max_request_px, pack, pack_max_px]
-    labels = list(gdf.index) if series is None else [s.label for s in specs]
-    _write_manifest(
-        fs, root, _call_token(specs, plans, planning), specs, plans, labels, series, planned
+    plans = read_plans(specs)
+    call = Call(
+        fs=fs,
+        root=root,
+        specs=specs,
+        plans=plans,
+        labels=list(gdf.index) if series is None else [s.label for s in specs],
+        series=series,
+        planned=planned,
+        planning=() if planned is None else (max_request_px, pack, pack_max_px),
+        s3_extras=s3_extras,
+        client=client,
+        options=options,
+        resubmit_failed=resubmit_failed,
     )
-
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
     if planned is None:
-        job = _submit(specs, plans, s3_extras, client, fs, options, resubmit_failed)
+        job = start(call)  # big calls: the manifest is written after this returns
         build = functools.partial(_build_row, plans, reader, chunks)
     else:
+        write_manifest(call)
         job = submit_planned(planned, specs, plans, s3_extras, client, fs, options, resubmit_failed)
         build = planned_builder(planned, specs, plans, reader=reader, chunks=chunks)
     logger.debug("%d rows handed to the submitter under %s", len(specs), root)
@@ -249,13 +284,6 @@ process.__doc__ = (process.__doc__ or "") + TIME_RULES
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def _call_token(specs: Sequence[Any], plans: Sequence[Any], planning: list[Any]) -> str:
-    """The deterministic id of a call (its manifest's name): its requests, labels and planning."""
-    return tokenize(
-        "xasync-call", [(spec.token, plan.label) for spec, plan in zip(specs, plans)], *planning
-    )
-
-
 def _build_row(plans: Sequence[Any], reader: ReaderConfig, chunks: Any, i: int) -> Any:
     return build_dataset(plans[i], reader=reader, chunks=chunks)
 
@@ -298,59 +326,3 @@ def _plan_requests(
     scenes = series.scenes() if series is not None and series.temporal == "orbit" else None
     estimated = row_estimates(bought, max_pu, storage_options=storage_options, scenes=scenes)
     return bought, planned, series, estimated
-
-
-def _submit(
-    specs: Sequence[Any],
-    plans: Sequence[Any],
-    s3_extras: dict[str, Any],
-    client: Client,
-    fs: Any,
-    options: SubmitOptions | None,
-    resubmit_failed: bool,
-) -> Job:
-    """Hand the rows to the background submitter; return their :class:`~xasync.jobs.Job`."""
-    job = Job.from_rows(plans)  # a plan has the row's token, request URL and label
-    identifiers = {p.outputs: tuple(o.identifier for o in p.outputs) for p in plans}
-    orders = [
-        Order(
-            index=i,
-            token=spec.token,
-            row_url=plan.row_url,
-            identifiers=identifiers[plan.outputs],
-            body=functools.partial(spec.body, s3_extras),
-        )
-        for i, (spec, plan) in enumerate(zip(specs, plans))
-    ]
-    opts = options or SubmitOptions()
-    if resubmit_failed:
-        opts = SubmitOptions(**{**opts.__dict__, "resubmit_failed": True})
-    get_submitter().submit(job, orders, client=client, fs=fs, options=opts)
-    return job
-
-
-def _write_manifest(
-    fs: Any,
-    root: str,
-    call_token: str,
-    specs: Sequence,
-    plans: Sequence,
-    labels: Sequence,
-    series: Any = None,
-    planned: Any = None,
-) -> None:
-    rows = iter_manifest_rows(
-        specs,
-        plans,
-        labels,
-        series=timeseries.manifest_entries(series) if series else None,
-        sources=planned.sources if planned is not None else None,  # tiles and packs
-    )
-    try:
-        write_manifest_text(fs, root, call_token, rows)
-    except Exception as exc:  # OSError from s3fs/gcsfs, botocore's errors (unreachable endpoint)
-        raise DeliveryAccessError(
-            f"cannot write to the delivery location {root}: {type(exc).__name__}: {exc}. Check "
-            "that the bucket exists and is reachable, and that storage_options give write access "
-            "(the service needs it too)."
-        ) from None

@@ -52,6 +52,7 @@ from xasync.inputs import (
     parse_time_range,
 )
 from xasync.plan import OutputPlan, ReadPlan
+from xasync.specrows import new_specs
 
 logger = logging.getLogger(__name__)
 
@@ -346,40 +347,32 @@ def build_specs(
     check_geometries(geoms, labels)
     epsgs = target_epsgs(gs, crs)
     projected = project(gs, epsgs, resolution, labels)
-    specs = []
     rounded = round_geometries(projected, resolution, size)
     boxes, wkbs = shapely.bounds(rounded), shapely.to_wkb(rounded)
     grids: list[Any] = [None] * len(wkbs)
     if resolution is not None:  # vectorised; rows it cannot build are built below (or refused)
         grids = snapped_grids(boxes, epsgs, resolution, MAX_ROW_PX if tiled else MAX_PX)
-    for i, geom in enumerate(wkbs):
+    for i in [i for i, g in enumerate(grids) if g is None]:
         try:
-            if grids[i] is not None:
-                grid = grids[i]
-            elif tiled and resolution is not None:
-                grid = row_grid(boxes[i], int(epsgs[i]), resolution)
+            if tiled and resolution is not None:
+                grids[i] = row_grid(boxes[i], int(epsgs[i]), resolution)
             else:
-                grid = grid_of(boxes[i], int(epsgs[i]), resolution, size)
+                grids[i] = grid_of(boxes[i], int(epsgs[i]), resolution, size)
         except GridError as exc:
             raise type(exc)(f"row {labels[i]!r}: {exc}") from None
-        specs.append(
-            RequestSpec(
-                label=labels[i],
-                position=i,
-                geometry_wkb=geom,
-                grid=grid,
-                bounds_mode=bounds,
-                evalscript=None if ref else evalscript,
-                evalscript_ref=ref,
-                data=items,
-                time=time_range,
-                outputs=outs,
-                responses=wanted,
-                delivery_root=root,
-                mask=bool(mask),
-                evalscript_digest=digest,
-            ),
-        )
-    fill_tokens(specs)  # every row needs its token: geometries serialised at once
+    shared = {
+        "bounds_mode": bounds,
+        "evalscript": None if ref else evalscript,
+        "evalscript_ref": ref,
+        "data": items,
+        "time": time_range,
+        "outputs": outs,
+        "responses": wanted,
+        "delivery_root": root,
+        "mask": bool(mask),
+        "evalscript_digest": digest,
+    }
+    specs = new_specs(shared, labels, wkbs.tolist(), grids)
+    fill_tokens(specs, rounded)  # every row needs its token: geometries serialised at once
     logger.debug("built %d request specs (%d CRS groups)", len(specs), len(np.unique(epsgs)))
     return specs

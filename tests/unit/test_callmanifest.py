@@ -77,7 +77,8 @@ def test_row_texts_parse_to_the_row_dicts():
 def test_big_manifests_are_gzipped_and_read_back(s3fs_fs, bucket, monkeypatch):
     root = f"s3://{bucket}/runs/manifest"
     rows = [
-        json.dumps({"plan": {"token": f"t{i}", "row_url": "u"}, "position": i}) for i in range(50)
+        json.dumps({"plan": {"token": f"t{i}", "row_url": "u"}, "position": i})
+        for i in range(2500)  # compressed in batches of 1000: two and a part
     ]
     monkeypatch.setattr(manifests, "GZIP_ABOVE_BYTES", 1000)
     big = write_manifest_text(s3fs_fs, root, "call-big", rows)
@@ -85,7 +86,7 @@ def test_big_manifests_are_gzipped_and_read_back(s3fs_fs, bucket, monkeypatch):
     assert big.endswith("call-big.json.gz") and small.endswith("call-small.json")
     assert gzip.decompress(s3fs_fs.cat_file(big))[:1] == b"{"
     docs = {d["call_token"]: d for d in read_manifests(s3fs_fs, root)}
-    assert [r["position"] for r in docs["call-big"]["rows"]] == list(range(50))
+    assert [r["position"] for r in docs["call-big"]["rows"]] == list(range(2500))
     assert docs["call-small"]["rows"][2] == {"plan": {"token": "t2", "row_url": "u"}, "position": 2}
     assert docs["call-big"]["version"] == manifests.MANIFEST_VERSION
 

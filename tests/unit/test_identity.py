@@ -310,9 +310,17 @@ def test_template_text_equals_the_full_dump_for_awkward_geometries():
     wkbs = [shapely.to_wkb(g) for g in geoms]
     import json
 
-    assert geometry_texts(wkbs) == [
+    expected = [
         json.dumps(json.loads(shapely.to_geojson(g)), sort_keys=True, separators=(",", ":"))
         for g in geoms
+    ]
+    assert geometry_texts(wkbs) == expected
+    assert geometry_texts(wkbs, shapely.from_wkb(wkbs)) == expected
+    simple = [g.exterior for g in geoms[:2]]  # one ring each: the usual case's own path
+    simple = [Polygon(r) for r in simple]
+    assert geometry_texts([shapely.to_wkb(g) for g in simple]) == [
+        json.dumps(json.loads(shapely.to_geojson(g)), sort_keys=True, separators=(",", ":"))
+        for g in simple
     ]
     base = build_specs(
         pinned_frame(), PINNED_ES, time=TIME, delivery=PINNED_ROOT, resolution=10, crs="utm"
@@ -324,6 +332,7 @@ def test_template_text_equals_the_full_dump_for_awkward_geometries():
     fresh = [dataclasses.replace(s) for s in specs]
     fill_tokens(fresh)
     assert [s.token for s in fresh] == [s.token for s in specs]
+    assert [s.row_url for s in fresh] == [f"{s.delivery_root}/{s.token[:24]}" for s in specs]
     assert body_texts(specs) == [canonical(s.canonical_body()) for s in specs]
 
 
@@ -340,3 +349,48 @@ def test_string_and_number_texts_are_what_json_dumps_writes():
         assert bbox_text(box_) == canonical([float(v) if isinstance(v, float) else v for v in box_])
     with pytest.raises(ValueError):
         bbox_text((float("nan"), 0.0, 1.0, 1.0))
+
+
+@pytest.mark.parametrize("at_once", [7, 1 << 15])
+def test_bbox_texts_at_once_equal_one_by_one(at_once, monkeypatch):
+    import numpy as np
+
+    from xasync import canonical as canonical_module
+    from xasync.canonical import bbox_text, bbox_texts, canonical
+
+    monkeypatch.setattr(canonical_module, "_PAIRS_AT_ONCE", at_once)
+    rng = np.random.default_rng(0)
+    floats = [tuple(v) for v in rng.uniform(-1e7, 1e7, (500, 4)).round(2).tolist()]
+    awkward = [(1.5, -0.0, 1e21, 1e-7), (0.1 + 0.2, 1 / 3, 5e-324, -1e16)]
+    for boxes in (floats + awkward, [(1, 2.0, 3, 4)], [(np.float64(0.1), 2.0, 3.0, 4.0)], []):
+        expected = [canonical([float(v) if isinstance(v, float) else v for v in b]) for b in boxes]
+        assert bbox_texts(boxes) == [bbox_text(b) for b in boxes] == expected
+    with pytest.raises(ValueError):
+        bbox_texts([(0.0, 0.0, 1.0, 1.0), (float("inf"), 0.0, 1.0, 1.0)])
+
+
+def test_coordinate_texts_are_what_repr_writes():
+    """The vectorised writer of rounded coordinates against ``repr``, value by value."""
+    import numpy as np
+
+    from xasync.canonical import _pair_texts
+
+    rng = np.random.default_rng(7)
+    n = 50_000
+    places = rng.integers(0, 10, (n, 2))
+    cases = [
+        rng.uniform(2e5, 1e7, (n, 2)).round(2),  # UTM metres at 10 m
+        rng.uniform(-180, 180, (n, 2)).round(7),  # degrees
+        np.rint(rng.uniform(-10, 10, (n, 2)) * 10.0**places) / 10.0**places,
+        rng.integers(-(2**51), 2**51, (n, 2)) / 10.0**places,  # near the limit of 2**51
+        rng.integers(-(2**53), 2**53, (n, 2)) / 10.0 ** rng.integers(0, 12, (n, 2)),
+        rng.uniform(-1, 1, (n, 2)),  # not decimals: repr
+        np.array(
+            [[0.0, -0.0], [1e-5, 1e-4], [9.999999999999999e-05, -0.0001], [0.5, 100.0]]
+            + [[1e15, -(2.0**51) / 100], [5e-324, 1e21], [0.1 + 0.2, 1 / 3], [1.0, 1e16]]
+        ),
+    ]
+    for xy in cases:
+        assert _pair_texts(xy) == [f"{x!r},{y!r}" for x, y in xy.tolist()]
+    with pytest.raises(ValueError):
+        _pair_texts(np.array([[0.0, float("nan")]]))

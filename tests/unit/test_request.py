@@ -458,3 +458,84 @@ def test_utm_on_the_antimeridian_picks_the_zone_of_the_field(geom):
     assert t.a > 0 and t.e < 0  # north up
     # about 0.2 x 0.1 degrees at 17 S: ~21 km x 11 km, not a band around the globe
     assert 2000 <= s.grid.width <= 2200 and 1050 <= s.grid.height <= 1200
+
+
+def test_specs_filled_directly_equal_specs_built_by_init():
+    import dataclasses
+
+    from xasync.request import RequestSpec
+
+    specs = build_specs(
+        gpd.GeoDataFrame(geometry=[box(14.0, 46.0, 14.01, 46.01)] * 2, crs=4326, index=["a", 7]),
+        "//VERSION=3\nfunction setup(){return {input:['B04'],output:{bands:1}}}",
+        time=("2024-06-01", "2024-06-02"),
+        resolution=10,
+        crs="utm",
+        delivery="s3://bucket/p",
+        mask=True,
+    )
+    for spec in specs:
+        kwargs = {f.name: getattr(spec, f.name) for f in dataclasses.fields(RequestSpec)}
+        built = RequestSpec(**kwargs)
+        fields = {k: v for k, v in spec.__dict__.items() if k not in ("token", "row_url")}
+        assert fields == built.__dict__ and list(fields) == list(built.__dict__)
+        assert (spec.token, spec.row_url) == (built.token, built.row_url)
+    assert [s.position for s in specs] == [0, 1] and [s.label for s in specs] == ["a", 7]
+
+
+@pytest.mark.parametrize("mask", [False, True])
+def test_read_plans_at_once_equal_one_by_one(mask):
+    from xasync.specrows import read_plans
+
+    index = ["a", 7, np.int64(3), (1, "b"), pd.Timestamp("2024-01-01"), 2.5]
+    specs = build_specs(
+        gpd.GeoDataFrame(geometry=[box(14.0, 46.0, 14.01, 46.01)] * 6, crs=4326, index=index),
+        "//VERSION=3\nfunction setup(){return {input:['B04'],output:[{id:'a',bands:1},"
+        "{id:'b',bands:2,sampleType:'UINT8'}]}}",
+        time=("2024-06-01", "2024-06-02"),
+        resolution=10,
+        crs="utm",
+        delivery="s3://bucket/p",
+        mask=mask,
+        responses=["b", "a"],
+    )
+    one_by_one = [s.read_plan() for s in specs]
+    at_once = read_plans(specs)
+    assert at_once == one_by_one
+    for a, b in zip(at_once, one_by_one):
+        assert list(a.__dict__.items()) == list(b.__dict__.items())
+        assert type(a.label) is type(b.label)
+
+
+def test_utm_zones_at_once_equal_one_by_one():
+    from xasync.geometry import utm_epsgs
+    from xasync.grid import utm_epsg
+
+    rng = np.random.default_rng(1)
+    lon = np.concatenate([rng.uniform(-200, 200, 20000), np.arange(-186.0, 187.0, 3.0)])
+    lat = np.concatenate([rng.uniform(-90, 90, 20000), np.resize([-80, 0, 56, 64, 72, 84], 125)])
+    edges = [(3.0, 56.0), (12.0, 63.999), (0.0, 72.0), (9.0, 80.0), (21.0, 83.9), (42.0, 75.0)]
+    edges += [(33.0, 72.0), (-0.0, -0.0), (180.0, 10.0), (-180.0, -10.0), (2.9999999, 60.0)]
+    lon = np.concatenate([lon, [e[0] for e in edges]])
+    lat = np.concatenate([lat, [e[1] for e in edges]])
+    got = utm_epsgs(lon, lat)
+    assert got.tolist() == [utm_epsg(x, y) for x, y in zip(lon.tolist(), lat.tolist())]
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        pd.Index([1.0, np.nan, 3.0]),
+        pd.DatetimeIndex(["2024-01-01", None, "2024-01-03"]),
+        pd.Index(["a", None, "c"]),
+        pd.MultiIndex.from_tuples([(1, "a"), (2, None), (3, "c")]),
+    ],
+)
+def test_a_missing_label_is_named_whatever_the_index(index):
+    from xasync.errors import LabelError
+    from xasync.geometry import check_labels
+
+    with pytest.raises(LabelError, match="row 1 has a missing label"):
+        check_labels(index)
+    assert check_labels(pd.RangeIndex(3)) == [0, 1, 2]
+    assert check_labels(pd.Index([2.5, 1.0])) == [2.5, 1.0]

@@ -1,0 +1,161 @@
+"""A big call returns before its manifest is written (issue 17, P4): the manifest is still in
+S3 before the first request is created, a refused write buys nothing, a wrong bucket still
+raises at the call. ``BACKGROUND_ROWS`` is lowered so that a few rows take the big-call path.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import s3fs
+
+from xasync import callsubmit
+from xasync.errors import DeliveryAccessError
+from xasync.manifests import read_manifests
+
+from ._shared import NDVI_NO_MASK, TIME, fields
+
+
+@pytest.fixture
+def big_call(e2e, monkeypatch):
+    """The emulator, client and bucket; every call of 2 rows or more takes the big-call path."""
+    monkeypatch.setattr(callsubmit, "BACKGROUND_ROWS", 2)
+    e2e[0].configure(concurrency_limit=4, processing_seconds=0.3)
+    return e2e
+
+
+def _process(gdf, emu, client, delivery):
+    return gdf.xasync.process(
+        NDVI_NO_MASK,
+        time=TIME,
+        resolution=0.0002,
+        delivery=delivery,
+        storage_options=emu.storage_options,
+        client=client,
+    )
+
+
+def test_manifest_is_in_s3_before_the_first_create(big_call, monkeypatch):
+    emu, client, root = big_call
+    real = callsubmit.write_manifest_text
+    seen: list[int] = []
+    written = threading.Event()
+
+    def spy(*args, **kwargs):  # the real write, with the creates counted at that moment
+        seen.append(emu.stats["creates"])
+        url = real(*args, **kwargs)
+        written.set()
+        return url
+
+    monkeypatch.setattr(callsubmit, "write_manifest_text", spy)
+    gdf = fields(5)
+    results = _process(gdf, emu, client, f"{root}/bg")
+    results.wait(timeout=120, progress=False)
+    assert written.is_set() and seen == [0]  # written once, before anything was created
+    assert emu.stats["creates"] == 5
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    (doc,) = read_manifests(fs, f"{root}/bg")
+    assert [row["plan"]["token"] for row in doc["rows"]] == [r.token for r in results.job.rows]
+    assert [row["position"] for row in doc["rows"]] == list(range(5))
+    assert np.isfinite(results[0].ndvi.values).any()
+
+
+def test_same_manifest_as_a_small_call(big_call, monkeypatch):
+    """The background path writes the very rows the synchronous path writes."""
+    emu, client, root = big_call
+    gdf = fields(4)
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    _process(gdf, emu, client, f"{root}/same").wait(timeout=120, progress=False)
+    (background,) = read_manifests(fs, f"{root}/same")
+    fs.rm(f"{root}/same/_xasync", recursive=True)
+    monkeypatch.setattr(callsubmit, "BACKGROUND_ROWS", 10**9)
+    _process(gdf, emu, client, f"{root}/same").wait(timeout=120, progress=False)
+    (synchronous,) = read_manifests(fs, f"{root}/same")
+    assert background["rows"] == synchronous["rows"]
+    assert background["call_token"] == synchronous["call_token"]
+    assert emu.stats["creates"] == 4  # the second call bought nothing again
+
+
+def test_a_refused_manifest_write_buys_nothing(big_call, monkeypatch):
+    """The write check passed but the manifest's PUT is refused (e.g. a bucket policy on its
+    size, which moto does not enforce: injected): nothing is bought, rows fail, wait raises."""
+    emu, client, root = big_call
+
+    def refused(*args, **kwargs):
+        raise PermissionError("Access Denied")
+
+    monkeypatch.setattr(callsubmit, "write_manifest_text", refused)
+    results = _process(fields(3), emu, client, f"{root}/refused")
+    with pytest.raises(DeliveryAccessError, match="cannot write to the delivery location"):
+        results.wait(timeout=120, progress=False)
+    status = results.status()
+    assert (status["state"] == "failed").all(), status
+    assert status["error"].str.contains("nothing was bought").all()
+    assert emu.stats["creates"] == 0
+    secret = emu.storage_options["secret"]
+    assert all(secret not in str(e) for e in status["error"])
+    with pytest.raises(Exception, match="nothing was bought"):
+        results[0].ndvi.values  # noqa: B018  (computing a row raises at once)
+
+
+def test_a_wrong_bucket_still_raises_at_the_call(big_call):
+    emu, client, root = big_call
+    with pytest.raises(DeliveryAccessError, match="cannot write to the delivery location"):
+        _process(fields(3), emu, client, "s3://no-such-bucket-xasync/p")
+    assert emu.stats["creates"] == 0
+
+
+def test_cancelled_before_the_hand_over_buys_nothing(big_call, monkeypatch):
+    emu, client, root = big_call
+    real, cancelled = callsubmit.write_manifest_text, threading.Event()
+
+    def held(*args, **kwargs):  # the background write waits until the test cancelled
+        assert cancelled.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(callsubmit, "write_manifest_text", held)
+    results = _process(fields(4), emu, client, f"{root}/cancelled")
+    results.cancel()  # before the background thread handed the rows over
+    cancelled.set()
+    results.wait(timeout=120, progress=False)
+    status = results.status()
+    assert emu.stats["creates"] == 0
+    assert (status["state"] == "failed").all(), status
+    assert status["error"].str.contains("nothing was bought").all()
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    (doc,) = read_manifests(fs, f"{root}/cancelled")  # written all the same
+    assert len(doc["rows"]) == 4
+
+
+def test_a_big_call_to_gcs_writes_its_manifest_in_the_background(emu, monkeypatch):
+    import os
+
+    import xasync
+
+    if "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT" not in os.environ:
+        monkeypatch.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    gcsfs = pytest.importorskip("gcsfs", reason="gcsfs (xasync[gcs]) reads gs:// deliveries")
+    monkeypatch.setattr(callsubmit, "BACKGROUND_ROWS", 2)
+    emu.configure(concurrency_limit=4, processing_seconds=0.2)
+    client = xasync.Client.from_emulator(emu)
+    root = emu.create_gcs_bucket(f"gcs-{os.urandom(5).hex()}")
+    try:
+        results = fields(3).xasync.process(
+            NDVI_NO_MASK,
+            time=TIME,
+            resolution=0.0002,
+            delivery=f"{root}/bg",
+            storage_options=emu.gcs_storage_options,
+            gcs_credentials=emu.gcs_credentials,
+            client=client,
+        )
+        results.wait(timeout=120, progress=False)
+    finally:
+        client.close()
+    assert (results.status()["state"] == "done").all()
+    fs = gcsfs.GCSFileSystem(**emu.gcs_storage_options)
+    (doc,) = read_manifests(fs, f"{root}/bg")
+    assert [row["plan"]["token"] for row in doc["rows"]] == [r.token for r in results.job.rows]
+    assert fs.exists(f"{root}/bg/_xasync/{callsubmit.WRITE_CHECK_NAME}")
