@@ -38,9 +38,11 @@ import statistics
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 
+import xasync
 from benchmarks._common import NDVI, TIME, EmulatorProcess, emulator_process, fields
 
 API = "/api/v1/async/process"
@@ -144,7 +146,7 @@ class TraceCollector(logging.Handler):
             log.setLevel(level)
 
 
-def run_xasync(emu: EmulatorProcess, n: int, *, k: int, prefix: str) -> dict:
+def run_xasync(emu: EmulatorProcess, n: int, *, k: int, prefix: str, options: Any = None) -> dict:
     client = emu.client(concurrency=k)
     gdf = fields(n)
     before = emu.stats()
@@ -158,6 +160,7 @@ def run_xasync(emu: EmulatorProcess, n: int, *, k: int, prefix: str) -> dict:
         delivery=f"s3://bench/{prefix}",
         storage_options=emu.storage_options,
         client=client,
+        options=options,
     )
     returned = time.perf_counter() - start
     results.wait(progress=False)
@@ -366,6 +369,7 @@ def run_p1(
     dump: str | None = None,
     profile: str | None = None,
     s3_in_process: bool = False,
+    probe_creates: bool = False,
 ) -> list[dict]:
     """P1: wall time / work-conserving bound and calls per request, one emulator per setting.
 
@@ -373,19 +377,24 @@ def run_p1(
     events; the trace costs a little client CPU. ``profile``: a file prefix for a CPU profile
     of the emulator process (yappi, every thread) per setting. ``s3_in_process``: the S3
     server in the API emulator's process (as before 2026-12-01 16:50; by default it has its own).
+    ``probe_creates``: ``SubmitOptions(probe_creates=True)`` (create probes instead of most
+    first status calls; refused creates are counted in ``create_calls``).
     """
+    options = xasync.SubmitOptions(probe_creates=True) if probe_creates else None
     rows = []
     for n, k, t in settings:
         prof = f"{profile}-{n}-{k}-{t:g}.pstat" if profile else None
         with emulator_process(
             k, t, jitter=jitter * t, profile=prof, s3_in_process=s3_in_process
         ) as emu:
-            run_xasync(emu, k, k=k, prefix="warmup")  # imports, first connections, a clock
+            run_xasync(
+                emu, k, k=k, prefix="warmup", options=options
+            )  # imports, first connections, a clock
             before = emu.stats()
             known = {r["id"] for r in before.get("requests") or []}
             collector = TraceCollector()
             with collector.attached() if trace else contextlib.nullcontext():
-                fig = run_xasync(emu, n, k=k, prefix=f"p1-{n}-{k}")
+                fig = run_xasync(emu, n, k=k, prefix=f"p1-{n}-{k}", options=options)
             after = emu.stats()
             ids = {r["id"] for r in after.get("requests") or []} - known
             bound, timed = service_bound(after, ids, k)
@@ -479,6 +488,9 @@ if __name__ == "__main__":
         "--s3-in-process", action="store_true", help="S3 server in the API emulator's process"
     )
     parser.add_argument(
+        "--probe-creates", action="store_true", help="SubmitOptions(probe_creates=True)"
+    )
+    parser.add_argument(
         "--setting",
         action="append",
         metavar="N,K,T",
@@ -494,6 +506,7 @@ if __name__ == "__main__":
         dump=args.dump,
         profile=args.profile,
         s3_in_process=args.s3_in_process,
+        probe_creates=args.probe_creates,
     )
     for row in rows:
         print(json.dumps(row))
