@@ -105,6 +105,49 @@ class TiledJob(Job):
         )
 
 
+def planned_job(planned: Any, specs: Sequence[Any], plans: Sequence[Any]) -> TiledJob:
+    """The job of a planned call's rows (tiles, packs), nothing submitted yet.
+
+    Parameters
+    ----------
+    planned : xasync.planned.PlannedSpecs
+        The requests to buy and each row's sources.
+    specs, plans : sequence
+        The rows' own specs and read plans (labels).
+
+    """
+    from xasync.planned import row_parts
+
+    parts = row_parts(planned)
+    rows = [
+        _Head(s.token, p[0][0], plan.label) for s, p, plan in zip(specs, parts, plans, strict=True)
+    ]
+    return TiledJob(rows, parts)
+
+
+def planned_orders(planned: Any, plans: Sequence[Any], s3_extras: dict[str, Any]) -> list[Any]:
+    """The submitter's order of each planned request (a body is built when it is created).
+
+    Requests an earlier call bought (``reused``, see :mod:`xasync.pack_reuse`) get no body:
+    the submitter follows them and never creates them.
+    """
+    from xasync.submitter import Order
+
+    identifiers = tuple(o.identifier for o in plans[0].outputs)
+    return [
+        Order(
+            index=k,
+            token=spec.token,
+            row_url=spec.row_url,
+            identifiers=identifiers,
+            body=None
+            if getattr(spec, "reused", False)
+            else functools.partial(spec.body, s3_extras),
+        )
+        for k, spec in enumerate(planned.requests)
+    ]
+
+
 def submit_planned(
     planned: Any,
     specs: Sequence[Any],
@@ -115,39 +158,16 @@ def submit_planned(
     options: Any,
     resubmit_failed: bool,
 ) -> TiledJob:
-    """Hand a planned call's requests to the submitter; return the job of its rows.
+    """Hand a planned call's requests to the submitter at once; return the job of its rows.
 
-    Parameters
-    ----------
-    planned : xasync.planned.PlannedSpecs
-        The requests to buy and each row's sources.
-    specs, plans : sequence
-        The rows' own specs and read plans (labels).
-    s3_extras, client, fs, options, resubmit_failed
-        As :func:`xasync.processing.process` passes them to its submitter.
-
+    :func:`planned_job` then :func:`planned_orders` submitted (``process`` goes through
+    :func:`xasync.callsubmit.start`, which writes the manifest first). The arguments are
+    those of both, and ``client, fs, options, resubmit_failed`` as ``process`` passes them.
     """
-    from xasync.planned import row_parts
-    from xasync.submitter import Order, SubmitOptions, get_submitter
+    from xasync.submitter import SubmitOptions, get_submitter
 
-    parts = row_parts(planned)
-    rows = [
-        _Head(s.token, p[0][0], plan.label) for s, p, plan in zip(specs, parts, plans, strict=True)
-    ]
-    job = TiledJob(rows, parts)
-    identifiers = tuple(o.identifier for o in plans[0].outputs)
-    orders = [
-        Order(
-            index=k,
-            token=spec.token,
-            row_url=spec.row_url,
-            identifiers=identifiers,
-            body=None  # bought by an earlier call (xasync.pack_reuse): followed, never created
-            if getattr(spec, "reused", False)
-            else functools.partial(spec.body, s3_extras),
-        )
-        for k, spec in enumerate(planned.requests)
-    ]
+    job = planned_job(planned, specs, plans)
+    orders = planned_orders(planned, plans, s3_extras)
     opts = options or SubmitOptions()
     if resubmit_failed:
         opts = SubmitOptions(**{**opts.__dict__, "resubmit_failed": True})
