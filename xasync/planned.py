@@ -224,7 +224,7 @@ def plan_specs(
         cost=cost or default_cost,
     )
     requests = _request_specs(specs, plan)
-    fill_tokens(requests)  # tiles' and packs' geometries serialised at once
+    fill_tokens(requests, keep_texts=False)  # tiles' and packs' geometries at once
     sources = _row_sources(plan, requests)
     row_requests = [tuple(p.request for p in parts) for parts in plan.parts]
     logger.debug("%d rows -> %d requests", len(specs), len(requests))
