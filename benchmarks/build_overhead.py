@@ -12,9 +12,9 @@ Figures:
   RSS of that process (``ru_maxrss``: imports and warm-up included) when the call returned and
   after every Dataset was assembled; for a big call, the seconds and the CPU (every thread of
   the process) from the return until its background thread has written the manifest and
-  handed the rows over (the CPU a notebook shares with its first Dataset builds). The emulator runs in its own process with a concurrency
-  limit of 1 and a long processing time, so the submission in the background stays at one
-  request (what the call costs a notebook, network included: one token, one manifest PUT, one
+  handed the rows over (the CPU a notebook shares with its first Dataset builds). The
+  emulator runs in its own process with a concurrency limit of 1 and a long processing time,
+  so the submission in the background stays at one request (what the call costs a notebook, network included: one token, one manifest PUT, one
   S3 listing, at most one create); then the queued rows are cancelled, nothing else is bought.
 
 Run alone: ``python -m benchmarks.build_overhead [--rows 100000] [--only unpacked|packed]``.
