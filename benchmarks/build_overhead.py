@@ -14,8 +14,8 @@ Figures:
   the process) from the return until its background thread has written the manifest and
   handed the rows over (the CPU a notebook shares with its first Dataset builds). The
   emulator runs in its own process with a concurrency limit of 1 and a long processing time,
-  so the submission in the background stays at one request (what the call costs a notebook, network included: one token, one manifest PUT, one
-  S3 listing, at most one create); then the queued rows are cancelled, nothing else is bought.
+  so the submission in the background stays at one request (what the call costs a notebook,
+  network included: one token, one manifest PUT, one S3 listing, at most one create); then the queued rows are cancelled, nothing else is bought.
 
 Run alone: ``python -m benchmarks.build_overhead [--rows 100000] [--only unpacked|packed]``.
 """
