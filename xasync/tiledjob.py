@@ -46,10 +46,12 @@ class TiledJob(Job):
         self, rows: Sequence[Any], parts: Sequence[Sequence[tuple[str, str]]], **kwargs: Any
     ) -> None:
         super().__init__(rows, **kwargs)
-        self._parts = [tuple(p) for p in parts]
-        if len(self._parts) != len(self._rows):
-            raise ValueError(f"{len(self._parts)} part lists for {len(self._rows)} rows")
-        self._share = dict(Counter(u for p in self._parts for u in {url for url, _ in p}))
+        self._parts = [p if type(p) is tuple else tuple(p) for p in parts]
+        if len(self._parts) != len(self._urls):
+            raise ValueError(f"{len(self._parts)} part lists for {len(self._urls)} rows")
+        share = Counter([p[0][0] for p in self._parts if len(p) == 1])  # most rows: one request
+        share.update(u for p in self._parts if len(p) > 1 for u in {url for url, _ in p})
+        self._share = dict(share)
 
     @property
     def urls(self) -> list[str]:
@@ -119,10 +121,10 @@ def planned_job(planned: Any, specs: Sequence[Any], plans: Sequence[Any]) -> Til
     from xasync.planned import row_parts
 
     parts = row_parts(planned)
-    rows = [
-        _Head(s.token, p[0][0], plan.label) for s, p, plan in zip(specs, parts, plans, strict=True)
-    ]
-    return TiledJob(rows, parts)
+    if not len(specs) == len(parts) == len(plans):
+        raise ValueError(f"{len(specs)} specs, {len(parts)} part lists, {len(plans)} plans")
+    tokens, labels = [s.token for s in specs], [plan.label for plan in plans]
+    return TiledJob(list(map(_Head, tokens, [p[0][0] for p in parts], labels)), parts)
 
 
 def planned_orders(planned: Any, plans: Sequence[Any], s3_extras: dict[str, Any]) -> list[Any]:
