@@ -5,7 +5,8 @@ the call is created, so that a later call or another process can reattach and ne
 it need not be there when ``process`` returns. A call of :data:`BACKGROUND_ROWS` rows or more
 therefore only checks at the call that the delivery location takes a write (one small PUT, so
 a wrong bucket or credentials still raise there), and a background thread writes the manifest
-(a few seconds at 100,000 rows), builds the submitter's orders and only then hands them over.
+(a few seconds at 100,000 rows), builds the submitter's orders and only then hands them over;
+planned calls (tiles, packs: their requests are not the rows) alike.
 If the manifest cannot be written there, nothing is bought: every row of the call ends failed
 with the :class:`~xasync.errors.DeliveryAccessError` and :meth:`Job.wait` raises it. Smaller
 calls do all of it before returning, as they always did.
@@ -30,6 +31,7 @@ from xasync.jobs import Job
 from xasync.ledger import Stage
 from xasync.manifests import manifest_dir, write_manifest_text
 from xasync.submitter import Order, SubmitOptions, get_submitter
+from xasync.tiledjob import planned_job, planned_orders
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +105,13 @@ def check_writable(fs: Any, root: str) -> None:
 
 
 def orders(call: Call) -> list[Order]:
-    """The submitter's order of each row (the body with credentials is built when created)."""
+    """The submitter's order of each request (the body with credentials is built when created).
+
+    One per row, or one per planned request (tiles, packs) when the call was planned.
+    """
     plans, extras = call.plans, call.s3_extras
+    if call.planned is not None:
+        return planned_orders(call.planned, plans, extras)
     identifiers = {p.outputs: tuple(o.identifier for o in p.outputs) for p in plans}
     return [
         Order(
@@ -148,6 +155,13 @@ def _background(call: Call, job: Job) -> None:
         _stop(job, exc)
 
 
+def _job(call: Call) -> Job:
+    """The job of the call's rows: a :class:`~xasync.tiledjob.TiledJob` when planned."""
+    if call.planned is not None:
+        return planned_job(call.planned, call.specs, call.plans)
+    return Job.from_rows(call.plans)  # a plan has the row's token, request URL and label
+
+
 def start(call: Call) -> Job:
     """Write the manifest and hand the rows to the submitter (in the background when big).
 
@@ -161,11 +175,11 @@ def start(call: Call) -> Job:
     """
     if len(call.specs) < BACKGROUND_ROWS:
         write_manifest(call)
-        job = Job.from_rows(call.plans)  # a plan has the row's token, request URL and label
+        job = _job(call)
         _submit(call, job)
         return job
     check_writable(call.fs, call.root)
-    job = Job.from_rows(call.plans)
+    job = _job(call)
     job.expect_submission()  # rows show queued until the submitter decided about them
     thread = threading.Thread(target=_background, args=(call, job), name="xasync-call", daemon=True)
     thread.start()

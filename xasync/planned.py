@@ -224,9 +224,12 @@ def plan_specs(
         cost=cost or default_cost,
     )
     requests = _request_specs(specs, plan)
-    fill_tokens(requests)  # tiles' and packs' geometries serialised at once
+    fill_tokens(requests, keep_texts=False)  # tiles' and packs' geometries at once
     sources = _row_sources(plan, requests)
-    row_requests = [tuple(p.request for p in parts) for parts in plan.parts]
+    row_requests = [
+        (parts[0].request,) if len(parts) == 1 else tuple(p.request for p in parts)
+        for parts in plan.parts
+    ]
     logger.debug("%d rows -> %d requests", len(specs), len(requests))
     return PlannedSpecs(requests, sources, row_requests)
 
@@ -326,7 +329,12 @@ def plan_call(
 
 def row_parts(planned: PlannedSpecs) -> list[tuple[tuple[str, str], ...]]:
     """Per row, its requests as ``(request URL, name)`` (for :class:`~xasync.tiledjob.TiledJob`)."""
-    return [tuple((s.row_url, s.name) for s in sources) for sources in planned.sources]
+    return [
+        ((sources[0].row_url, sources[0].name),)
+        if len(sources) == 1
+        else tuple((s.row_url, s.name) for s in sources)
+        for sources in planned.sources
+    ]
 
 
 def source_to_dict(source: Source) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from xasync import timeseries
 from xasync.bought_alone import look_before_planning
-from xasync.callsubmit import Call, start, write_manifest
+from xasync.callsubmit import Call, start
 from xasync.deliveryaccess import (
     _check_credentials,
     _delivery_extras,
@@ -34,7 +34,7 @@ from xasync.results import Results
 from xasync.rowcost import row_estimates
 from xasync.specrows import read_plans
 from xasync.submitter import SubmitOptions
-from xasync.tiledjob import planned_builder, submit_planned
+from xasync.tiledjob import planned_builder
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -203,8 +203,7 @@ def process(
 
     Each call leaves a manifest under ``<delivery>/_xasync/`` (what ``open_delivery`` and
     ``xasync status`` read) before any of its requests is created. A call of 10,000 rows or
-    more (unless ``pack``/tiles plan its requests) checks at once that the location takes a
-    write, returns, and writes the manifest in the background: if that write fails, nothing
+    more checks at once that the location takes a write, returns, and writes the manifest in the background: if that write fails, nothing
     is bought, every row fails and ``Results.wait`` raises the
     :class:`~xasync.errors.DeliveryAccessError`.
     """
@@ -263,12 +262,10 @@ def process(
         resubmit_failed=resubmit_failed,
     )
     reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
+    job = start(call)  # big calls: the manifest is written after this returns
     if planned is None:
-        job = start(call)  # big calls: the manifest is written after this returns
         build = functools.partial(_build_row, plans, reader, chunks)
     else:
-        write_manifest(call)
-        job = submit_planned(planned, specs, plans, s3_extras, client, fs, options, resubmit_failed)
         build = planned_builder(planned, specs, plans, reader=reader, chunks=chunks)
     logger.debug("%d rows handed to the submitter under %s", len(specs), root)
     if series is not None:

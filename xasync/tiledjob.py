@@ -46,10 +46,12 @@ class TiledJob(Job):
         self, rows: Sequence[Any], parts: Sequence[Sequence[tuple[str, str]]], **kwargs: Any
     ) -> None:
         super().__init__(rows, **kwargs)
-        self._parts = [tuple(p) for p in parts]
-        if len(self._parts) != len(self._rows):
-            raise ValueError(f"{len(self._parts)} part lists for {len(self._rows)} rows")
-        self._share = dict(Counter(u for p in self._parts for u in {url for url, _ in p}))
+        self._parts = [p if type(p) is tuple else tuple(p) for p in parts]
+        if len(self._parts) != len(self._urls):
+            raise ValueError(f"{len(self._parts)} part lists for {len(self._urls)} rows")
+        share = Counter([p[0][0] for p in self._parts if len(p) == 1])  # most rows: one request
+        share.update(u for p in self._parts if len(p) > 1 for u in {url for url, _ in p})
+        self._share = dict(share)
 
     @property
     def urls(self) -> list[str]:
@@ -105,6 +107,49 @@ class TiledJob(Job):
         )
 
 
+def planned_job(planned: Any, specs: Sequence[Any], plans: Sequence[Any]) -> TiledJob:
+    """The job of a planned call's rows (tiles, packs), nothing submitted yet.
+
+    Parameters
+    ----------
+    planned : xasync.planned.PlannedSpecs
+        The requests to buy and each row's sources.
+    specs, plans : sequence
+        The rows' own specs and read plans (labels).
+
+    """
+    from xasync.planned import row_parts
+
+    parts = row_parts(planned)
+    if not len(specs) == len(parts) == len(plans):
+        raise ValueError(f"{len(specs)} specs, {len(parts)} part lists, {len(plans)} plans")
+    tokens, labels = [s.token for s in specs], [plan.label for plan in plans]
+    return TiledJob(list(map(_Head, tokens, [p[0][0] for p in parts], labels)), parts)
+
+
+def planned_orders(planned: Any, plans: Sequence[Any], s3_extras: dict[str, Any]) -> list[Any]:
+    """The submitter's order of each planned request (a body is built when it is created).
+
+    Requests an earlier call bought (``reused``, see :mod:`xasync.pack_reuse`) get no body:
+    the submitter follows them and never creates them.
+    """
+    from xasync.submitter import Order
+
+    identifiers = tuple(o.identifier for o in plans[0].outputs)
+    return [
+        Order(
+            index=k,
+            token=spec.token,
+            row_url=spec.row_url,
+            identifiers=identifiers,
+            body=None
+            if getattr(spec, "reused", False)
+            else functools.partial(spec.body, s3_extras),
+        )
+        for k, spec in enumerate(planned.requests)
+    ]
+
+
 def submit_planned(
     planned: Any,
     specs: Sequence[Any],
@@ -115,39 +160,16 @@ def submit_planned(
     options: Any,
     resubmit_failed: bool,
 ) -> TiledJob:
-    """Hand a planned call's requests to the submitter; return the job of its rows.
+    """Hand a planned call's requests to the submitter at once; return the job of its rows.
 
-    Parameters
-    ----------
-    planned : xasync.planned.PlannedSpecs
-        The requests to buy and each row's sources.
-    specs, plans : sequence
-        The rows' own specs and read plans (labels).
-    s3_extras, client, fs, options, resubmit_failed
-        As :func:`xasync.processing.process` passes them to its submitter.
-
+    :func:`planned_job` then :func:`planned_orders` submitted (``process`` goes through
+    :func:`xasync.callsubmit.start`, which writes the manifest first). The arguments are
+    those of both, and ``client, fs, options, resubmit_failed`` as ``process`` passes them.
     """
-    from xasync.planned import row_parts
-    from xasync.submitter import Order, SubmitOptions, get_submitter
+    from xasync.submitter import SubmitOptions, get_submitter
 
-    parts = row_parts(planned)
-    rows = [
-        _Head(s.token, p[0][0], plan.label) for s, p, plan in zip(specs, parts, plans, strict=True)
-    ]
-    job = TiledJob(rows, parts)
-    identifiers = tuple(o.identifier for o in plans[0].outputs)
-    orders = [
-        Order(
-            index=k,
-            token=spec.token,
-            row_url=spec.row_url,
-            identifiers=identifiers,
-            body=None  # bought by an earlier call (xasync.pack_reuse): followed, never created
-            if getattr(spec, "reused", False)
-            else functools.partial(spec.body, s3_extras),
-        )
-        for k, spec in enumerate(planned.requests)
-    ]
+    job = planned_job(planned, specs, plans)
+    orders = planned_orders(planned, plans, s3_extras)
     opts = options or SubmitOptions()
     if resubmit_failed:
         opts = SubmitOptions(**{**opts.__dict__, "resubmit_failed": True})

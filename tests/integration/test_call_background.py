@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import threading
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import s3fs
+from shapely.geometry import box
 
 from xasync import callsubmit
 from xasync.errors import DeliveryAccessError
@@ -159,3 +161,111 @@ def test_a_big_call_to_gcs_writes_its_manifest_in_the_background(emu, monkeypatc
     (doc,) = read_manifests(fs, f"{root}/bg")
     assert [row["plan"]["token"] for row in doc["rows"]] == [r.token for r in results.job.rows]
     assert fs.exists(f"{root}/bg/_xasync/{callsubmit.WRITE_CHECK_NAME}")
+
+
+# -- planned calls (packs, tiles) take the same path ---------------------------------------------
+def _clustered() -> gpd.GeoDataFrame:
+    """12 small fields in two clusters: 2 to 4 packed requests with ``pack_max_px=400``."""
+    geoms = []
+    for lon0, lat0 in ((14.0, 46.0), (14.3, 46.2)):
+        for i in range(6):
+            x, y = lon0 + 0.003 * (i % 3), lat0 + 0.002 * (i // 3)
+            geoms.append(box(x, y, x + 0.0012, y + 0.0009))
+    return gpd.GeoDataFrame(geometry=geoms, crs=4326, index=[f"field-{i}" for i in range(12)])
+
+
+def _planned(gdf, emu, client, delivery, **kw):
+    kw = {"crs": "utm", "resolution": 10, "mask": True, "pack": True, "pack_max_px": 400, **kw}
+    return gdf.xasync.process(
+        NDVI_NO_MASK,
+        time=TIME,
+        delivery=delivery,
+        storage_options=emu.storage_options,
+        client=client,
+        **kw,
+    )
+
+
+def test_a_packed_call_writes_its_manifest_in_the_background_before_any_create(
+    big_call, monkeypatch
+):
+    emu, client, root = big_call
+    real, release = callsubmit.write_manifest_text, threading.Event()
+    seen: list[int] = []
+
+    def held(*args, **kwargs):  # the write waits for the test: the call returned without it
+        assert release.wait(60)
+        seen.append(emu.stats["creates"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(callsubmit, "write_manifest_text", held)
+    results = _planned(_clustered(), emu, client, f"{root}/packed")
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    assert read_manifests(fs, f"{root}/packed") == []  # returned before the manifest
+    assert (results.status()["state"] == "queued").all()
+    release.set()
+    results.wait(timeout=120, progress=False)
+    status = results.status()
+    assert (status["state"] == "done").all(), status
+    requests = status["requests"].nunique()
+    assert 2 <= requests <= 4 and emu.stats["creates"] == requests
+    assert seen == [0]  # written once, before the first create
+    (doc,) = read_manifests(fs, f"{root}/packed")
+    assert [row["plan"]["token"] for row in doc["rows"]] == [r.token for r in results.job.rows]
+    assert all(row.get("sources") for row in doc["rows"])  # the packs each row is read from
+    assert np.isfinite(results[0].ndvi.values).any()
+
+
+def test_a_packed_call_writes_the_manifest_of_a_small_call(big_call, monkeypatch):
+    emu, client, root = big_call
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    _planned(_clustered(), emu, client, f"{root}/same").wait(timeout=120, progress=False)
+    (background,) = read_manifests(fs, f"{root}/same")
+    bought = emu.stats["creates"]
+    fs.rm(f"{root}/same/_xasync", recursive=True)
+    monkeypatch.setattr(callsubmit, "BACKGROUND_ROWS", 10**9)
+    again = _planned(_clustered(), emu, client, f"{root}/same")
+    again.wait(timeout=120, progress=False)
+    (synchronous,) = read_manifests(fs, f"{root}/same")
+    assert background["rows"] == synchronous["rows"]
+    assert background["call_token"] == synchronous["call_token"]
+    assert emu.stats["creates"] == bought  # the second call bought nothing again
+
+
+@pytest.mark.parametrize("kw", [{}, {"pack": False, "max_request_px": 300}], ids=["packs", "tiles"])
+def test_a_refused_manifest_write_of_a_planned_call_buys_nothing(big_call, monkeypatch, kw):
+    emu, client, root = big_call
+    monkeypatch.setattr(callsubmit, "BACKGROUND_ROWS", 1)  # the county is one row
+
+    def refused(*args, **kwargs):
+        raise PermissionError("Access Denied")
+
+    monkeypatch.setattr(callsubmit, "write_manifest_text", refused)
+    gdf = _clustered() if kw == {} else _county()
+    results = _planned(gdf, emu, client, f"{root}/refused", **kw)
+    with pytest.raises(DeliveryAccessError, match="cannot write to the delivery location"):
+        results.wait(timeout=120, progress=False)
+    status = results.status()
+    assert (status["state"] == "failed").all(), status
+    assert status["error"].str.contains("nothing was bought").all()
+    assert emu.stats["creates"] == 0
+    assert all(emu.storage_options["secret"] not in str(e) for e in status["error"])
+
+
+def test_a_tiled_call_writes_its_manifest_in_the_background(big_call, monkeypatch):
+    monkeypatch.setattr(callsubmit, "BACKGROUND_ROWS", 1)
+    emu, client, root = big_call
+    results = _planned(_county(), emu, client, f"{root}/tiled", pack=False, max_request_px=300)
+    results.wait(timeout=120, progress=False)
+    status = results.status()
+    assert (status["state"] == "done").all(), status
+    assert emu.stats["creates"] == len(status["requests"].iloc[0].split()) == 4
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    (doc,) = read_manifests(fs, f"{root}/tiled")
+    assert len(doc["rows"][0]["sources"]) == 4
+    assert fs.exists(f"{root}/tiled/_xasync/{callsubmit.WRITE_CHECK_NAME}")
+
+
+def _county() -> gpd.GeoDataFrame:
+    """One row of about 500 x 450 px at 10 m: 4 tiles with ``max_request_px=300``."""
+    return gpd.GeoDataFrame(geometry=[box(500000, 4000000, 505000, 4004500)], crs=32633)

@@ -394,3 +394,29 @@ def test_coordinate_texts_are_what_repr_writes():
         assert _pair_texts(xy) == [f"{x!r},{y!r}" for x, y in xy.tolist()]
     with pytest.raises(ValueError):
         _pair_texts(np.array([[0.0, float("nan")]]))
+
+
+def test_a_call_writes_each_geometry_text_once(monkeypatch):
+    """``fill_tokens`` keeps each row's geometry text for the manifest's ``body_texts``, which
+    uses it and lets it go: the same bodies, one serialisation of each geometry per call."""
+    from xasync import canonical as canonical_module
+    from xasync.canonical import body_texts, canonical
+
+    specs = build_specs(
+        pinned_frame(), PINNED_ES, time=TIME, delivery=PINNED_ROOT, resolution=10, crs="utm"
+    )
+    key = canonical_module._GEOMETRY_TEXT
+    assert all(key in s.__dict__ for s in specs)  # kept by build_specs' fill_tokens
+    written: list[int] = []
+    real = canonical_module.geometry_texts
+
+    def counted(wkbs, shapes=None):
+        written.append(len(wkbs))
+        return real(wkbs, shapes)
+
+    monkeypatch.setattr(canonical_module, "geometry_texts", counted)
+    expected = [canonical(s.canonical_body()) for s in specs]
+    assert body_texts(specs) == expected
+    assert written == [] and not any(key in s.__dict__ for s in specs)  # used once, let go
+    assert body_texts(specs) == expected  # without it: written again, the same text
+    assert written == [len(specs)]

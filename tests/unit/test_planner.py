@@ -495,6 +495,25 @@ def test_tiled_job_combines_its_tiles_states_costs_and_errors():
     assert job.total_cost() == 40.0 and job.finished
 
 
+def test_tiled_job_shares_a_request_between_tiled_and_single_rows():
+    """A request is counted once per row that needs it, whether the row has one part or
+    several."""
+    from xasync.jobs import RowStatus
+    from xasync.ledger import Entry, Ledger, Stage
+    from xasync.tiledjob import TiledJob
+
+    ledger = Ledger()
+    t0, t1, t2 = [(f"s3://b/p/t{k}", f"tile (0, {k})") for k in range(3)]
+    rows = [RowStatus("a", t0[0], "a"), RowStatus("b", t0[0], "b"), RowStatus("c", t0[0], "c")]
+    job = TiledJob(rows, [[t0, t1], (t0,), [t0, t2]], ledger=ledger)
+    assert job._share == {t0[0]: 3, t1[0]: 1, t2[0]: 1}
+    for (url, _), cost in ((t0, 30.0), (t1, 10.0), (t2, 5.0)):
+        ledger.record(url, Entry(url, Stage.DONE, url[-2:], cost, bought_by=job.id))
+    assert [s.cost_pu for s in job.snapshot()] == [20.0, 10.0, 15.0]
+    with pytest.raises(ValueError, match="2 part lists for 3 rows"):
+        TiledJob(rows, [(t0,), (t1,)], ledger=ledger)
+
+
 def _mosaic_inputs():
     from xasync.plan import OutputPlan, ReadPlan
     from xasync.planned import Source
