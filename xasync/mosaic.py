@@ -43,6 +43,7 @@ from xasync.rowgraph import (
     dask_array,
     declared_output,
     layered_graph,
+    lazy_variable,
     normalize_chunks,
     out_dtype,
 )
@@ -285,7 +286,7 @@ def _variable(
     elif output.nodata is not None:
         var_attrs["_FillValue"] = dtype.type(output.nodata)
     encoding = {"grid_mapping": "spatial_ref"}
-    return xr.Variable(dims, arr, attrs=var_attrs, encoding=encoding, fastpath=True)
+    return lazy_variable(dims, arr, var_attrs, encoding)
 
 
 def build_mosaic(

@@ -34,6 +34,7 @@ __all__ = [
     "chunk_windows",
     "dask_array",
     "layered_graph",
+    "lazy_variable",
     "normalize_chunks",
     "out_dtype",
 ]
@@ -141,6 +142,16 @@ def _meta(dtype: str, ndim: int) -> np.ndarray:
     return np.empty((0,) * ndim, np.dtype(dtype))
 
 
+def _configured(key: str) -> bool:
+    """Whether the top-level dask setting ``key`` is set (truthy), under either spelling.
+
+    The lookup ``dask.config.get`` does for a top-level key (it accepts ``-`` for ``_``), on
+    the public ``dask.config.config`` dict, without its per-call parsing (twice per row).
+    """
+    config = dask.config.config
+    return bool(config.get(key) or config.get(key.replace("_", "-")))
+
+
 #: Build dask arrays without ``da.Array``'s checks (see :func:`dask_array`); a test checks that
 #: both paths give the same array.
 FAST_ARRAY = True
@@ -155,7 +166,7 @@ def dask_array(graph: HighLevelGraph, name: str, chunks: tuple, dtype: np.dtype)
     there: then the public constructor is used.
     """
     meta = _meta(np.dtype(dtype).str, len(chunks))
-    if FAST_ARRAY and not dask.config.get("array_plugins", None):
+    if FAST_ARRAY and not _configured("array_plugins"):
         try:
             arr = object.__new__(da.Array)
             arr.dask, arr._name, arr._chunks, arr._meta = graph, name, chunks, meta
@@ -179,11 +190,7 @@ def layered_graph(layers: dict[str, dict], dependencies: dict[str, set[str]]) ->
     the same objects are built directly (private to dask); otherwise, or when the fields are
     not there, the public constructor is used.
     """
-    if (
-        FAST_GRAPH
-        and not dask.get_annotations()
-        and not dask.config.get("collection_annotations", None)
-    ):
+    if FAST_GRAPH and not dask.get_annotations() and not _configured("collection_annotations"):
         try:
             graph = object.__new__(HighLevelGraph)
             graph.dependencies, graph.key_dependencies = dependencies, {}
@@ -295,4 +302,30 @@ class RowLayers:
         elif output.nodata is not None:
             var_attrs["_FillValue"] = dtype.type(output.nodata)
         encoding = {"grid_mapping": "spatial_ref"}
-        return xr.Variable(dims, arr, attrs=var_attrs, encoding=encoding, fastpath=True)
+        return lazy_variable(dims, arr, var_attrs, encoding)
+
+
+#: Wrap dask arrays in ``xr.Variable`` without its re-checks (see :func:`lazy_variable`); a
+#: test checks that both paths give identical variables.
+FAST_VARIABLE = True
+
+
+def lazy_variable(
+    dims: tuple[str, ...], arr: da.Array, attrs: dict[str, Any], encoding: dict[str, Any]
+) -> xr.Variable:
+    """``xr.Variable(dims, arr, attrs=attrs, encoding=encoding)`` of a dask array of ``dims``.
+
+    The constructor re-parses the dims, asks the array for its ``ndim`` (a sum over its chunks)
+    and copies both dicts; here the dicts are fresh and the dims a checked tuple, so its four
+    slots are set directly (private to xarray), or the public constructor is used when they are
+    not there.
+    """
+    if FAST_VARIABLE and len(dims) == len(arr.chunks):
+        try:
+            var = object.__new__(xr.Variable)
+            var._dims, var._data = dims, arr
+            var._attrs, var._encoding = attrs or None, encoding
+            return var
+        except (AttributeError, TypeError):  # pragma: no cover - another xarray
+            logger.debug("fast variable construction unavailable; using xr.Variable")
+    return xr.Variable(dims, arr, attrs=attrs, encoding=encoding, fastpath=True)
