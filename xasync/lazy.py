@@ -37,7 +37,14 @@ from xasync.awaiting import await_delivery
 from xasync.errors import ValidationError
 from xasync.plan import ReadPlan
 from xasync.reader import ReaderConfig
-from xasync.rowgraph import DEFAULT_CHUNK, RowLayers, band_dims, normalize_chunks, out_dtype
+from xasync.rowgraph import (
+    DEFAULT_CHUNK,
+    RowLayers,
+    band_dims,
+    lazy_variable,
+    normalize_chunks,
+    out_dtype,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +81,8 @@ def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
         plan.time_range,
         parts,
     )
+    if plan.mask_wkb is None:  # one string: tokenize's cheapest input
+        return tokenize(f"{shared} {row!r}")
     return tokenize(shared, repr(row), plan.mask_wkb)
 
 
@@ -234,7 +243,7 @@ def _assemble(data_vars: dict[str, xr.Variable], coords: dict[str, Any], grid: A
     checks that both give identical Datasets).
     """
     attrs = _spatial_ref_attrs(grid)
-    spatial_ref = xr.Variable((), np.array(0), attrs=attrs, fastpath=True)
+    spatial_ref = lazy_variable((), np.array(0), attrs, None)
     if _FAST_CONSTRUCT:
         try:
             return _construct_direct(data_vars, coords, spatial_ref)

@@ -311,16 +311,24 @@ FAST_VARIABLE = True
 
 
 def lazy_variable(
-    dims: tuple[str, ...], arr: da.Array, attrs: dict[str, Any], encoding: dict[str, Any]
+    dims: tuple[str, ...],
+    arr: da.Array | np.ndarray,
+    attrs: dict[str, Any],
+    encoding: dict[str, Any] | None,
 ) -> xr.Variable:
-    """``xr.Variable(dims, arr, attrs=attrs, encoding=encoding)`` of a dask array of ``dims``.
+    """``xr.Variable(dims, arr, attrs=attrs, encoding=encoding)`` of a dask array of ``dims``
+    (or of a numeric numpy array, which xarray keeps as it is).
 
     The constructor re-parses the dims, asks the array for its ``ndim`` (a sum over its chunks)
     and copies both dicts; here the dicts are fresh and the dims a checked tuple, so its four
     slots are set directly (private to xarray), or the public constructor is used when they are
     not there.
     """
-    if FAST_VARIABLE and len(dims) == len(arr.chunks):
+    if isinstance(arr, da.Array):
+        fits = len(dims) == len(arr.chunks)
+    else:
+        fits = type(arr) is np.ndarray and arr.dtype.kind in "iuf" and arr.ndim == len(dims)
+    if FAST_VARIABLE and fits:
         try:
             var = object.__new__(xr.Variable)
             var._dims, var._data = dims, arr
@@ -328,4 +336,5 @@ def lazy_variable(
             return var
         except (AttributeError, TypeError):  # pragma: no cover - another xarray
             logger.debug("fast variable construction unavailable; using xr.Variable")
-    return xr.Variable(dims, arr, attrs=attrs, encoding=encoding, fastpath=True)
+    fast = isinstance(arr, da.Array)
+    return xr.Variable(dims, arr, attrs=attrs, encoding=encoding, fastpath=fast)

@@ -92,3 +92,8 @@ def test_fast_variable_equals_the_public_constructor(monkeypatch, dims):
     assert bare.attrs == xr.Variable(dims, arr).attrs == {}
     with pytest.raises(ValueError):  # dims that do not fit: the public constructor refuses
         lazy_variable(dims[1:], arr, {}, {})
+    scalar = lazy_variable((), np.array(0), {"crs_wkt": "x"}, None)
+    xr.testing.assert_identical(scalar, xr.Variable((), np.array(0), attrs={"crs_wkt": "x"}))
+    assert scalar.encoding == {} and scalar.values.dtype == np.array(0).dtype
+    when = np.array(["2024-01-01"], dtype="datetime64[D]")  # xarray converts these: public path
+    assert lazy_variable(("t",), when, {}, None).dtype == xr.Variable(("t",), when).dtype
