@@ -194,6 +194,7 @@ def test_a_built_batch_goes_to_the_oldest_generation_in_one_pass(monkeypatch):
     from xasync import results as results_module
 
     monkeypatch.setattr(results_module, "BUILD_BATCH", 4)
+    monkeypatch.setattr(results_module, "COLLECT_AFTER", 4)
     passes: list[int] = []
 
     def watch(phase: str, info: dict) -> None:
@@ -215,6 +216,11 @@ def test_a_built_batch_goes_to_the_oldest_generation_in_one_pass(monkeypatch):
             assert passes == [] and not gc.isenabled()
         finally:
             gc.enable()
+        monkeypatch.setattr(results_module, "COLLECT_AFTER", 5)  # small batches: no pass
+        res3, _, _ = make(pd.RangeIndex(8))
+        passes.clear()
+        assert len(list(res3)) == 8
+        assert 1 not in passes and 2 not in passes
     finally:
         gc.callbacks.remove(watch)
 
