@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -71,18 +72,12 @@ class PixelGrid:
     def x_coords(self) -> np.ndarray:
         """Pixel-centre x coordinates, west to east (``c + (i + 0.5) * a`` of the transform)."""
         minx, _, maxx, _ = self.bbox
-        centres = np.arange(0.5, self.width)
-        centres *= (maxx - minx) / self.width  # in place: one array, the same floats
-        centres += minx
-        return centres
+        return _offsets(self.width, (maxx - minx) / self.width) + minx  # a new array
 
     def y_coords(self) -> np.ndarray:
         """Pixel-centre y coordinates, north to south (``f + (j + 0.5) * e`` of the transform)."""
         _, miny, _, maxy = self.bbox
-        centres = np.arange(0.5, self.height)
-        centres *= -(maxy - miny) / self.height
-        centres += maxy
-        return centres
+        return _offsets(self.height, -(maxy - miny) / self.height) + maxy
 
     def geotransform(self) -> str:
         """The GDAL geotransform as rioxarray writes it in ``spatial_ref`` (space-separated)."""
@@ -332,3 +327,27 @@ def _snap_outward_many(lo: np.ndarray, hi: np.ndarray, res: float) -> tuple[np.n
     k0 = np.where(np.abs(q0 - r0) <= SNAP_TOLERANCE_PX, r0, np.floor(q0)).astype(np.int64)
     k1 = np.where(np.abs(q1 - r1) <= SNAP_TOLERANCE_PX, r1, np.ceil(q1)).astype(np.int64)
     return k0, np.where(k1 <= k0, k0 + 1, k1)
+
+
+def _offsets(n: int, step: float) -> np.ndarray:
+    """``(i + 0.5) * step`` for ``i < n`` (read-only when cached: the rows of a call share a
+    pixel size and a few small widths). Adding the origin gives the same floats as computing
+    the centres in full."""
+    return _small_offsets(n, step) if n <= _CACHED_UP_TO else _offsets_of(n, step)
+
+
+#: Longest axis whose offsets are cached (256 entries of up to 16 KiB).
+_CACHED_UP_TO = 2048
+
+
+def _offsets_of(n: int, step: float) -> np.ndarray:
+    centres = np.arange(0.5, n)
+    centres *= step
+    return centres
+
+
+@functools.lru_cache(maxsize=256)
+def _small_offsets(n: int, step: float) -> np.ndarray:
+    centres = _offsets_of(n, step)
+    centres.flags.writeable = False
+    return centres

@@ -37,7 +37,14 @@ from xasync.awaiting import await_delivery
 from xasync.errors import ValidationError
 from xasync.plan import ReadPlan
 from xasync.reader import ReaderConfig
-from xasync.rowgraph import DEFAULT_CHUNK, RowLayers, band_dims, normalize_chunks, out_dtype
+from xasync.rowgraph import (
+    DEFAULT_CHUNK,
+    RowLayers,
+    band_dims,
+    lazy_variable,
+    normalize_chunks,
+    out_dtype,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +81,8 @@ def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
         plan.time_range,
         parts,
     )
+    if plan.mask_wkb is None:  # one string: tokenize's cheapest input
+        return tokenize(f"{shared} {row!r}")
     return tokenize(shared, repr(row), plan.mask_wkb)
 
 
@@ -234,7 +243,7 @@ def _assemble(data_vars: dict[str, xr.Variable], coords: dict[str, Any], grid: A
     checks that both give identical Datasets).
     """
     attrs = _spatial_ref_attrs(grid)
-    spatial_ref = xr.Variable((), np.array(0), attrs=attrs, fastpath=True)
+    spatial_ref = lazy_variable((), np.array(0), attrs, None)
     if _FAST_CONSTRUCT:
         try:
             return _construct_direct(data_vars, coords, spatial_ref)
@@ -259,9 +268,35 @@ def _construct_direct(
     variables.update(data_vars)
     ordered = {d: dims[d] for d in next(iter(data_vars.values())).dims if d in dims}
     ordered.update(dims)
-    return xr.Dataset._construct_direct(
-        variables, set(coords) | {"spatial_ref"}, ordered, {}, indexes
-    )
+    coord_names = set(coords)
+    coord_names.add("spatial_ref")
+    if not _KNOWN_SLOTS:  # pragma: no cover - another xarray
+        return xr.Dataset._construct_direct(variables, coord_names, ordered, {}, indexes)
+    # what Dataset._construct_direct sets, without xarray's __setattr__ hook on each slot
+    ds = object.__new__(xr.Dataset)
+    _set(ds, "_variables", variables)
+    _set(ds, "_coord_names", coord_names)
+    _set(ds, "_dims", ordered)
+    _set(ds, "_indexes", indexes)
+    _set(ds, "_attrs", {})
+    _set(ds, "_close", None)
+    _set(ds, "_encoding", None)
+    return ds
+
+
+_set = object.__setattr__
+#: The slots of ``xr.Dataset`` are those :func:`_construct_direct` sets (else xarray's own).
+_KNOWN_SLOTS = set(getattr(xr.Dataset, "__slots__", ())) == {
+    "__weakref__",
+    "_attrs",
+    "_cache",
+    "_close",
+    "_coord_names",
+    "_dims",
+    "_encoding",
+    "_indexes",
+    "_variables",
+}
 
 
 #: Build indexed coordinates without pandas'/xarray's re-validation (see :func:`_indexed_coord`);

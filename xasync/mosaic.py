@@ -7,6 +7,7 @@ Graph of one row with sources (see :mod:`xasync.planned`)::
              ├── <identifier>-<tok> (iy, ix)   chunk tasks: a window of one part
              └── ...
 
+All these tasks are one graph layer named like the output's array (fewer objects per row).
 Chunks are cut at the parts' seams first, then every ``chunks`` pixels, so a chunk reads from
 exactly one request and computing a chunk awaits only that request. A packed row's part is its
 window of the pack's delivery, masked with the row's own geometry when ``mask=True``.
@@ -42,6 +43,7 @@ from xasync.rowgraph import (
     dask_array,
     declared_output,
     layered_graph,
+    lazy_variable,
     normalize_chunks,
     out_dtype,
 )
@@ -234,7 +236,7 @@ def _variable(
     masked = plan.mask_wkb is not None
     dtype = out_dtype(output, masked)
     squeeze = output.bands == 1
-    await_name, await_layer, await_keys = awaits
+    _, await_layer, await_keys = awaits
     name, src_name = f"{output.identifier}-{tok}", f"{output.identifier}-part-{tok}"
     declared = declared_output(output.identifier, output.bands, output.dtype)
     src_layer: dict[Any, Any] = {
@@ -268,10 +270,9 @@ def _variable(
                 f"{src_name}-{k}",
                 window if squeeze else (slice(0, output.bands), *window),
             )
-    hlg = layered_graph(
-        {await_name: await_layer, src_name: src_layer, name: layer},
-        {await_name: set(), src_name: {await_name}, name: {src_name}},
-    )
+    layer.update(await_layer)  # one layer (see xasync.rowgraph): fewer containers per row
+    layer.update(src_layer)
+    hlg = layered_graph({name: layer}, {name: set()})
     if squeeze:
         arr_chunks: tuple = (tuple(ychunks), tuple(xchunks))
         dims: tuple[str, ...] = ("y", "x")
@@ -285,7 +286,7 @@ def _variable(
     elif output.nodata is not None:
         var_attrs["_FillValue"] = dtype.type(output.nodata)
     encoding = {"grid_mapping": "spatial_ref"}
-    return xr.Variable(dims, arr, attrs=var_attrs, encoding=encoding, fastpath=True)
+    return lazy_variable(dims, arr, var_attrs, encoding)
 
 
 def build_mosaic(

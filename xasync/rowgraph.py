@@ -1,7 +1,7 @@
 """The dask side of one row: chunk sizes and the graph layers of each output.
 
-Each output of a row is ``open_source`` (one task on the row's await task) and one ``getter``
-task per chunk, so a later slice fuses into the chunk's read and only the tiles it touches are
+Each output of a row is one graph layer named like its array: the row's await task,
+``open_source`` (one task on the await task) and one ``getter`` task per chunk, so a later slice fuses into the chunk's read and only the tiles it touches are
 fetched (see :mod:`xasync.windows`).
 """
 
@@ -34,6 +34,7 @@ __all__ = [
     "chunk_windows",
     "dask_array",
     "layered_graph",
+    "lazy_variable",
     "normalize_chunks",
     "out_dtype",
 ]
@@ -141,6 +142,16 @@ def _meta(dtype: str, ndim: int) -> np.ndarray:
     return np.empty((0,) * ndim, np.dtype(dtype))
 
 
+def _configured(key: str) -> bool:
+    """Whether the top-level dask setting ``key`` is set (truthy), under either spelling.
+
+    The lookup ``dask.config.get`` does for a top-level key (it accepts ``-`` for ``_``), on
+    the public ``dask.config.config`` dict, without its per-call parsing (twice per row).
+    """
+    config = dask.config.config
+    return bool(config.get(key) or config.get(key.replace("_", "-")))
+
+
 #: Build dask arrays without ``da.Array``'s checks (see :func:`dask_array`); a test checks that
 #: both paths give the same array.
 FAST_ARRAY = True
@@ -155,7 +166,7 @@ def dask_array(graph: HighLevelGraph, name: str, chunks: tuple, dtype: np.dtype)
     there: then the public constructor is used.
     """
     meta = _meta(np.dtype(dtype).str, len(chunks))
-    if FAST_ARRAY and not dask.config.get("array_plugins", None):
+    if FAST_ARRAY and not _configured("array_plugins"):
         try:
             arr = object.__new__(da.Array)
             arr.dask, arr._name, arr._chunks, arr._meta = graph, name, chunks, meta
@@ -179,11 +190,7 @@ def layered_graph(layers: dict[str, dict], dependencies: dict[str, set[str]]) ->
     the same objects are built directly (private to dask); otherwise, or when the fields are
     not there, the public constructor is used.
     """
-    if (
-        FAST_GRAPH
-        and not dask.get_annotations()
-        and not dask.config.get("collection_annotations", None)
-    ):
+    if FAST_GRAPH and not dask.get_annotations() and not _configured("collection_annotations"):
         try:
             graph = object.__new__(HighLevelGraph)
             graph.dependencies, graph.key_dependencies = dependencies, {}
@@ -276,14 +283,12 @@ class RowLayers:
         dtype = out_dtype(output, self.masked)
         name = f"{output.identifier}-{tok}"
         source_key = f"{output.identifier}-source-{tok}"
-        hlg = layered_graph(
-            {
-                self.await_key: self.await_layer,
-                source_key: {source_key: self._source_task(output, dtype)},
-                name: self._chunk_layer(name, source_key, output.bands),
-            },
-            {self.await_key: set(), source_key: {self.await_key}, name: {source_key}},
-        )
+        # One layer holds the await, source and chunk tasks: every row's graph is a few
+        # containers fewer for the garbage collector (dask's optimisations work on the tasks).
+        layer = self._chunk_layer(name, source_key, output.bands)
+        layer.update(self.await_layer)
+        layer[source_key] = self._source_task(output, dtype)
+        hlg = layered_graph({name: layer}, {name: set()})
         if output.bands == 1:
             arr_chunks: tuple = (self.ychunks, self.xchunks)
             dims: tuple[str, ...] = ("y", "x")
@@ -297,4 +302,39 @@ class RowLayers:
         elif output.nodata is not None:
             var_attrs["_FillValue"] = dtype.type(output.nodata)
         encoding = {"grid_mapping": "spatial_ref"}
-        return xr.Variable(dims, arr, attrs=var_attrs, encoding=encoding, fastpath=True)
+        return lazy_variable(dims, arr, var_attrs, encoding)
+
+
+#: Wrap dask arrays in ``xr.Variable`` without its re-checks (see :func:`lazy_variable`); a
+#: test checks that both paths give identical variables.
+FAST_VARIABLE = True
+
+
+def lazy_variable(
+    dims: tuple[str, ...],
+    arr: da.Array | np.ndarray,
+    attrs: dict[str, Any],
+    encoding: dict[str, Any] | None,
+) -> xr.Variable:
+    """``xr.Variable(dims, arr, attrs=attrs, encoding=encoding)`` of a dask array of ``dims``
+    (or of a numeric numpy array, which xarray keeps as it is).
+
+    The constructor re-parses the dims, asks the array for its ``ndim`` (a sum over its chunks)
+    and copies both dicts; here the dicts are fresh and the dims a checked tuple, so its four
+    slots are set directly (private to xarray), or the public constructor is used when they are
+    not there.
+    """
+    if isinstance(arr, da.Array):
+        fits = len(dims) == len(arr.chunks)
+    else:
+        fits = type(arr) is np.ndarray and arr.dtype.kind in "iuf" and arr.ndim == len(dims)
+    if FAST_VARIABLE and fits:
+        try:
+            var = object.__new__(xr.Variable)
+            var._dims, var._data = dims, arr
+            var._attrs, var._encoding = attrs or None, encoding
+            return var
+        except (AttributeError, TypeError):  # pragma: no cover - another xarray
+            logger.debug("fast variable construction unavailable; using xr.Variable")
+    fast = isinstance(arr, da.Array)
+    return xr.Variable(dims, arr, attrs=attrs, encoding=encoding, fastpath=fast)

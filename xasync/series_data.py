@@ -61,14 +61,12 @@ def _scenes_array(ds: Any, reader: Any, n: int) -> Any:
     # the row's one request (xasync.lazy: "await-delivery-<tok>") or, for a row read from
     # tiles or a pack (xasync.mosaic: "await-<tok>"), its first request: the scenes of a tile
     # or a pack are those of the row
-    await_layer = next(k for k in graph.layers if str(k).startswith("await-"))
-    await_key = next(iter(graph.layers[await_layer]))
+    # (the await task is in the layer of the output's array: xasync.rowgraph)
+    await_key = min(k for k in graph if isinstance(k, str) and k.startswith("await-"))
     name = "scenes-" + hashlib.sha256(f"{await_key}-{n}".encode()).hexdigest()[:24]
     layer: dict[Any, Any] = {(name, 0): (_read_scene_counts, await_key, reader, n)}
-    hlg = HighLevelGraph(
-        {await_layer: graph.layers[await_layer], name: layer},
-        {await_layer: set(), name: {await_layer}},
-    )
+    layer[await_key] = graph[await_key]
+    hlg = HighLevelGraph({name: layer}, {name: set()})
     return da.Array(hlg, name, ((n,),), dtype=np.int32)
 
 

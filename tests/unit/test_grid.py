@@ -206,3 +206,23 @@ def test_coords_and_geotransform_equal_the_affine_ones_bit_for_bit():
         assert np.array_equal(g.x_coords(), t.c + (np.arange(w) + 0.5) * t.a)
         assert np.array_equal(g.y_coords(), t.f + (np.arange(h) + 0.5) * t.e)
         assert g.geotransform() == " ".join(str(v) for v in t.to_gdal())
+
+
+def test_cached_pixel_offsets_give_the_same_coordinates_as_the_full_formula():
+    """x/y centres from the cached offsets equal ``origin + (i + 0.5) * step`` computed in
+    full, bit for bit, for small (cached) and long (not cached) axes."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        w, h = (int(v) for v in rng.choice([1, 7, 64, 513, 2048, 2049, 3000], size=2))
+        minx, miny = rng.uniform(-2e6, 2e6, size=2).round(1)
+        res = float(rng.choice([10.0, 20.0, 60.0, 0.3]))
+        g = PixelGrid(32633, (minx, miny, minx + w * res, miny + h * res), w, h)
+        full_x = np.arange(0.5, w)
+        full_x *= (g.bbox[2] - g.bbox[0]) / w
+        full_x += g.bbox[0]
+        full_y = np.arange(0.5, h)
+        full_y *= -(g.bbox[3] - g.bbox[1]) / h
+        full_y += g.bbox[3]
+        x, y = g.x_coords(), g.y_coords()
+        assert np.array_equal(x, full_x) and np.array_equal(y, full_y)
+        assert x.flags.writeable and y.flags.writeable  # new arrays, not the cache

@@ -254,6 +254,9 @@ def test_keys_are_deterministic_and_named(bucket, config, s3_server):
     awaits = [k for k in a.__dask_graph__() if str(k).startswith("await-delivery-")]
     assert len(awaits) == 1  # one per row, shared by both variables
     assert dask.base.tokenize(a) == dask.base.tokenize(b)
+    for var in a.data_vars.values():  # one layer per array (fewer objects per row)
+        assert list(var.data.dask.layers) == [var.data.name]
+        assert set(var.data.dask) & set(awaits) == set(awaits)
 
 
 def test_chunk_specs_and_validation(bucket, config):

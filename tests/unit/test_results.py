@@ -186,6 +186,45 @@ def test_iterating_builds_in_batches_in_order_and_restores_the_collector(monkeyp
     assert list(res.datasets.index) == list(range(10))
 
 
+def test_a_built_batch_goes_to_the_oldest_generation_in_one_pass(monkeypatch):
+    """After a batch the collector runs once over the young generations (the batch's objects
+    all survive); with the collector turned off by the user it does not run at all."""
+    import gc
+
+    from xasync import results as results_module
+
+    monkeypatch.setattr(results_module, "BUILD_BATCH", 4)
+    monkeypatch.setattr(results_module, "COLLECT_AFTER", 4)
+    passes: list[int] = []
+
+    def watch(phase: str, info: dict) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    gc.callbacks.append(watch)
+    try:
+        res, _, _ = make(pd.RangeIndex(8))
+        passes.clear()
+        got = list(res)
+        assert passes.count(1) >= 2  # one per batch of 4 (more if the test allocates a lot)
+        assert all(any(o is ds for o in gc.get_objects(generation=2)) for ds in got[:4])
+        gc.disable()
+        try:
+            res2, _, _ = make(pd.RangeIndex(8))
+            passes.clear()
+            assert len(list(res2)) == 8
+            assert passes == [] and not gc.isenabled()
+        finally:
+            gc.enable()
+        monkeypatch.setattr(results_module, "COLLECT_AFTER", 5)  # small batches: no pass
+        res3, _, _ = make(pd.RangeIndex(8))
+        passes.clear()
+        assert len(list(res3)) == 8
+        assert 1 not in passes and 2 not in passes
+    finally:
+        gc.callbacks.remove(watch)
+
+
 def test_a_failing_row_raises_at_its_turn_when_iterating(monkeypatch):
     from xasync import results as results_module
 

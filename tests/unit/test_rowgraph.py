@@ -68,3 +68,32 @@ def test_normalize_chunks_cache_keeps_types_apart():
     assert normalize_chunks(None, (10, 20)) == ((10,), (20,))
     assert normalize_chunks(-1, (5000, 3000)) == ((5000,), (3000,))
     assert normalize_chunks({"y": 100}, (300, 200)) == ((100, 100, 100), (200,))
+
+
+@pytest.mark.parametrize("dims", [("y", "x"), ("band", "y", "x")])
+def test_fast_variable_equals_the_public_constructor(monkeypatch, dims):
+    import dask.array as da
+    import xarray as xr
+
+    from xasync.rowgraph import lazy_variable
+
+    arr = da.ones((3, 4, 5)[-len(dims) :], chunks=2, dtype="float32")
+    fast = lazy_variable(dims, arr, {"_FillValue": np.nan}, {"grid_mapping": "spatial_ref"})
+    bare = lazy_variable(dims, arr, {}, {"grid_mapping": "spatial_ref"})
+    monkeypatch.setattr(rowgraph, "FAST_VARIABLE", False)
+    public = xr.Variable(
+        dims, arr, attrs={"_FillValue": np.nan}, encoding={"grid_mapping": "spatial_ref"}
+    )
+    for var in (fast, lazy_variable(dims, arr, {"_FillValue": np.nan}, dict(public.encoding))):
+        assert type(var) is xr.Variable and var.data is arr
+        xr.testing.assert_identical(var, public)
+        assert var.encoding == public.encoding and var.dims == public.dims
+        assert var.chunks == public.chunks and var.dtype == public.dtype
+    assert bare.attrs == xr.Variable(dims, arr).attrs == {}
+    with pytest.raises(ValueError):  # dims that do not fit: the public constructor refuses
+        lazy_variable(dims[1:], arr, {}, {})
+    scalar = lazy_variable((), np.array(0), {"crs_wkt": "x"}, None)
+    xr.testing.assert_identical(scalar, xr.Variable((), np.array(0), attrs={"crs_wkt": "x"}))
+    assert scalar.encoding == {} and scalar.values.dtype == np.array(0).dtype
+    when = np.array(["2024-01-01"], dtype="datetime64[D]")  # xarray converts these: public path
+    assert lazy_variable(("t",), when, {}, None).dtype == xr.Variable(("t",), when).dtype
