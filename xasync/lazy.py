@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -268,7 +268,7 @@ def _construct_direct(
     variables.update(data_vars)
     ordered = {d: dims[d] for d in next(iter(data_vars.values())).dims if d in dims}
     ordered.update(dims)
-    coord_names = set(coords)
+    coord_names: set[Hashable] = set(coords)
     coord_names.add("spatial_ref")
     if not _KNOWN_SLOTS:  # pragma: no cover - another xarray
         return xr.Dataset._construct_direct(variables, coord_names, ordered, {}, indexes)

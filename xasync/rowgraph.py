@@ -331,7 +331,7 @@ def lazy_variable(
     if FAST_VARIABLE and fits:
         try:
             var = object.__new__(xr.Variable)
-            var._dims, var._data = dims, arr
+            var._dims, var._data = dims, arr  # type: ignore[assignment]
             var._attrs, var._encoding = attrs or None, encoding
             return var
         except (AttributeError, TypeError):  # pragma: no cover - another xarray
