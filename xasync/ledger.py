@@ -161,6 +161,24 @@ class Ledger:
             self.cond.notify_all()
             return new
 
+    def update_many(self, urls: Iterable[str], **changes: Any) -> int:
+        """:meth:`update` for several URLs under one lock, with one notification (a cancelled
+        job's queued rows); returns how many entries changed."""
+        changed = 0
+        with self.cond:
+            for url in urls:
+                old = self._entries.get(url) or Entry(url)
+                if old.is_final and changes.get("stage", old.stage) is not old.stage:
+                    continue
+                new = replace(old, **changes)
+                if new.is_final:
+                    new = replace(new, follower=None, finished=new.finished or utcnow())
+                self._entries[url] = new
+                changed += 1
+            if changed:
+                self.cond.notify_all()
+        return changed
+
     def record(self, url: str, entry: Entry) -> None:
         """Put a whole entry (tests, benchmarks: an outcome known without a submitter)."""
         with self.cond:

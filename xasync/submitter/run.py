@@ -15,7 +15,8 @@ import logging
 import os
 import uuid
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from xasync import delivery
 from xasync.errors import TransportError, XasyncError
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["OWNER", "JobRun"]
+
+T = TypeVar("T")
 
 #: Rows finishing within this share of the learned duration share one confirming listing
 #: (at most ``CONFIRM_WINDOW_MAX`` seconds apart).
@@ -79,6 +82,11 @@ class JobRun:
         self.stopped: TransportError | None = None
         self.tasks: dict[str, asyncio.Task] = {}
         self.creating: set[str] = set()
+        #: Request URLs waiting for a slot while holding nothing (no slot, no claim), in the
+        #: order they started waiting (the slots' FIFO order); see :meth:`end_queued`.
+        self.queued: dict[str, None] = {}
+        #: Request URLs ended by :meth:`end_queued` (their tasks were cancelled).
+        self.ended: set[str] = set()
         self.seen_ids: dict[str, tuple[str, ...]] = {}
         self.tally: Counter = Counter()
 
@@ -158,6 +166,35 @@ class JobRun:
                 task.cancel()
         self.job.abort(exc)
 
+    async def queue_for(self, url: str, waiting: Awaitable[T]) -> T:
+        """Await ``waiting`` (a slot, or a permit to claim early) with ``url`` in the queue."""
+        self.queued[url] = None
+        try:
+            return await waiting
+        finally:
+            self.queued.pop(url, None)
+
+    def end_queued(self) -> None:
+        """The job was cancelled: end every row still waiting for a slot at once.
+
+        One ledger update for all of them, and each task cancelled where it waits (in FIFO
+        order, so each leaves the front of the slots' queue), instead of each row waking in
+        turn to find the job cancelled, and failing with two ledger notifications of its own.
+        """
+        if not self.queued:
+            return
+        urls = list(self.queued)
+        self.queued.clear()
+        self.ended.update(urls)
+        message = self.not_bought_message()
+        logger.debug("%d queued rows: %s", len(urls), message)
+        self.ledger.update_many(urls, stage=Stage.FAILED, error=message, local_to=self.job.id)
+        me = asyncio.current_task()
+        for url in urls:
+            task = self.tasks.get(url)
+            if task is not None and task is not me:
+                task.cancel()
+
     def not_bought_message(self) -> str:
         """Why a row that was never created ends failed."""
         if self.stopped is not None:
@@ -170,7 +207,8 @@ class JobRun:
         try:
             await self._act(url, first, self._decide(url, seen))
         except asyncio.CancelledError:
-            self.ledger.abandon(url, self.job.id)
+            if url not in self.ended:  # ended rows are final already
+                self.ledger.abandon(url, self.job.id)
             raise
         except TransportError as exc:
             self._fail(url, str(exc))
@@ -197,7 +235,8 @@ class JobRun:
         try:
             await self._do(url, order, action)
         finally:
-            self.job.decided(url)
+            if url not in self.ended:  # decided before it queued
+                self.job.decided(url)
 
     async def _do(self, url: str, order: Order, action: Action) -> None:
         kind = action.kind
