@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,7 +27,7 @@ from xasync.submitter.decision import Action, Kind, decide
 from xasync.submitter.options import Order, SubmitOptions
 from xasync.submitter.polling import poll_until_finished
 from xasync.submitter.s3 import Confirmer, probe_until_answer
-from xasync.submitter.slots import Account
+from xasync.submitter.slots import CONDITION_WAITERS, Account
 from xasync.submitter.trace import trace
 
 if TYPE_CHECKING:
@@ -87,6 +87,11 @@ class JobRun:
         self.queued: dict[str, None] = {}
         #: Request URLs ended by :meth:`end_queued` (their tasks were cancelled).
         self.ended: set[str] = set()
+        #: Rows to create beyond ``_window()`` rows waiting: URLs, not tasks (see _next_deferred).
+        self.deferred: deque[str] = deque()
+        self.deferred_set: set[str] = set()
+        self._live = 0  # tasks not done
+        self._idle = asyncio.Event()  # set when no task is live and nothing is deferred
         self.seen_ids: dict[str, tuple[str, ...]] = {}
         self.tally: Counter = Counter()
 
@@ -123,15 +128,45 @@ class JobRun:
                     )
             self.seen_ids = {u: row.request_ids for u, row in seen.items()}
             for url in self.groups:
-                task = asyncio.create_task(self._request(url, seen.get(url)))
-                self.tasks[url] = task
+                self._spawn(url, self._request(url, seen.get(url)))
             await asyncio.sleep(0)  # every task decides before its first await
             self._log_decisions()
-            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            if self._live or self.deferred:
+                await self._idle.wait()
         finally:
             confirm_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await confirm_task
+
+    def _spawn(self, url: str, coro: Any) -> None:
+        self._live += 1
+        self._idle.clear()
+        task = asyncio.create_task(coro)
+        self.tasks[url] = task
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved (each task records its own outcome)
+        self._live -= 1
+        if not self._live and not self.deferred:
+            self._idle.set()
+
+    def _window(self) -> int:
+        """How many rows may wait to be created as tasks; the others wait as URLs."""
+        cap = self.account.cap if self.account is not None else 1
+        return 2 * max(CONDITION_WAITERS, 2 * cap)
+
+    def _next_deferred(self) -> None:
+        """A create ended (or was given up): start the next deferred rows."""
+        if self.deferred and (self.job.is_cancelled() or self.stopped is not None):
+            self.end_queued()
+            return
+        while self.deferred and len(self.creating) < self._window():
+            url = self.deferred.popleft()
+            self.deferred_set.discard(url)
+            self.creating.add(url)  # counted at once (the task starts later)
+            self._spawn(url, self._request(url, None, resume=True))
 
     def _log_decisions(self) -> None:
         tally = self.tally
@@ -181,19 +216,28 @@ class JobRun:
         order, so each leaves the front of the slots' queue), instead of each row waking in
         turn to find the job cancelled, and failing with two ledger notifications of its own.
         """
-        if not self.queued:
+        if not self.queued and not self.deferred:
             return
         urls = list(self.queued)
+        deferred = list(self.deferred)
         self.queued.clear()
+        self.deferred.clear()
+        self.deferred_set.clear()
         self.ended.update(urls)
+        self.ended.update(deferred)
+        self.unsettled.difference_update(deferred)
+        urls += deferred
         message = self.not_bought_message()
         logger.debug("%d queued rows: %s", len(urls), message)
         self.ledger.update_many(urls, stage=Stage.FAILED, error=message, local_to=self.job.id)
         me = asyncio.current_task()
         for url in urls:
             task = self.tasks.get(url)
-            if task is not None and task is not me:
+            if task is not None and task is not me and not task.done():
                 task.cancel()
+        self.confirmer.wake.set()
+        if not self._live:
+            self._idle.set()
 
     def not_bought_message(self) -> str:
         """Why a row that was never created ends failed."""
@@ -202,10 +246,15 @@ class JobRun:
         return "cancelled before it was submitted (nothing was bought)"
 
     # -- one request URL ---------------------------------------------------------------------
-    async def _request(self, url: str, seen: delivery.RowDelivery | None) -> None:
+    async def _request(
+        self, url: str, seen: delivery.RowDelivery | None, *, resume: bool = False
+    ) -> None:
         first = self.groups[url][0]
         try:
-            await self._act(url, first, self._decide(url, seen))
+            if resume:  # a deferred create (decided and followed already)
+                await self._create(url, first)
+            else:
+                await self._act(url, first, self._decide(url, seen))
         except asyncio.CancelledError:
             if url not in self.ended:  # ended rows are final already
                 self.ledger.abandon(url, self.job.id)
@@ -216,8 +265,9 @@ class JobRun:
         except XasyncError as exc:
             self._fail(url, str(exc))
         finally:
-            self.unsettled.discard(url)
-            self.confirmer.wake.set()  # the rows waiting for confirmation may be the last now
+            if url not in self.deferred_set:
+                self.unsettled.discard(url)
+                self.confirmer.wake.set()  # the rows waiting for confirmation may be the last
 
     def _decide(self, url: str, seen: delivery.RowDelivery | None) -> Action:
         action = decide(
@@ -255,6 +305,10 @@ class JobRun:
         elif kind is Kind.FAIL:
             self._fail(url, action.message or "failed")
         elif kind is Kind.CREATE:
+            if len(self.creating) >= self._window():  # created later, see _next_deferred
+                self.deferred.append(url)
+                self.deferred_set.add(url)
+                return
             await self._create(url, order)
         elif kind is Kind.FOLLOW:
             logger.info("%s: attaching to running request %s", url, action.request_id)
@@ -273,6 +327,7 @@ class JobRun:
             created = await create(self, url, order.identifiers, order.body, known)
         finally:
             self.creating.discard(url)
+            self._next_deferred()
         if created.error is not None:
             if self.job.is_cancelled():
                 self.fail_not_bought(url, created.error)
