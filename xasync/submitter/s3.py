@@ -22,16 +22,27 @@ from xasync.submitter.trace import trace
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Confirmer", "probe"]
+__all__ = ["Confirmer", "probe", "storage_name"]
 
 _BACKOFF = Backoff(base=0.2, cap=5.0)
 #: Shortest wait before a listing (seconds).
 BATCH_MIN = 0.1
 
 
-def s3_error(exc: BaseException, what: str) -> TransportError:
-    """A typed error for an S3 failure (the message names the operation, never a secret)."""
-    return TransportError(f"S3 {what} failed: {type(exc).__name__}: {str(exc)[:200]}")
+def storage_name(fs: Any) -> str:
+    """How messages name the delivery's storage: ``S3``, ``GCS``, or the URL scheme."""
+    protocol = getattr(fs, "protocol", "s3")
+    scheme = protocol if isinstance(protocol, str) else (tuple(protocol) or ("s3",))[0]
+    if scheme in ("gs", "gcs"):
+        return "GCS"
+    return "S3" if scheme in ("s3", "s3a") else f"{scheme}:// storage"
+
+
+def s3_error(exc: BaseException, what: str, fs: Any = None) -> TransportError:
+    """A typed error for a failure of the delivery's storage (S3, or what ``fs`` is): the
+    message names the storage and the operation, never a secret."""
+    name = "S3" if fs is None else storage_name(fs)
+    return TransportError(f"{name} {what} failed: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 async def probe(fs: Any, rows: Mapping[str, tuple[str, ...]]) -> dict[str, delivery.RowDelivery]:
@@ -43,7 +54,7 @@ async def probe(fs: Any, rows: Mapping[str, tuple[str, ...]]) -> dict[str, deliv
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # OSError, botocore errors: all mean "S3 did not answer"
-        raise s3_error(exc, "listing") from None
+        raise s3_error(exc, "listing", fs) from None
 
 
 async def probe_until_answer(
