@@ -27,6 +27,9 @@ __all__ = ["Confirmer", "probe", "storage_name"]
 _BACKOFF = Backoff(base=0.2, cap=5.0)
 #: Shortest wait before a listing (seconds).
 BATCH_MIN = 0.1
+#: At the job's end, up to this many rows are probed one prefix each (in parallel) instead of
+#: listing a root of several pages.
+TAIL_PROBES = 16
 
 
 def storage_name(fs: Any) -> str:
@@ -190,7 +193,13 @@ class Confirmer:
             self.waiting.pop(url, None)
 
     async def _probe(self, batch: dict) -> dict[str, delivery.RowDelivery]:
-        if len(batch) <= self.listing_pages:
+        # one small listing per row when that costs no more calls than a listing of the whole
+        # root; and at the job's end (the tail: the user waits for these rows) also instead of
+        # a root listing of several pages, which are listed one after the other
+        per_row = len(batch) <= self.listing_pages or (
+            self.listing_pages > 1 and len(batch) <= TAIL_PROBES and self.tail()
+        )
+        if per_row:
             results = await asyncio.gather(
                 *(probe(self.fs, {url: ids}) for url, (ids, *_rest) in batch.items())
             )
