@@ -199,6 +199,7 @@ class JobRun:
             task = self.tasks.get(url)
             if task is not None and url not in self.creating and task is not asyncio.current_task():
                 task.cancel()
+        self.end_queued()  # the rows waiting for a slot, and the deferred ones (no task)
         self.job.abort(exc)
 
     async def queue_for(self, url: str, waiting: Awaitable[T]) -> T:
