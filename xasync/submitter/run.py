@@ -74,6 +74,7 @@ class JobRun:
             fs,
             opts,
             listing_pages=max(1, -(-keys // 1000)),
+            rows=len(self.groups),
             window=self._confirm_window,
             tail=lambda: not self.unsettled,
         )

@@ -27,9 +27,11 @@ __all__ = ["Confirmer", "probe", "storage_name"]
 _BACKOFF = Backoff(base=0.2, cap=5.0)
 #: Shortest wait before a listing (seconds).
 BATCH_MIN = 0.1
-#: At the job's end, up to this many rows are probed one prefix each (in parallel) instead of
-#: listing a root of several pages.
-TAIL_PROBES = 16
+#: At the job's end, up to this many rows (and at most ``TAIL_SHARE`` of the job's rows, so
+#: that the extra listings stay within a small share of a call per request) are probed one
+#: prefix each (in parallel) instead of listing a root of several pages one after the other.
+TAIL_PROBES = 32
+TAIL_SHARE = 0.05
 
 
 def storage_name(fs: Any) -> str:
@@ -88,6 +90,10 @@ class Confirmer:
     listing_pages : int
         About how many LIST pages a listing of the whole delivery root costs; fewer waiting
         rows are cheaper to probe one prefix each.
+    rows : int
+        The job's rows (request URLs): at the tail, up to ``TAIL_SHARE`` of them (at most
+        ``TAIL_PROBES``) are probed one prefix each rather than by a root listing of several
+        pages.
     window : callable, optional
         Seconds to gather rows before a listing (default 0.1 s): rows finishing within it share
         one listing. Confirmation is off the critical path (the slot is already free), so it
@@ -103,11 +109,13 @@ class Confirmer:
         opts: SubmitOptions,
         *,
         listing_pages: int = 1,
+        rows: int = 0,
         window: Callable[[], float] = lambda: BATCH_MIN,
         tail: Callable[[], bool] = lambda: False,
     ) -> None:
         self.fs, self.opts = fs, opts
         self.listing_pages = listing_pages
+        self.tail_probes = min(TAIL_PROBES, int(TAIL_SHARE * rows))
         self.window, self.tail = window, tail
         self.waiting: dict[str, tuple[tuple[str, ...], str | None, float, asyncio.Future]] = {}
         self.wake = asyncio.Event()
@@ -197,7 +205,7 @@ class Confirmer:
         # root; and at the job's end (the tail: the user waits for these rows) also instead of
         # a root listing of several pages, which are listed one after the other
         per_row = len(batch) <= self.listing_pages or (
-            self.listing_pages > 1 and len(batch) <= TAIL_PROBES and self.tail()
+            self.listing_pages > 1 and len(batch) <= self.tail_probes and self.tail()
         )
         if per_row:
             results = await asyncio.gather(
