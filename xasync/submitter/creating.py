@@ -154,7 +154,7 @@ async def _slot_and_claim(
     """
     cancelled = run.job.is_cancelled
     if not claimed and run.slots.claims_early(run.opts.claim_timeout):
-        await run.queue_for(url, run.slots.ahead.acquire())
+        await run.rows.wait(url, run.slots.ahead.acquire())
         try:
             if cancelled():  # cancelled while waiting to claim ahead: write nothing
                 return _stopped(run)
@@ -168,7 +168,7 @@ async def _slot_and_claim(
             run.slots.ahead.release()
     else:
         waiting = run.slots.acquire(cancelled)
-        if not await (waiting if claimed else run.queue_for(url, waiting)):
+        if not await (waiting if claimed else run.rows.wait(url, waiting)):
             return _stopped(run)
         trace("slot", url)
         if claimed:

@@ -14,9 +14,8 @@ import contextlib
 import logging
 import os
 import uuid
-from collections import Counter, deque
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 from xasync import delivery
 from xasync.errors import TransportError, XasyncError
@@ -26,6 +25,7 @@ from xasync.submitter.creating import create
 from xasync.submitter.decision import Action, Kind, decide
 from xasync.submitter.options import Order, SubmitOptions
 from xasync.submitter.polling import poll_until_finished
+from xasync.submitter.queueing import RowQueue
 from xasync.submitter.s3 import Confirmer, probe_until_answer
 from xasync.submitter.slots import CONDITION_WAITERS, Account
 from xasync.submitter.trace import trace
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["OWNER", "JobRun"]
 
-T = TypeVar("T")
 
 #: Rows finishing within this share of the learned duration share one confirming listing
 #: (at most ``CONFIRM_WINDOW_MAX`` seconds apart).
@@ -81,18 +80,9 @@ class JobRun:
         #: Request URLs whose task has not reached confirmation (nor ended) yet.
         self.unsettled: set[str] = set(self.groups)
         self.stopped: TransportError | None = None
-        self.tasks: dict[str, asyncio.Task] = {}
         self.creating: set[str] = set()
-        #: Request URLs waiting for a slot while holding nothing (no slot, no claim), in the
-        #: order they started waiting (the slots' FIFO order); see :meth:`end_queued`.
-        self.queued: dict[str, None] = {}
-        #: Request URLs ended by :meth:`end_queued` (their tasks were cancelled).
-        self.ended: set[str] = set()
-        #: Rows to create beyond ``_window()`` rows waiting: URLs, not tasks (see _next_deferred).
-        self.deferred: deque[str] = deque()
-        self.deferred_set: set[str] = set()
-        self._live = 0  # tasks not done
-        self._idle = asyncio.Event()  # set when no task is live and nothing is deferred
+        self.rows = RowQueue()
+        self.tasks = self.rows.tasks
         self.seen_ids: dict[str, tuple[str, ...]] = {}
         self.tally: Counter = Counter()
 
@@ -129,29 +119,14 @@ class JobRun:
                     )
             self.seen_ids = {u: row.request_ids for u, row in seen.items()}
             for url in self.groups:
-                self._spawn(url, self._request(url, seen.get(url)))
+                self.rows.spawn(url, self._request(url, seen.get(url)))
             await asyncio.sleep(0)  # every task decides before its first await
             self._log_decisions()
-            if self._live or self.deferred:
-                await self._idle.wait()
+            await self.rows.idle()
         finally:
             confirm_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await confirm_task
-
-    def _spawn(self, url: str, coro: Any) -> None:
-        self._live += 1
-        self._idle.clear()
-        task = asyncio.create_task(coro)
-        self.tasks[url] = task
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        if not task.cancelled():
-            task.exception()  # retrieved (each task records its own outcome)
-        self._live -= 1
-        if not self._live and not self.deferred:
-            self._idle.set()
 
     def _window(self) -> int:
         """How many rows may wait to be created as tasks; the others wait as URLs."""
@@ -160,14 +135,12 @@ class JobRun:
 
     def _next_deferred(self) -> None:
         """A create ended (or was given up): start the next deferred rows."""
-        if self.deferred and (self.job.is_cancelled() or self.stopped is not None):
+        if self.rows.deferred and (self.job.is_cancelled() or self.stopped is not None):
             self.end_queued()
             return
-        while self.deferred and len(self.creating) < self._window():
-            url = self.deferred.popleft()
-            self.deferred_set.discard(url)
+        for url in self.rows.next_deferred(self._window() - len(self.creating)):
             self.creating.add(url)  # counted at once (the task starts later)
-            self._spawn(url, self._request(url, None, resume=True))
+            self.rows.spawn(url, self._request(url, None, resume=True))
 
     def _log_decisions(self) -> None:
         tally = self.tally
@@ -203,43 +176,20 @@ class JobRun:
         self.end_queued()  # the rows waiting for a slot, and the deferred ones (no task)
         self.job.abort(exc)
 
-    async def queue_for(self, url: str, waiting: Awaitable[T]) -> T:
-        """Await ``waiting`` (a slot, or a permit to claim early) with ``url`` in the queue."""
-        self.queued[url] = None
-        try:
-            return await waiting
-        finally:
-            self.queued.pop(url, None)
-
     def end_queued(self) -> None:
-        """The job was cancelled: end every row still waiting for a slot at once.
-
-        One ledger update for all of them, and each task cancelled where it waits (in FIFO
-        order, so each leaves the front of the slots' queue), instead of each row waking in
-        turn to find the job cancelled, and failing with two ledger notifications of its own.
-        """
-        if not self.queued and not self.deferred:
+        """The job was cancelled (or stopped): end every row still waiting for a slot, and
+        every deferred row, at once: one ledger update for all of them (each waiting task is
+        cancelled where it waits), instead of each row waking in turn to find the job
+        cancelled and failing with two ledger notifications of its own."""
+        waiting, deferred = self.rows.end_all()
+        urls = waiting + deferred
+        if not urls:
             return
-        urls = list(self.queued)
-        deferred = list(self.deferred)
-        self.queued.clear()
-        self.deferred.clear()
-        self.deferred_set.clear()
-        self.ended.update(urls)
-        self.ended.update(deferred)
         self.unsettled.difference_update(deferred)
-        urls += deferred
         message = self.not_bought_message()
         logger.debug("%d queued rows: %s", len(urls), message)
         self.ledger.update_many(urls, stage=Stage.FAILED, error=message, local_to=self.job.id)
-        me = asyncio.current_task()
-        for url in urls:
-            task = self.tasks.get(url)
-            if task is not None and task is not me and not task.done():
-                task.cancel()
         self.confirmer.wake.set()
-        if not self._live:
-            self._idle.set()
 
     def not_bought_message(self) -> str:
         """Why a row that was never created ends failed."""
@@ -258,7 +208,7 @@ class JobRun:
             else:
                 await self._act(url, first, self._decide(url, seen))
         except asyncio.CancelledError:
-            if url not in self.ended:  # ended rows are final already
+            if url not in self.rows.ended:  # ended rows are final already
                 self.ledger.abandon(url, self.job.id)
             raise
         except TransportError as exc:
@@ -267,7 +217,7 @@ class JobRun:
         except XasyncError as exc:
             self._fail(url, str(exc))
         finally:
-            if url not in self.deferred_set:
+            if not self.rows.is_deferred(url):
                 self.unsettled.discard(url)
                 self.confirmer.wake.set()  # the rows waiting for confirmation may be the last
 
@@ -287,7 +237,7 @@ class JobRun:
         try:
             await self._do(url, order, action)
         finally:
-            if url not in self.ended:  # decided before it queued
+            if url not in self.rows.ended:  # decided before it queued
                 self.job.decided(url)
 
     async def _do(self, url: str, order: Order, action: Action) -> None:
@@ -308,8 +258,7 @@ class JobRun:
             self._fail(url, action.message or "failed")
         elif kind is Kind.CREATE:
             if len(self.creating) >= self._window():  # created later, see _next_deferred
-                self.deferred.append(url)
-                self.deferred_set.add(url)
+                self.rows.defer(url)
                 return
             await self._create(url, order)
         elif kind is Kind.FOLLOW:
