@@ -162,19 +162,27 @@ class JobRun:
         self.stopped = exc
         logger.error("xasync stopped this job: %s", exc)
         self.job.cancel()  # nothing is created after this point
-        for url in self.groups:
-            entry = self.ledger.get(url)
-            if entry is not None and (entry.is_final or entry.follower not in (None, self.job.id)):
-                continue  # final, or another call's to follow
-            if entry is not None and entry.request_id:
-                self.ledger.update(url, stage=Stage.FAILED, error=f"lost contact: {exc}")
-            else:
-                self.fail_not_bought(url, self.not_bought_message())
-            task = self.tasks.get(url)
-            if task is not None and url not in self.creating and task is not asyncio.current_task():
-                task.cancel()
-        self.end_queued()  # the rows waiting for a slot, and the deferred ones (no task)
-        self.job.abort(exc)
+        # one hold of the ledger's lock: a waiter must not see every row final before the error
+        with self.ledger.cond:
+            for url in self.groups:
+                entry = self.ledger.get(url)
+                if entry is not None and (
+                    entry.is_final or entry.follower not in (None, self.job.id)
+                ):
+                    continue  # final, or another call's to follow
+                if entry is not None and entry.request_id:
+                    self.ledger.update(url, stage=Stage.FAILED, error=f"lost contact: {exc}")
+                else:
+                    self.fail_not_bought(url, self.not_bought_message())
+                task = self.tasks.get(url)
+                if (
+                    task is not None
+                    and url not in self.creating
+                    and task is not asyncio.current_task()
+                ):
+                    task.cancel()
+            self.end_queued()  # the rows waiting for a slot, and the deferred ones (no task)
+            self.job.abort(exc)
 
     def end_queued(self) -> None:
         """The job was cancelled (or stopped): end every row still waiting for a slot, and
