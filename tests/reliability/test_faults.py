@@ -422,7 +422,7 @@ def test_an_outage_ends_the_rows_queued_beyond_the_window(emu):
         assert (status["request_id"].isna()).sum() == rows - bought
         assert emu.stats["creates"] == bought
         # and the job's run in the submitter's loop ends (it waited for the deferred rows)
-        while _job_runs():
+        while _job_runs(results.job):
             assert time.monotonic() < deadline + 300, "the job's run never ended"
             time.sleep(0.05)
     finally:
@@ -433,14 +433,15 @@ def test_an_outage_ends_the_rows_queued_beyond_the_window(emu):
         s3.close()
 
 
-def _job_runs() -> int:
-    """How many job runs the submitter's loop holds."""
+def _job_runs(job) -> int:
+    """How many runs of ``job`` the submitter's loop holds (other tests' may still run)."""
     import asyncio
 
     from xasync.submitter import get_submitter
 
     async def count() -> int:
         tasks = asyncio.all_tasks()
-        return sum(t.get_coro().__qualname__ == "Submitter._run_job" for t in tasks)
+        runs = [t.get_coro() for t in tasks if t.get_coro().__qualname__ == "Submitter._run_job"]
+        return sum(c.cr_frame is not None and c.cr_frame.f_locals.get("job") is job for c in runs)
 
     return asyncio.run_coroutine_threadsafe(count(), get_submitter()._loop).result(60)
