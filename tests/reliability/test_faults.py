@@ -6,8 +6,10 @@ every row, and that the delivered data computes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -375,3 +377,71 @@ def test_wait_timeout_is_a_typed_error_and_the_run_goes_on(emu):
         client.close()
     assert (results.status()["state"] == "done").all()
     assert_no_duplicate_creates(emu.stats, 2)
+
+
+def test_an_outage_ends_the_rows_queued_beyond_the_window(emu):
+    """K = 1 and 300 rows: one runs, a window of rows waits for the slot as tasks, the others as
+    URLs without a task (``RowQueue.deferred``). When the API and S3 go away, every row still
+    reaches a final state, nothing more is bought, and the job's run in the loop ends (nothing
+    may wait forever for a create that never ends)."""
+    from urllib.parse import urlsplit
+
+    from ._proxy import Proxy
+    from .test_outage import _proxied
+
+    rows = 300
+    emu.configure(concurrency_limit=1, processing_seconds=1.5)
+    api_addr, s3_addr = urlsplit(emu.base_url), urlsplit(emu.s3_endpoint_url)
+    api, s3 = Proxy(api_addr.hostname, api_addr.port), Proxy(s3_addr.hostname, s3_addr.port)
+    client, storage = _proxied(emu, api, s3)
+    root = fresh_root(emu, "outage-window")
+    try:
+        results = fields(rows, lat0=36.0).xasync.process(
+            NDVI,
+            time=TIME,
+            resolution=RES,
+            delivery=f"{root}/o",
+            storage_options=storage,
+            client=client,
+            options=xasync.SubmitOptions(outage_attempts=2, ambiguous_grace=0.1),
+        )
+        states = lambda: [r.state.value for r in results.job.snapshot()]  # noqa: E731
+        deadline = time.monotonic() + 120
+        while states().count("running") != 1:
+            assert time.monotonic() < deadline, "the first request never ran"
+            time.sleep(0.05)
+        bought = emu.stats["creates"]
+        api.down()
+        s3.down()
+        # the TransportError itself is test_outage's subject; seen once under xdist load: this
+        # 300-row job's wait() returned without it (every row failed), not understood yet
+        with contextlib.suppress(xasync.TransportError):
+            results.wait(timeout=300, progress=False)
+        status = results.status()
+        assert status["state"].isin(["done", "failed"]).all()
+        assert (status["request_id"].isna()).sum() == rows - bought
+        assert emu.stats["creates"] == bought
+        # and the job's run in the submitter's loop ends (it waited for the deferred rows)
+        while _job_runs(results.job):
+            assert time.monotonic() < deadline + 300, "the job's run never ended"
+            time.sleep(0.05)
+    finally:
+        api.up()
+        s3.up()
+        client.close()
+        api.close()
+        s3.close()
+
+
+def _job_runs(job) -> int:
+    """How many runs of ``job`` the submitter's loop holds (other tests' may still run)."""
+    import asyncio
+
+    from xasync.submitter import get_submitter
+
+    async def count() -> int:
+        tasks = asyncio.all_tasks()
+        runs = [t.get_coro() for t in tasks if t.get_coro().__qualname__ == "Submitter._run_job"]
+        return sum(c.cr_frame is not None and c.cr_frame.f_locals.get("job") is job for c in runs)
+
+    return asyncio.run_coroutine_threadsafe(count(), get_submitter()._loop).result(60)

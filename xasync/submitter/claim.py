@@ -28,7 +28,7 @@ import json
 import logging
 from typing import Any
 
-from xasync.submitter.s3 import s3_error
+from xasync.submitter.s3 import s3_error, storage_name
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +63,13 @@ def take(fs: Any, url: str, generation: int, owner: str) -> tuple[str, float | N
                 if not _warned:
                     _warned.append(True)
                     logger.warning(
-                        "the S3 server refuses conditional writes (%s): two processes starting "
-                        "the same request at once may both buy it",
+                        "the %s server refuses conditional writes (%s): two processes "
+                        "starting the same request at once may both buy it",
+                        storage_name(fs),
                         type(exc).__name__,
                     )
                 return UNSUPPORTED, None
-            raise s3_error(exc, "claim write") from None
+            raise s3_error(exc, "claim write", fs) from None
         holder, age = _holder(fs, path)
         if holder is None:
             continue
@@ -90,7 +91,7 @@ def release(fs: Any, url: str, generation: int) -> None:
     except FileNotFoundError:
         pass
     except Exception as exc:
-        raise s3_error(exc, "claim delete") from None
+        raise s3_error(exc, "claim delete", fs) from None
 
 
 def exists(fs: Any, url: str, generation: int) -> bool:
@@ -98,7 +99,7 @@ def exists(fs: Any, url: str, generation: int) -> bool:
     try:
         return bool(fs.exists(claim_path(url, generation)))
     except Exception as exc:
-        raise s3_error(exc, "claim check") from None
+        raise s3_error(exc, "claim check", fs) from None
 
 
 def _holder(fs: Any, path: str) -> tuple[str | None, float | None]:
@@ -109,7 +110,7 @@ def _holder(fs: Any, path: str) -> tuple[str | None, float | None]:
     except FileNotFoundError:
         return None, None
     except Exception as exc:
-        raise s3_error(exc, "claim read") from None
+        raise s3_error(exc, "claim read", fs) from None
     try:
         owner = str(json.loads(raw).get("owner"))
     except (ValueError, AttributeError):

@@ -20,7 +20,8 @@ What is learned, per account, from the answers (times are seconds after the crea
   first requests' brackets.
 * ``upper``: a high quantile (``UPPER_QUANTILE``) of the last RUNNING answers of the recent
   requests that were seen running (a lower bound of each one's duration, so it cannot be pushed
-  up by our own steps), never below ``first``.
+  up by our own steps), or of the middles of their narrow end brackets if higher (the lower
+  bounds alone sit half a bracket below the ends), never below ``first``.
 
 After a first call that saw RUNNING, the remaining duration is taken as spread evenly up to
 ``upper``; the next call comes when ``1 - RUNNING_SHARE`` of that remainder has passed, so each
@@ -58,7 +59,7 @@ GAIN = 0.25
 MAX_BOOST = 64.0
 BOOST_STEP = 3.0
 #: First step past the learned durations, as a share of the first-call time.
-PAST_STEP = 0.025
+PAST_STEP = 0.035
 #: End brackets at most this share of the duration wide count as narrow (see ``first_answer``).
 NARROW = 0.1
 #: The learned spread is never taken below this share of the first-call time.
@@ -94,9 +95,18 @@ class PollClock:
 
     @property
     def upper(self) -> float | None:
-        """The learned upper edge of the durations (None before any request ended)."""
+        """The learned upper edge of the durations (None before any request ended): the
+        ``UPPER_QUANTILE`` of the recent last-RUNNING answers, or of the middles of the narrow
+        end brackets if higher (the last-RUNNING answers alone sit below the ends by half a
+        bracket: an upper edge learned low makes the steps after a RUNNING first call too short,
+        and the requests at the top of the spread cost 3-4 status calls)."""
         low = self._low_edge()
-        return self.first if low is None else max(low, self.first or 0.0)
+        if low is None:
+            return self.first
+        if len(self._mids) >= 4:
+            mids = sorted(self._mids)
+            low = max(low, mids[min(len(mids) - 1, int(UPPER_QUANTILE * len(mids)))])
+        return max(low, self.first or 0.0)
 
     def _low_edge(self) -> float | None:
         """The ``UPPER_QUANTILE`` of the recent last-RUNNING answers."""

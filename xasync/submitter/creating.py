@@ -154,18 +154,22 @@ async def _slot_and_claim(
     """
     cancelled = run.job.is_cancelled
     if not claimed and run.slots.claims_early(run.opts.claim_timeout):
-        async with run.slots.ahead:
+        await run.rows.wait(url, run.slots.ahead.acquire())
+        try:
             if cancelled():  # cancelled while waiting to claim ahead: write nothing
-                return Created(error=run.not_bought_message())
+                return _stopped(run)
             got, age = await _take(run, url, seen, state)
             if got != claim.HELD and not cancelled():
                 if not await run.slots.acquire(cancelled):
-                    return Created(error=run.not_bought_message())
+                    return _stopped(run)
                 trace("slot", url)
                 return True
+        finally:
+            run.slots.ahead.release()
     else:
-        if not await run.slots.acquire(cancelled):
-            return Created(error=run.not_bought_message())
+        waiting = run.slots.acquire(cancelled)
+        if not await (waiting if claimed else run.rows.wait(url, waiting)):
+            return _stopped(run)
         trace("slot", url)
         if claimed:
             return True
@@ -177,6 +181,12 @@ async def _slot_and_claim(
         return Created(error=run.not_bought_message())
     found = await _wait_for_other(run, url, identifiers, seen, len(seen), age)
     return Created(found, by_us=False) if found is not None else False
+
+
+def _stopped(run: JobRun) -> Created:
+    """Told to stop while waiting: this row is not bought, nor are the rows queued behind it."""
+    run.end_queued()
+    return Created(error=run.not_bought_message())
 
 
 async def _take(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from xasync.backoff import Backoff
 from xasync.errors import TransportError, XasyncError
-from xasync.submitter.s3 import probe
+from xasync.submitter.s3 import probe, storage_name
 from xasync.submitter.trace import trace
 
 if TYPE_CHECKING:
@@ -77,15 +77,17 @@ async def _ask_s3(
     failures: int,
 ) -> tuple[bool, int]:
     """The status call failed: is the request over according to S3? ``(running, failures)``."""
-    logger.debug("%s: status of %s failed (%s); asking S3", url, request_id, error)
+    logger.debug(
+        "%s: status of %s failed (%s); asking %s", url, request_id, error, storage_name(run.fs)
+    )
     try:
         row = (await probe(run.fs, {url: identifiers}))[url]
     except TransportError as exc:
         failures += 1
         if failures >= run.opts.outage_attempts:
             raise TransportError(
-                f"lost contact with the service and with S3 while following request "
-                f"{request_id}: {error}; {exc}"
+                f"lost contact with the service and with {storage_name(run.fs)} while following "
+                f"request {request_id}: {error}; {exc}"
             ) from None
         return True, failures
     over = row.state == "done" or (row.state == "failed" and row.request_id == request_id)

@@ -25,8 +25,9 @@ from xasync.submitter.creating import create
 from xasync.submitter.decision import Action, Kind, decide
 from xasync.submitter.options import Order, SubmitOptions
 from xasync.submitter.polling import poll_until_finished
+from xasync.submitter.queueing import RowQueue
 from xasync.submitter.s3 import Confirmer, probe_until_answer
-from xasync.submitter.slots import Account
+from xasync.submitter.slots import CONDITION_WAITERS, Account
 from xasync.submitter.trace import trace
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["OWNER", "JobRun"]
+
 
 #: Rows finishing within this share of the learned duration share one confirming listing
 #: (at most ``CONFIRM_WINDOW_MAX`` seconds apart).
@@ -71,14 +73,16 @@ class JobRun:
             fs,
             opts,
             listing_pages=max(1, -(-keys // 1000)),
+            rows=len(self.groups),
             window=self._confirm_window,
             tail=lambda: not self.unsettled,
         )
         #: Request URLs whose task has not reached confirmation (nor ended) yet.
         self.unsettled: set[str] = set(self.groups)
         self.stopped: TransportError | None = None
-        self.tasks: dict[str, asyncio.Task] = {}
         self.creating: set[str] = set()
+        self.rows = RowQueue()
+        self.tasks = self.rows.tasks
         self.seen_ids: dict[str, tuple[str, ...]] = {}
         self.tally: Counter = Counter()
 
@@ -115,15 +119,28 @@ class JobRun:
                     )
             self.seen_ids = {u: row.request_ids for u, row in seen.items()}
             for url in self.groups:
-                task = asyncio.create_task(self._request(url, seen.get(url)))
-                self.tasks[url] = task
+                self.rows.spawn(url, self._request(url, seen.get(url)))
             await asyncio.sleep(0)  # every task decides before its first await
             self._log_decisions()
-            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            await self.rows.idle()
         finally:
             confirm_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await confirm_task
+
+    def _window(self) -> int:
+        """How many rows may wait to be created as tasks; the others wait as URLs."""
+        cap = self.account.cap if self.account is not None else 1
+        return 2 * max(CONDITION_WAITERS, 2 * cap)
+
+    def _next_deferred(self) -> None:
+        """A create ended (or was given up): start the next deferred rows."""
+        if self.rows.deferred and (self.job.is_cancelled() or self.stopped is not None):
+            self.end_queued()
+            return
+        for url in self.rows.next_deferred(self._window() - len(self.creating)):
+            self.creating.add(url)  # counted at once (the task starts later)
+            self.rows.spawn(url, self._request(url, None, resume=True))
 
     def _log_decisions(self) -> None:
         tally = self.tally
@@ -145,18 +162,42 @@ class JobRun:
         self.stopped = exc
         logger.error("xasync stopped this job: %s", exc)
         self.job.cancel()  # nothing is created after this point
-        for url in self.groups:
-            entry = self.ledger.get(url)
-            if entry is not None and (entry.is_final or entry.follower not in (None, self.job.id)):
-                continue  # final, or another call's to follow
-            if entry is not None and entry.request_id:
-                self.ledger.update(url, stage=Stage.FAILED, error=f"lost contact: {exc}")
-            else:
-                self.fail_not_bought(url, self.not_bought_message())
-            task = self.tasks.get(url)
-            if task is not None and url not in self.creating and task is not asyncio.current_task():
-                task.cancel()
-        self.job.abort(exc)
+        # one hold of the ledger's lock: a waiter must not see every row final before the error
+        with self.ledger.cond:
+            for url in self.groups:
+                entry = self.ledger.get(url)
+                if entry is not None and (
+                    entry.is_final or entry.follower not in (None, self.job.id)
+                ):
+                    continue  # final, or another call's to follow
+                if entry is not None and entry.request_id:
+                    self.ledger.update(url, stage=Stage.FAILED, error=f"lost contact: {exc}")
+                else:
+                    self.fail_not_bought(url, self.not_bought_message())
+                task = self.tasks.get(url)
+                if (
+                    task is not None
+                    and url not in self.creating
+                    and task is not asyncio.current_task()
+                ):
+                    task.cancel()
+            self.end_queued()  # the rows waiting for a slot, and the deferred ones (no task)
+            self.job.abort(exc)
+
+    def end_queued(self) -> None:
+        """The job was cancelled (or stopped): end every row still waiting for a slot, and
+        every deferred row, at once: one ledger update for all of them (each waiting task is
+        cancelled where it waits), instead of each row waking in turn to find the job
+        cancelled and failing with two ledger notifications of its own."""
+        waiting, deferred = self.rows.end_all()
+        urls = waiting + deferred
+        if not urls:
+            return
+        self.unsettled.difference_update(deferred)
+        message = self.not_bought_message()
+        logger.debug("%d queued rows: %s", len(urls), message)
+        self.ledger.update_many(urls, stage=Stage.FAILED, error=message, local_to=self.job.id)
+        self.confirmer.wake.set()
 
     def not_bought_message(self) -> str:
         """Why a row that was never created ends failed."""
@@ -165,12 +206,18 @@ class JobRun:
         return "cancelled before it was submitted (nothing was bought)"
 
     # -- one request URL ---------------------------------------------------------------------
-    async def _request(self, url: str, seen: delivery.RowDelivery | None) -> None:
+    async def _request(
+        self, url: str, seen: delivery.RowDelivery | None, *, resume: bool = False
+    ) -> None:
         first = self.groups[url][0]
         try:
-            await self._act(url, first, self._decide(url, seen))
+            if resume:  # a deferred create (decided and followed already)
+                await self._create(url, first)
+            else:
+                await self._act(url, first, self._decide(url, seen))
         except asyncio.CancelledError:
-            self.ledger.abandon(url, self.job.id)
+            if url not in self.rows.ended:  # ended rows are final already
+                self.ledger.abandon(url, self.job.id)
             raise
         except TransportError as exc:
             self._fail(url, str(exc))
@@ -178,8 +225,9 @@ class JobRun:
         except XasyncError as exc:
             self._fail(url, str(exc))
         finally:
-            self.unsettled.discard(url)
-            self.confirmer.wake.set()  # the rows waiting for confirmation may be the last now
+            if not self.rows.is_deferred(url):
+                self.unsettled.discard(url)
+                self.confirmer.wake.set()  # the rows waiting for confirmation may be the last
 
     def _decide(self, url: str, seen: delivery.RowDelivery | None) -> Action:
         action = decide(
@@ -197,7 +245,8 @@ class JobRun:
         try:
             await self._do(url, order, action)
         finally:
-            self.job.decided(url)
+            if url not in self.rows.ended:  # decided before it queued
+                self.job.decided(url)
 
     async def _do(self, url: str, order: Order, action: Action) -> None:
         kind = action.kind
@@ -216,6 +265,9 @@ class JobRun:
         elif kind is Kind.FAIL:
             self._fail(url, action.message or "failed")
         elif kind is Kind.CREATE:
+            if len(self.creating) >= self._window():  # created later, see _next_deferred
+                self.rows.defer(url)
+                return
             await self._create(url, order)
         elif kind is Kind.FOLLOW:
             logger.info("%s: attaching to running request %s", url, action.request_id)
@@ -234,6 +286,7 @@ class JobRun:
             created = await create(self, url, order.identifiers, order.body, known)
         finally:
             self.creating.discard(url)
+            self._next_deferred()
         if created.error is not None:
             if self.job.is_cancelled():
                 self.fail_not_bought(url, created.error)

@@ -22,16 +22,32 @@ from xasync.submitter.trace import trace
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Confirmer", "probe"]
+__all__ = ["Confirmer", "probe", "storage_name"]
 
 _BACKOFF = Backoff(base=0.2, cap=5.0)
 #: Shortest wait before a listing (seconds).
 BATCH_MIN = 0.1
+#: At the job's end, up to this many rows (and at most ``TAIL_SHARE`` of the job's rows, so
+#: that the extra listings stay within a small share of a call per request) are probed one
+#: prefix each (in parallel) instead of listing a root of several pages one after the other.
+TAIL_PROBES = 32
+TAIL_SHARE = 0.05
 
 
-def s3_error(exc: BaseException, what: str) -> TransportError:
-    """A typed error for an S3 failure (the message names the operation, never a secret)."""
-    return TransportError(f"S3 {what} failed: {type(exc).__name__}: {str(exc)[:200]}")
+def storage_name(fs: Any) -> str:
+    """How messages name the delivery's storage: ``S3``, ``GCS``, or the URL scheme."""
+    protocol = getattr(fs, "protocol", "s3")
+    scheme = protocol if isinstance(protocol, str) else (tuple(protocol) or ("s3",))[0]
+    if scheme in ("gs", "gcs"):
+        return "GCS"
+    return "S3" if scheme in ("s3", "s3a") else f"{scheme}:// storage"
+
+
+def s3_error(exc: BaseException, what: str, fs: Any = None) -> TransportError:
+    """A typed error for a failure of the delivery's storage (S3, or what ``fs`` is): the
+    message names the storage and the operation, never a secret."""
+    name = "S3" if fs is None else storage_name(fs)
+    return TransportError(f"{name} {what} failed: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 async def probe(fs: Any, rows: Mapping[str, tuple[str, ...]]) -> dict[str, delivery.RowDelivery]:
@@ -43,7 +59,7 @@ async def probe(fs: Any, rows: Mapping[str, tuple[str, ...]]) -> dict[str, deliv
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # OSError, botocore errors: all mean "S3 did not answer"
-        raise s3_error(exc, "listing") from None
+        raise s3_error(exc, "listing", fs) from None
 
 
 async def probe_until_answer(
@@ -74,6 +90,10 @@ class Confirmer:
     listing_pages : int
         About how many LIST pages a listing of the whole delivery root costs; fewer waiting
         rows are cheaper to probe one prefix each.
+    rows : int
+        The job's rows (request URLs): at the tail, up to ``TAIL_SHARE`` of them (at most
+        ``TAIL_PROBES``) are probed one prefix each rather than by a root listing of several
+        pages.
     window : callable, optional
         Seconds to gather rows before a listing (default 0.1 s): rows finishing within it share
         one listing. Confirmation is off the critical path (the slot is already free), so it
@@ -89,11 +109,13 @@ class Confirmer:
         opts: SubmitOptions,
         *,
         listing_pages: int = 1,
+        rows: int = 0,
         window: Callable[[], float] = lambda: BATCH_MIN,
         tail: Callable[[], bool] = lambda: False,
     ) -> None:
         self.fs, self.opts = fs, opts
         self.listing_pages = listing_pages
+        self.tail_probes = min(TAIL_PROBES, int(TAIL_SHARE * rows))
         self.window, self.tail = window, tail
         self.waiting: dict[str, tuple[tuple[str, ...], str | None, float, asyncio.Future]] = {}
         self.wake = asyncio.Event()
@@ -179,7 +201,13 @@ class Confirmer:
             self.waiting.pop(url, None)
 
     async def _probe(self, batch: dict) -> dict[str, delivery.RowDelivery]:
-        if len(batch) <= self.listing_pages:
+        # one small listing per row when that costs no more calls than a listing of the whole
+        # root; and at the job's end (the tail: the user waits for these rows) also instead of
+        # a root listing of several pages, which are listed one after the other
+        per_row = len(batch) <= self.listing_pages or (
+            self.listing_pages > 1 and len(batch) <= self.tail_probes and self.tail()
+        )
+        if per_row:
             results = await asyncio.gather(
                 *(probe(self.fs, {url: ids}) for url, (ids, *_rest) in batch.items())
             )
