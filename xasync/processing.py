@@ -261,26 +261,44 @@ def process(
         options=options,
         resubmit_failed=resubmit_failed,
     )
-    reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
     job = start(call)  # big calls: the manifest is written after this returns
-    if planned is None:
-        build = functools.partial(_build_row, plans, reader, chunks)
-    else:
-        build = planned_builder(planned, specs, plans, reader=reader, chunks=chunks)
-    logger.debug("%d rows handed to the submitter under %s", len(specs), root)
-    if series is not None:
-        return timeseries.make_results(
-            series, build, gdf.index, job, delivery=root, reader=reader, estimated_pu=estimated
-        )
-    return Results.deferred(
-        len(plans), build, gdf.index, job, delivery=root, estimated_pu=estimated
-    )
+    return _lazy_results(call, job, chunks, gdf.index, estimated, storage_options)
 
 
 process.__doc__ = (process.__doc__ or "") + TIME_RULES
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _lazy_results(
+    call: Call,
+    job: Any,
+    chunks: Any,
+    index: Any,
+    estimated: list[float],
+    storage_options: Mapping[str, Any] | None,
+) -> Results:
+    """The call's lazy Datasets over ``job``: one per row (or per row and interval)."""
+    reader = ReaderConfig(storage_options=dict(storage_options) if storage_options else None)
+    if call.planned is None:
+        build = functools.partial(_build_row, call.plans, reader, chunks)
+    else:
+        build = planned_builder(call.planned, call.specs, call.plans, reader=reader, chunks=chunks)
+    logger.debug("%d rows handed to the submitter under %s", len(call.specs), call.root)
+    if call.series is not None:
+        return timeseries.make_results(
+            call.series,
+            build,
+            index,
+            job,
+            delivery=call.root,
+            reader=reader,
+            estimated_pu=estimated,
+        )
+    return Results.deferred(
+        len(call.plans), build, index, job, delivery=call.root, estimated_pu=estimated
+    )
+
+
 def _build_row(plans: Sequence[Any], reader: ReaderConfig, chunks: Any, i: int) -> Any:
     return build_dataset(plans[i], reader=reader, chunks=chunks)
 
