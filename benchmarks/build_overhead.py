@@ -94,8 +94,34 @@ def build_path(n: int) -> dict:
     }
 
 
-def _child(endpoints: dict, n: int, pack: bool, profile: str | None, assemble: bool = True) -> dict:
-    """One case, in a fresh process: ``process()`` on ``n`` rows, then every Dataset."""
+class _CollectorClock:
+    """Seconds the garbage collector ran (every generation) while installed."""
+
+    def __init__(self) -> None:
+        self.seconds, self._start = 0.0, 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
+
+
+def _child(
+    endpoints: dict,
+    n: int,
+    pack: bool,
+    profile: str | None,
+    assemble: bool = True,
+    running: bool = False,
+) -> dict:
+    """One case, in a fresh process: ``process()`` on ``n`` rows, then every Dataset.
+
+    ``running``: the rows are cancelled after the assembly instead of right after the call, so
+    the submission goes on (one request held by the emulator, the others queued) meanwhile.
+    """
+    import gc
+
     from benchmarks._common import EmulatorProcess
 
     emu = EmulatorProcess(**endpoints)
@@ -123,7 +149,8 @@ def _child(endpoints: dict, n: int, pack: bool, profile: str | None, assemble: b
         prof = cProfile.Profile()
         prof.enable()
     after_cpu = time.process_time()  # every thread: the background hand-over competes
-    results.cancel()
+    if not running:
+        results.cancel()
     rss_returned = _rss_mib()
     t = time.perf_counter()
     for thread in threading.enumerate():  # a big call's manifest and hand-over (background)
@@ -131,9 +158,15 @@ def _child(endpoints: dict, n: int, pack: bool, profile: str | None, assemble: b
             thread.join()
     handed_over, rss_handed_over = time.perf_counter() - t, _rss_mib()
     after_cpu = time.process_time() - after_cpu
-    t = time.perf_counter()
+    collector = _CollectorClock()
+    gc.callbacks.append(collector)
+    t, cpu_all, cpu_me = time.perf_counter(), time.process_time(), time.thread_time()
     built = list(results) if assemble else [None] * n  # every lazy Dataset assembled
     assembled = time.perf_counter() - t if assemble else float("nan")
+    cpu_me, cpu_all = time.thread_time() - cpu_me, time.process_time() - cpu_all
+    gc.callbacks.remove(collector)
+    if running:
+        results.cancel()
     if prof is not None:
         prof.disable()
         prof.dump_stats(profile + ".assembly")
@@ -148,6 +181,10 @@ def _child(endpoints: dict, n: int, pack: bool, profile: str | None, assemble: b
         "call_thread_cpu_s": round(cpu, 3),
         "assembled_rows_per_s": round(n / assembled) if assemble else None,
         "assembled_s": round(assembled, 3),
+        "submission": "running during the assembly" if running else "cancelled at the call",
+        "assembly_thread_cpu_s": round(cpu_me, 3),
+        "other_threads_cpu_s_during_assembly": round(cpu_all - cpu_me, 3),
+        "collector_s_during_assembly": round(collector.seconds, 3),
         "handed_over_s_after_return": round(handed_over, 3),
         "process_cpu_s_until_handed_over": round(after_cpu, 3),
         "peak_rss_mib_handed_over": round(rss_handed_over),
@@ -165,6 +202,7 @@ def p4_cases(
     cases: tuple[str, ...] = ("unpacked", "packed"),
     profile: str = "",
     assemble: bool = True,
+    running: bool = False,
 ) -> list:
     """Each case in a fresh Python process, against one emulator process."""
     rows = []
@@ -173,6 +211,7 @@ def p4_cases(
             spec = {"endpoints": emu.__dict__, "n": n, "pack": case == "packed"}
             spec["profile"] = f"{profile}.{case}" if profile else None
             spec["assemble"] = assemble
+            spec["running"] = running
             out = subprocess.run(
                 [sys.executable, "-m", "benchmarks.build_overhead", "--child", json.dumps(spec)],
                 check=True,
@@ -202,6 +241,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-assembly", action="store_true", help="time the call only (no Dataset built)"
     )
+    parser.add_argument(
+        "--running",
+        action="store_true",
+        help="cancel after the assembly: the submission runs (held by the emulator) meanwhile",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -209,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(_child(**spec)))
         return
     cases = (args.only,) if args.only else ("unpacked", "packed")
-    for row in p4_cases(args.rows, cases, args.profile, not args.no_assembly):
+    for row in p4_cases(args.rows, cases, args.profile, not args.no_assembly, args.running):
         print(json.dumps(row))
 
 

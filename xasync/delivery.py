@@ -175,16 +175,33 @@ def _list_root(fs: Any, root: str) -> dict[str, dict[str, Any]]:
     return found
 
 
+def _by_row(
+    row_paths: set[str], listing: Mapping[str, Mapping[str, Any]]
+) -> dict[str, list[tuple[str, Mapping[str, Any]]]]:
+    """The listing's ``(path, info)`` under each row path (a path under two nested row paths
+    is under both): one pass over the listing, not one per row."""
+    by_row: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for path, info in listing.items():
+        cut = path.rfind("/")
+        while cut > 0:
+            head = path[:cut]
+            if head in row_paths:
+                by_row.setdefault(head, []).append((path, info))
+            cut = path.rfind("/", 0, cut)
+    return by_row
+
+
 def _classify(
     row_path: str,
     identifiers: tuple[str, ...],
-    listing: Mapping[str, Mapping[str, Any]],
+    listing: Iterable[tuple[str, Mapping[str, Any]]],
     extension: str,
 ) -> tuple[State, tuple[str, ...], str | None, dict[str, str]]:
-    """State, request ids, chosen id and ``{identifier: path}`` of one row from a listing."""
+    """State, request ids, chosen id and ``{identifier: path}`` of one row from the
+    ``(path, info)`` pairs listed under it."""
     folders: dict[str, _Folder] = {}
     prefix = row_path + "/"
-    for path, info in listing.items():
+    for path, info in listing:
         if not path.startswith(prefix):
             continue
         parts = path[len(prefix) :].split("/")
@@ -239,9 +256,15 @@ def _cost(raw: bytes | Exception) -> float | None:
 
 
 def _common_root(paths: Sequence[str]) -> str:
+    """The deepest folder (or path) holding every path: :func:`posixpath.commonpath` of
+    relative paths, from the lowest and highest path only plus one check of each."""
     if len(paths) == 1:
         return paths[0]
-    return posixpath.commonpath(paths)
+    prefix = posixpath.commonprefix([min(paths), max(paths)])  # common to all: they lie between
+    end = len(prefix)
+    if not all(len(p) == end or p[end] == "/" for p in paths):
+        end = prefix.rfind("/") if "/" in prefix else 0  # cut inside a name: up to the folder
+    return prefix[:end].rstrip("/") if end else ""
 
 
 def probe_rows(
@@ -289,8 +312,9 @@ def probe_rows(
     classified: dict[str, tuple[str, State, tuple[str, ...], str | None, dict[str, str]]] = {}
     for (protocol, _bucket), members in groups.items():
         listing = _list_root(fs, _common_root([p for _, p, _ in members]))
+        by_row = _by_row({p for _, p, _ in members}, listing)
         for row_url, path, ids in members:
-            state, rids, rid, outs = _classify(path, ids, listing, extension)
+            state, rids, rid, outs = _classify(path, ids, by_row.get(path, ()), extension)
             urls = {i: _join_url(protocol, p) for i, p in outs.items()}
             classified[row_url] = (path, state, rids, rid, urls)
 
@@ -309,7 +333,11 @@ def probe_rows(
         bodies = {fs._strip_protocol(k): v for k, v in got.items()}
 
     result: dict[str, RowDelivery] = {}
+    nothing = RowDelivery(state="none")  # one for every empty prefix (a new call: all of them)
     for row_url, (path, state, rids, rid, urls) in classified.items():
+        if state == "none":
+            result[row_url] = nothing
+            continue
         error = cost = None
         if state == "failed":
             error = _error_message(bodies.get(f"{path}/{rid}/{ERROR_FILE}", b""))

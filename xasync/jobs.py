@@ -14,7 +14,7 @@ import functools
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -131,6 +131,12 @@ class Job:
         """The submitter looked at ``url``: its ledger entry now speaks for this job."""
         with self.ledger.cond:
             self._undecided.discard(url)
+            self.ledger.cond.notify_all()
+
+    def decided_many(self, urls: Iterable[str]) -> None:
+        """:meth:`decided` for several URLs, with one notification."""
+        with self.ledger.cond:
+            self._undecided.difference_update(urls)
             self.ledger.cond.notify_all()
 
     def row(self, index: int) -> RowStatus:

@@ -137,15 +137,62 @@ class Ledger:
         a failure is to be bought again) or when it bought nothing (cancelled, refused).
         """
         with self.cond:
-            old = self._entries.get(url)
-            if old is not None and not old.is_final and old.follower not in (None, follower):
-                return False
-            if old is not None and old.is_final and not (restart or old.bought_nothing):
-                return False
-            if old is None or old.is_final or old.follower is None:
-                self._entries[url] = Entry(url, follower=follower)
+            following, changed = self._follow_locked(url, follower, restart)
+            if changed:
                 self.cond.notify_all()
-            return True
+            return following
+
+    def follow_many(self, urls: Iterable[tuple[str, bool]], follower: int) -> list[bool]:
+        """:meth:`follow` for several ``(url, restart)`` under one lock, with one notification
+        (the decisions of a whole job at its start); one answer per URL, in order."""
+        answers: list[bool] = []
+        any_change = False
+        with self.cond:
+            for url, restart in urls:
+                following, changed = self._follow_locked(url, follower, restart)
+                answers.append(following)
+                any_change = any_change or changed
+            if any_change:
+                self.cond.notify_all()
+        return answers
+
+    def end_unbought(
+        self, urls: Iterable[tuple[str, bool]], follower: int, error: str
+    ) -> list[str]:
+        """End each ``(url, restart)`` failed for ``follower``, which stopped before buying it
+        (a job cancelled before it started): :meth:`follow` then :meth:`update` with
+        ``local_to=follower``, one fresh entry per URL, under one lock, one notification.
+        Returns the URLs ``follower`` may not follow (another follower has them, or an outcome
+        stands): the caller attaches to those."""
+        refused: list[str] = []
+        now = utcnow()
+        with self.cond:
+            entries = self._entries
+            for url, restart in urls:
+                old = entries.get(url)
+                if not _may_follow(old, follower, restart):
+                    refused.append(url)
+                elif old is not None and not old.is_final and old.follower == follower:
+                    entries[url] = replace(
+                        old, stage=Stage.FAILED, error=error, local_to=follower,
+                        follower=None, finished=now,
+                    )  # fmt: skip
+                else:
+                    entries[url] = Entry(
+                        url, Stage.FAILED, error=error, finished=now, local_to=follower
+                    )
+            self.cond.notify_all()
+        return refused
+
+    def _follow_locked(self, url: str, follower: int, restart: bool) -> tuple[bool, bool]:
+        """(``follower`` follows ``url``, the entry changed); the lock is held."""
+        old = self._entries.get(url)
+        if not _may_follow(old, follower, restart):
+            return False, False
+        if old is None or old.is_final or old.follower is None:
+            self._entries[url] = Entry(url, follower=follower)
+            return True, True
+        return True, False
 
     def update(self, url: str, **changes: Any) -> Entry:
         """Change fields of ``url``'s entry (created if absent); a final entry stays final."""
@@ -173,8 +220,9 @@ class Ledger:
                 old = self._entries.get(url) or Entry(url)
                 if old.is_final and changes.get("stage", old.stage) is not old.stage:
                     continue
-                if final:  # one replace per entry (a cancelled job's 100,000 queued rows)
-                    new = replace(old, **changes, follower=None, finished=old.finished or now)
+                if final:  # one new entry each (a cancelled job's 100,000 queued rows)
+                    done = {"follower": None, "finished": old.finished or now}
+                    new = Entry(**{**old.__dict__, **changes, **done})
                 else:
                     new = replace(old, **changes)
                     if new.is_final:
@@ -221,6 +269,16 @@ class Ledger:
         with self.cond:
             self._entries.clear()
             self.cond.notify_all()
+
+
+def _may_follow(old: Entry | None, follower: int, restart: bool) -> bool:
+    """Whether ``follower`` may follow a request whose entry is ``old`` (see
+    :meth:`Ledger.follow`)."""
+    if old is None:
+        return True
+    if not old.is_final:
+        return old.follower in (None, follower)
+    return restart or old.bought_nothing
 
 
 #: The process-wide ledger.

@@ -255,3 +255,37 @@ def test_labels_round_trip_through_json_with_their_types(label):
 def test_numpy_labels_become_python_scalars():
     assert delivery.decode_label(delivery.encode_label(np.int64(3))) == 3
     assert type(delivery.decode_label(delivery.encode_label(np.int64(3)))) is int
+
+
+def test_common_root_is_posix_commonpath():
+    """The listing root from the lowest and highest path equals posixpath.commonpath."""
+    import posixpath
+    import random
+
+    rng = random.Random(7)
+    names = ["a", "ab", "b", "a1", "a-b"]
+    cases = [["a/b", "a/bc"], ["a/b", "a/b/c"], ["a/b", "a/b"], ["x", "y"], ["r/aa", "r/ab"]]
+    for _ in range(3000):
+        cases.append(
+            ["/".join(rng.choice(names) for _ in range(rng.randint(1, 4))) for _ in range(4)]
+        )
+    for paths in cases:
+        assert delivery._common_root(paths) == posixpath.commonpath(paths), paths
+
+
+def test_nested_row_prefixes_each_see_their_own_folders(s3fs_fs, root):
+    """A row whose prefix lies under another row's prefix (tiles under a row) is classified
+    from the same single listing as when probed alone."""
+    outer, inner = f"{root}/row", f"{root}/row/tile-0"
+    s3fs_fs.pipe(
+        {
+            f"{inner.removeprefix('s3://')}/r1/ndvi.tif": b"x",
+            f"{outer.removeprefix('s3://')}/r2/ndvi.tif": b"x",
+        }
+    )
+    both = probe_rows(s3fs_fs, {outer: ["ndvi"], inner: ["ndvi"]}, read_cost=False)
+    for url in (outer, inner):
+        alone = probe_row(s3fs_fs, url, ["ndvi"], read_cost=False)
+        assert both[url] == alone
+    assert both[inner].request_id == "r1" and both[inner].state == "done"
+    assert set(both[outer].request_ids) == {"r2", "tile-0"}

@@ -15,12 +15,13 @@ import logging
 import os
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from xasync import delivery
 from xasync.errors import TransportError, XasyncError
 from xasync.jobs import Job
-from xasync.ledger import LEDGER, Stage, utcnow
+from xasync.ledger import LEDGER, Entry, Stage, utcnow
 from xasync.submitter.creating import create
 from xasync.submitter.decision import Action, Kind, decide
 from xasync.submitter.options import Order, SubmitOptions
@@ -28,6 +29,7 @@ from xasync.submitter.polling import poll_until_finished
 from xasync.submitter.queueing import RowQueue
 from xasync.submitter.s3 import Confirmer, probe_until_answer
 from xasync.submitter.slots import CONDITION_WAITERS, Account
+from xasync.submitter.starting import start_all
 from xasync.submitter.trace import trace
 
 if TYPE_CHECKING:
@@ -118,9 +120,7 @@ class JobRun:
                         self.opts.outage_attempts,
                     )
             self.seen_ids = {u: row.request_ids for u, row in seen.items()}
-            for url in self.groups:
-                self.rows.spawn(url, self._request(url, seen.get(url)))
-            await asyncio.sleep(0)  # every task decides before its first await
+            start_all(self, seen)
             self._log_decisions()
             await self.rows.idle()
         finally:
@@ -140,7 +140,7 @@ class JobRun:
             return
         for url in self.rows.next_deferred(self._window() - len(self.creating)):
             self.creating.add(url)  # counted at once (the task starts later)
-            self.rows.spawn(url, self._request(url, None, resume=True))
+            self.rows.spawn(url, self.guarded(url, self._create(url, self.groups[url][0])))
 
     def _log_decisions(self) -> None:
         tally = self.tally
@@ -206,15 +206,10 @@ class JobRun:
         return "cancelled before it was submitted (nothing was bought)"
 
     # -- one request URL ---------------------------------------------------------------------
-    async def _request(
-        self, url: str, seen: delivery.RowDelivery | None, *, resume: bool = False
-    ) -> None:
-        first = self.groups[url][0]
+    async def guarded(self, url: str, work: Awaitable[None]) -> None:
+        """Run ``url``'s ``work`` (its task's body): its errors become the row's outcome."""
         try:
-            if resume:  # a deferred create (decided and followed already)
-                await self._create(url, first)
-            else:
-                await self._act(url, first, self._decide(url, seen))
+            await work
         except asyncio.CancelledError:
             if url not in self.rows.ended:  # ended rows are final already
                 self.ledger.abandon(url, self.job.id)
@@ -229,10 +224,11 @@ class JobRun:
                 self.unsettled.discard(url)
                 self.confirmer.wake.set()  # the rows waiting for confirmation may be the last
 
-    def _decide(self, url: str, seen: delivery.RowDelivery | None) -> Action:
+    def decide(self, url: str, seen: delivery.RowDelivery | None, known: Entry | None) -> Action:
+        """What to do for ``url`` from ``seen`` (S3) and ``known`` (its ledger entry)."""
         action = decide(
             seen,
-            self.ledger.get(url),
+            known,
             me=self.job.id,
             can_create=self.client is not None and self.groups[url][0].body is not None,
             can_poll=self.client is not None,
@@ -249,16 +245,24 @@ class JobRun:
                 self.job.decided(url)
 
     async def _do(self, url: str, order: Order, action: Action) -> None:
-        kind = action.kind
-        if kind is Kind.KEEP:
+        if action.kind is Kind.KEEP:
             return
-        following = kind is not Kind.ATTACH and self.ledger.follow(
+        following = action.kind is not Kind.ATTACH and self.ledger.follow(
             url, self.job.id, restart=action.restart
         )
         self.job.decided(url)
+        work = self.begin(url, order, action, following)
+        if work is not None:
+            await work
+
+    def begin(
+        self, url: str, order: Order, action: Action, following: bool
+    ) -> Coroutine[Any, Any, None] | None:
+        """Act on a decision (``following``: :meth:`Ledger.follow` handed ``url`` to this job):
+        what ends at once is done here; what must wait is returned as a coroutine to await."""
+        kind = action.kind
         if not following:
-            await self._attach(url)
-            return
+            return self._attach(url)
         if kind is Kind.REUSE:
             assert action.seen is not None
             self._record(url, action.seen, bought=False)
@@ -267,16 +271,18 @@ class JobRun:
         elif kind is Kind.CREATE:
             if len(self.creating) >= self._window():  # created later, see _next_deferred
                 self.rows.defer(url)
-                return
-            await self._create(url, order)
+                return None
+            self.creating.add(url)  # counted at once (a task may start it later)
+            return self._create(url, order)
         elif kind is Kind.FOLLOW:
             logger.info("%s: attaching to running request %s", url, action.request_id)
             assert action.request_id is not None
             self.mark_running(url, action.request_id)
-            await self._follow(url, order, action.request_id, created=False)
-        else:  # WATCH
+            return self._follow(url, order, action.request_id, created=False)
+        elif kind is Kind.WATCH:
             self.mark_running(url, action.request_id)
-            await self._settle(url, order, action.request_id, grace=None)
+            return self._settle(url, order, action.request_id, grace=None)
+        return None
 
     async def _create(self, url: str, order: Order) -> None:
         self.creating.add(url)
@@ -334,7 +340,7 @@ class JobRun:
                     self.fs, {url: order.identifiers}, self.opts.outage_attempts
                 )
                 self.seen_ids[url] = seen[url].request_ids
-                await self._act(url, order, self._decide(url, seen[url]))
+                await self._act(url, order, self.decide(url, seen[url], self.ledger.get(url)))
                 return
             if entry.is_final:
                 return
