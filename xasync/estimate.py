@@ -307,7 +307,6 @@ def estimate(
         ``check_delivery=True`` and the delivery cannot be read.
 
     """
-    from xasync.deliveryaccess import _delivery_root
     from xasync.estimate_delivery import look_at_delivery, plan_looking, with_delivery
     from xasync.planned import estimate_planned, plan_call
     from xasync.request import build_specs
@@ -322,7 +321,7 @@ def estimate(
         resolution=resolution,
         size=size,
         crs=crs,
-        delivery=_delivery_root(delivery) if delivery is not None else PLACEHOLDER_DELIVERY,
+        delivery=delivery if delivery is not None else PLACEHOLDER_DELIVERY,
         outputs=outputs,
         responses=responses,
         bounds=bounds,

@@ -59,13 +59,14 @@ def look_at_delivery(
         ``check=True`` and the delivery cannot be listed (or no ``delivery`` is given).
     """
     from xasync.bought_alone import bought_requests
-    from xasync.deliveryaccess import _delivery_root, delivery_filesystem
+    from xasync.deliveryaccess import delivery_filesystem
+    from xasync.inputs import check_delivery
 
     if check is False or (delivery is None and check is None):
         return None
     if delivery is None:
         raise DeliveryAccessError("check_delivery=True needs delivery='s3://...' (or 'gs://...')")
-    root = _delivery_root(delivery)
+    root = check_delivery(delivery)
     try:
         return bought_requests(delivery_filesystem(storage_options, root), root)
     except XasyncError as exc:
