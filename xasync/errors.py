@@ -46,23 +46,52 @@ class BudgetExceeded(ValidationError):
     Attributes
     ----------
     estimate_pu : float
-        The estimated cost of the requests that would be bought.
+        The estimated cost of the requests that would be bought (what ``estimate`` gives as
+        ``attrs["pu_to_pay"]``).
     max_pu : float
         The budget.
     requests : int
         How many distinct requests the estimate covers.
+    existing_pu : dict or None
+        The estimated PU of the call's requests that exist already and are not paid again,
+        by state (``"delivered"``, ``"running"`` and, without ``resubmit_failed``,
+        ``"failed"``); None when the delivery was not looked at (every request counted).
 
     """
 
-    def __init__(self, estimate_pu: float, max_pu: float, requests: int, *, exact: bool = True):
+    def __init__(
+        self,
+        estimate_pu: float,
+        max_pu: float,
+        requests: int,
+        *,
+        exact: bool = True,
+        existing: dict[str, float] | None = None,
+    ):
         self.estimate_pu = float(estimate_pu)
         self.max_pu = float(max_pu)
         self.requests = int(requests)
+        self.existing_pu = None if existing is None else {k: float(v) for k, v in existing.items()}
         bound = "" if exact else "at least "
+        if existing is None:
+            head = f"the {requests} requests of this call are estimated at"
+            tail = ""
+        else:
+            head = f"the {requests} requests this call would buy are estimated at"
+            parts = [
+                f"{pu:.2f} PU {state}" + (" (resubmit_failed=False)" if state == "failed" else "")
+                for state, pu in existing.items()
+                if pu > 0
+            ]
+            tail = (
+                f" Not counted, already in the delivery: {', '.join(parts)}."
+                if parts
+                else " Nothing of this call is in the delivery yet."
+            )
         super().__init__(
-            f"the {requests} requests of this call are estimated at {bound}{estimate_pu:.2f} PU, "
-            f"above the budget max_pu={max_pu:g}; nothing was submitted. See "
-            "gdf.xasync.estimate(...) for the cost of each row.",
+            f"{head} {bound}{estimate_pu:.2f} PU, above the budget max_pu={max_pu:g}; nothing "
+            f"was submitted.{tail} See gdf.xasync.estimate(...) (its pu_to_pay column) for the "
+            "cost of each row.",
         )
 
 

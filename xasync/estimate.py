@@ -10,13 +10,13 @@ input bands and mosaicking. Only an ``s3://`` evalscript reference is read, once
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from xasync import timeseries
+from xasync.budget import raise_if_over, validate_max_pu
 from xasync.cost import PUFactors, request_factors
 from xasync.errors import BudgetExceeded, ValidationError
 from xasync.evalscript import EvalscriptError
@@ -177,23 +177,6 @@ def estimate_specs(
     return frame
 
 
-def _check_max_pu(max_pu: Any) -> None:
-    if max_pu is not None and (
-        isinstance(max_pu, bool)
-        or not isinstance(max_pu, (int, float))
-        or not math.isfinite(max_pu)
-        or max_pu <= 0
-    ):
-        raise ValidationError(
-            f"max_pu must be a positive number of processing units, got {max_pu!r}"
-        )
-
-
-def _raise_if_over(total: float, max_pu: float | None, requests: int, exact: bool) -> None:
-    if max_pu is not None and total > max_pu:
-        raise BudgetExceeded(total, max_pu, requests, exact=exact)
-
-
 def check_budget(
     specs: Sequence[RequestSpec],
     max_pu: float | None,
@@ -228,11 +211,11 @@ def check_budget(
         ``max_pu`` is not a positive number.
 
     """
-    _check_max_pu(max_pu)
+    validate_max_pu(max_pu)
     skipped = set(skip)
     costs = request_costs([s for s in specs if s.row_url not in skipped], **keywords)
     total = float(sum(f.pu for f in costs.values()))
-    _raise_if_over(total, max_pu, len(costs), all(f.exact for f in costs.values()))
+    raise_if_over(total, max_pu, len(costs), all(f.exact for f in costs.values()))
     logger.info("%d requests estimated at %.2f PU", len(costs), total)
     return total
 
@@ -296,8 +279,13 @@ def estimate(
     nothing existed; ``False`` never looks (no network); ``True`` raises
     :class:`~xasync.errors.DeliveryAccessError` when it cannot look. Without the look
     ``request_state`` is ``"unknown"``, ``pu_to_pay`` equals ``estimated_pu`` (an upper
-    bound) and ``attrs["delivery_checked"]`` is False. A time series (``freq``) is not looked
-    at.
+    bound) and ``attrs["delivery_checked"]`` is False. ``attrs["pu_to_pay"]`` is what
+    ``process(..., max_pu=...)`` checks its budget against (:mod:`xasync.budget`).
+
+    A time series (``freq``) is looked at too: each of its requests (one per row, or per row
+    and interval, and their tiles or packs) is marked the same way, so a series run again shows
+    ``delivered`` and ``pu_to_pay`` 0. As in ``process``, a series is planned without reading
+    rows from the packs or tiles of other calls (rows bought by a series are not in them).
 
     With ``freq`` (a time series, :mod:`xasync.timeseries`): ``temporal="orbit"`` is one
     request per row whose samples factor is the number of scenes of the whole range (``scenes``,
@@ -319,8 +307,7 @@ def estimate(
         ``check_delivery=True`` and the delivery cannot be read.
 
     """
-    from xasync.deliveryaccess import _delivery_root
-    from xasync.estimate_delivery import look_at_delivery, mark_unknown, plan_looking, with_delivery
+    from xasync.estimate_delivery import look_at_delivery, plan_looking, with_delivery
     from xasync.planned import estimate_planned, plan_call
     from xasync.request import build_specs
 
@@ -334,7 +321,7 @@ def estimate(
         resolution=resolution,
         size=size,
         crs=crs,
-        delivery=_delivery_root(delivery) if delivery is not None else PLACEHOLDER_DELIVERY,
+        delivery=delivery if delivery is not None else PLACEHOLDER_DELIVERY,
         outputs=outputs,
         responses=responses,
         bounds=bounds,
@@ -346,11 +333,21 @@ def estimate(
     plan: dict[str, Any] = {"max_request_px": max_request_px, "pack": pack}
     plan.update(pack_max_px=pack_max_px, storage_options=so)
     keywords: dict[str, Any] = {"scenes": scenes, "input_bands": input_bands, "remote": remote}
-    if series is not None:  # tiles and packs of what is bought: the series' own requests
-        return mark_unknown(
-            _series_frame(series, plan_call(series.specs, **plan), gdf.index, so, keywords)
-        )
     bought = look_at_delivery(delivery, so, check_delivery)
+    if series is not None:  # tiles and packs of what is bought: the series' own requests
+        planned = plan_call(series.specs, **plan)  # as process: no earlier pack or tile read
+        frame = _series_frame(series, planned, gdf.index, so, keywords)
+        if series.temporal == "orbit" and scenes is None:
+            keywords["scenes"] = series.scenes()  # the scenes the frame was priced with
+        return with_delivery(
+            frame,
+            series.specs,
+            planned,
+            bought,
+            {"storage_options": so, **keywords},
+            resubmit_failed=resubmit_failed,
+            check=check_delivery,
+        )
     planned, bought = plan_looking(specs, bought, check_delivery, **plan)
     if planned is not None:
         frame = estimate_planned(planned, specs, gdf.index, storage_options=so, **keywords)

@@ -4,18 +4,23 @@
 bought alone, in packs or as tiles by earlier calls are read from those requests) and then
 marks each request: ``delivered``, ``running`` (or claimed), ``failed`` or ``new``. ``process``
 pays for the new ones only (and the failed ones with ``resubmit_failed=True``): that is the
-``pu_to_pay`` column. The look costs one listing of the delivery root, a read of the call
-manifests when some row would be bought, and one recursive listing for the states.
+``pu_to_pay`` column, and what ``process(max_pu=...)`` checks (:mod:`xasync.budget`). A time
+series (``freq``) is planned as ``process`` plans it (no rows read from earlier packs or tiles)
+and its requests are marked the same way. The look costs one listing of the delivery root, a
+read of the call manifests when some row would be bought, and one recursive listing for the
+states.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
+from xasync.budget import paid_states
 from xasync.errors import DeliveryAccessError, XasyncError
 
 logger = logging.getLogger(__name__)
@@ -54,13 +59,14 @@ def look_at_delivery(
         ``check=True`` and the delivery cannot be listed (or no ``delivery`` is given).
     """
     from xasync.bought_alone import bought_requests
-    from xasync.deliveryaccess import _delivery_root, delivery_filesystem
+    from xasync.deliveryaccess import delivery_filesystem
+    from xasync.inputs import check_delivery
 
     if check is False or (delivery is None and check is None):
         return None
     if delivery is None:
         raise DeliveryAccessError("check_delivery=True needs delivery='s3://...' (or 'gs://...')")
-    root = _delivery_root(delivery)
+    root = check_delivery(delivery)
     try:
         return bought_requests(delivery_filesystem(storage_options, root), root)
     except XasyncError as exc:
@@ -109,7 +115,7 @@ def mark_existing(
         requests: a request shared by ``n`` rows counts ``1/n`` for each). ``attrs["pu_to_pay"]``
         is the total, ``attrs["delivery_checked"]`` True.
     """
-    paid = {"none", "failed"} if resubmit_failed else {"none"}
+    paid = paid_states(resubmit_failed)
     shares: dict[str, int] = {}
     for urls in row_urls:
         for u in set(urls):
@@ -119,7 +125,8 @@ def mark_existing(
     frame["pu_to_pay"] = [
         float(sum(costs[u] / shares[u] for u in urls if states[u] in paid)) for urls in row_urls
     ]
-    frame.attrs["pu_to_pay"] = float(sum(costs[u] for u in shares if states[u] in paid))
+    # fsum: the same figure as process's budget check, whatever the order of the requests
+    frame.attrs["pu_to_pay"] = math.fsum(costs[u] for u in shares if states[u] in paid)
     frame.attrs["delivery_checked"] = True
     return frame
 

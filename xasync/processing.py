@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from xasync import timeseries
 from xasync.bought_alone import look_before_planning
+from xasync.budget import check_to_pay, validate_max_pu
 from xasync.callsubmit import Call, start
 from xasync.deliveryaccess import (
     _check_credentials,
@@ -23,7 +25,7 @@ from xasync.deliveryaccess import (
     _delivery_root,
     delivery_filesystem,
 )
-from xasync.errors import BudgetExceeded, OptionError
+from xasync.errors import OptionError
 from xasync.inputs import TIME_RULES
 from xasync.lazy import build_dataset, normalize_chunks
 from xasync.pack_reuse import plan_reusing
@@ -151,8 +153,10 @@ def process(
         Polling and retry tuning.
     max_pu : float, optional
         A budget in processing units: :class:`~xasync.errors.BudgetExceeded` is raised before
-        anything is paid for when the call's requests are estimated above it (every request
-        of the call counts, also those S3 may already hold). See ``gdf.xasync.estimate``.
+        anything is paid for when the requests the call would buy are estimated above it.
+        Requests the delivery already holds (delivered, running or claimed by another call,
+        failed without ``resubmit_failed``) are not bought again and do not count: the check
+        is against ``gdf.xasync.estimate(..., delivery=...).attrs["pu_to_pay"]``.
     freq : str, pandas offset or list of (start, end), optional
         A time series per row: ``"10D"``, ``"W"``, ``"MS"``... cuts ``time`` into intervals
         starting at ``pd.date_range(start, end, freq=freq)`` (or give the intervals). Each
@@ -231,14 +235,16 @@ def process(
     for shape in {spec.grid.shape for spec in specs}:
         normalize_chunks(chunks, shape)  # bad chunks: an OptionError before paying
     fs = delivery_filesystem(storage_options, root)
-    # what exists (one listing of the root): rows bought alone or in packs/tiles are reused
-    alone = look_before_planning(fs, root, required=pack is True) if freq is None else None
+    # what exists (one listing of the root): rows bought alone or in packs/tiles are reused,
+    # and the budget counts only the requests to buy (a series looks for the budget only)
+    look = freq is None or max_pu is not None
+    alone = look_before_planning(fs, root, required=pack is True and freq is None) if look else None
     specs, planned, series, estimated = _plan_requests(
         specs,
         gdf.index,
         (max_request_px, pack, pack_max_px, alone),
         (freq, temporal, reducer),
-        max_pu,
+        (max_pu, resubmit_failed),
         storage_options,
     )
     s3_extras = _delivery_extras(root, storage_options, iam_role_arn, gcs_credentials)
@@ -308,15 +314,20 @@ def _plan_requests(
     index: Any,
     planning: tuple[int, bool, int, Any],
     temporal_args: tuple[Any, str, str],
-    max_pu: float | None,
+    budget: tuple[float | None, bool],
     storage_options: Mapping[str, Any] | None,
 ) -> tuple[list[Any], Any, Any, list[float]]:
     """Rows -> what is bought: tiles and packs, or a time series; the estimate and budget check.
 
+    ``planning`` ends with what exists under the root (:class:`~xasync.bought_alone.Bought` or
+    None); ``budget`` is ``(max_pu, resubmit_failed)``: the budget counts the requests to buy,
+    not those that exist (:func:`xasync.budget.check_to_pay`, as ``estimate``'s ``pu_to_pay``).
     Returns ``(specs, planned, series, estimated_pu per row)``; ``planned``/``series`` are None
     when each row is its own request.
     """
     max_request_px, pack, pack_max_px, alone = planning
+    max_pu, resubmit_failed = budget
+    validate_max_pu(max_pu)
     series = timeseries.plan_call(specs, *temporal_args, storage_options)
     bought = specs if series is None else series.specs  # a series: wrapped or per interval
     planned = plan_reusing(  # tiles, packs, earlier requests (None: one request per spec)
@@ -325,8 +336,9 @@ def _plan_requests(
         pack=pack,
         pack_max_px=pack_max_px,
         storage_options=storage_options,
-        bought=alone,
+        bought=alone if series is None else None,  # a series reads no earlier packs or tiles
     )
+    scenes = series.scenes() if series is not None and series.temporal == "orbit" else None
     if planned is not None:
         if series is None:
             frame = estimate_planned(planned, specs, index, storage_options=storage_options)
@@ -334,10 +346,18 @@ def _plan_requests(
             frame = timeseries.estimate_series_planned(
                 series, planned, index, storage_options=storage_options
             )
-        total = float(frame.attrs["total_pu"])
-        if max_pu is not None and total > max_pu:
-            raise BudgetExceeded(total, max_pu, len({s.row_url for s in planned.requests}))
-        return bought, planned, series, [float(v) for v in frame["estimated_pu"]]
-    scenes = series.scenes() if series is not None and series.temporal == "orbit" else None
-    estimated = row_estimates(bought, max_pu, storage_options=storage_options, scenes=scenes)
+        requests, total = planned.requests, float(frame.attrs["total_pu"])
+        estimated = [float(v) for v in frame["estimated_pu"]]
+    else:
+        estimated = row_estimates(bought, None, storage_options=storage_options, scenes=scenes)
+        requests, total = bought, math.fsum(estimated)
+    check_to_pay(
+        requests,
+        max_pu,
+        alone,
+        total=total,
+        resubmit_failed=resubmit_failed,
+        storage_options=storage_options,
+        scenes=scenes,
+    )
     return bought, planned, series, estimated

@@ -68,9 +68,9 @@ def row_estimates(
     ``max_pu`` is :class:`~xasync.errors.BudgetExceeded`; without a budget, a script whose
     ``setup()`` cannot run locally gives NaN rows).
     """
-    from xasync.estimate import _check_max_pu, _raise_if_over
+    from xasync.budget import raise_if_over, validate_max_pu
 
-    _check_max_pu(max_pu)
+    validate_max_pu(max_pu)
     try:
         costs = request_factors_by_url(specs, storage_options=storage_options, scenes=scenes)
     except EvalscriptError as exc:
@@ -82,5 +82,5 @@ def row_estimates(
     for spec in specs:
         shared[spec.row_url] = shared.get(spec.row_url, 0) + 1
     total = float(sum(f.pu for f in costs.values()))
-    _raise_if_over(total, max_pu, len(costs), all(f.exact for f in costs.values()))
+    raise_if_over(total, max_pu, len(costs), all(f.exact for f in costs.values()))
     return [float(costs[s.row_url].pu / shared[s.row_url]) for s in specs]
