@@ -303,56 +303,72 @@ def probe_rows(
     rows = _normalise_rows(row_urls_with_identifiers)
     if not rows:
         return {}
+    classified = _classify_rows(fs, rows, extension)
+    bodies = _read_bodies(fs, classified, read_cost)
+    found = {url: _delivery(row, bodies, read_cost) for url, row in classified.items()}
+    nothing = RowDelivery(state="none")  # one for every empty prefix (a new call: all of them)
+    return {url: found.get(url, nothing) for url, _ in rows}
+
+
+#: A row with something under its prefix: its path, state, request ids, the id its state refers
+#: to and ``{identifier: url}`` of its outputs when done.
+_Classified = tuple[str, State, tuple[str, ...], str | None, dict[str, str]]
+
+
+def _classify_rows(
+    fs: Any, rows: list[tuple[str, tuple[str, ...]]], extension: str
+) -> dict[str, _Classified]:
+    """One listing per bucket; the rows with nothing under their prefix are left out."""
     groups: dict[tuple[str, str], list[tuple[str, str, tuple[str, ...]]]] = {}
     for row_url, ids in rows:
         protocol, path = _split_url(row_url)
         bucket = path.split("/", 1)[0]
         groups.setdefault((protocol, bucket), []).append((row_url, path, ids))
-
-    classified: dict[str, tuple[str, State, tuple[str, ...], str | None, dict[str, str]]] = {}
+    classified: dict[str, _Classified] = {}
     for (protocol, _bucket), members in groups.items():
         listing = _list_root(fs, _common_root([p for _, p, _ in members]))
-        by_row = _by_row({p for _, p, _ in members}, listing)
+        by_row = _by_row({p for _, p, _ in members}, listing) if listing else {}
         for row_url, path, ids in members:
-            state, rids, rid, outs = _classify(path, ids, by_row.get(path, ()), extension)
+            items = by_row.get(path)
+            if not items:
+                continue
+            state, rids, rid, outs = _classify(path, ids, items, extension)
             urls = {i: _join_url(protocol, p) for i, p in outs.items()}
             classified[row_url] = (path, state, rids, rid, urls)
+    return classified
 
-    # Second round: error bodies and costs, one batched request.
-    to_read: dict[str, tuple[str, str]] = {}
-    for row_url, (path, state, _rids, rid, _urls) in classified.items():
-        if state == "failed":
-            to_read[f"{path}/{rid}/{ERROR_FILE}"] = (row_url, "error")
-        elif state == "done" and read_cost:
-            to_read[f"{path}/{rid}/{REQUEST_COPY_FILE}"] = (row_url, "cost")
-    bodies: dict[str, bytes | Exception] = {}
-    if to_read:
-        got = fs.cat(list(to_read), on_error="return")
-        if not isinstance(got, dict):  # a single path returns bytes
-            got = {next(iter(to_read)): got}
-        bodies = {fs._strip_protocol(k): v for k, v in got.items()}
 
-    result: dict[str, RowDelivery] = {}
-    nothing = RowDelivery(state="none")  # one for every empty prefix (a new call: all of them)
-    for row_url, (path, state, rids, rid, urls) in classified.items():
-        if state == "none":
-            result[row_url] = nothing
-            continue
-        error = cost = None
+def _read_bodies(
+    fs: Any, classified: Mapping[str, _Classified], read_cost: bool
+) -> dict[str, bytes | Exception]:
+    """``error.json`` of failed rows and the request copies of done rows, one batched ``cat``."""
+    to_read: list[str] = []
+    for path, state, _rids, rid, _urls in classified.values():
         if state == "failed":
-            error = _error_message(bodies.get(f"{path}/{rid}/{ERROR_FILE}", b""))
+            to_read.append(f"{path}/{rid}/{ERROR_FILE}")
         elif state == "done" and read_cost:
-            raw = bodies.get(f"{path}/{rid}/{REQUEST_COPY_FILE}")
-            cost = _cost(raw) if raw is not None else None
-        result[row_url] = RowDelivery(
-            state=state,
-            request_ids=rids,
-            request_id=rid,
-            outputs=urls,
-            error=error,
-            cost=cost,
-        )
-    return result
+            to_read.append(f"{path}/{rid}/{REQUEST_COPY_FILE}")
+    if not to_read:
+        return {}
+    got = fs.cat(to_read, on_error="return")
+    if not isinstance(got, dict):  # a single path returns bytes
+        got = {to_read[0]: got}
+    return {fs._strip_protocol(k): v for k, v in got.items()}
+
+
+def _delivery(
+    row: _Classified, bodies: Mapping[str, bytes | Exception], read_cost: bool
+) -> RowDelivery:
+    path, state, rids, rid, urls = row
+    error = cost = None
+    if state == "failed":
+        error = _error_message(bodies.get(f"{path}/{rid}/{ERROR_FILE}", b""))
+    elif state == "done" and read_cost:
+        raw = bodies.get(f"{path}/{rid}/{REQUEST_COPY_FILE}")
+        cost = _cost(raw) if raw is not None else None
+    return RowDelivery(
+        state=state, request_ids=rids, request_id=rid, outputs=urls, error=error, cost=cost
+    )
 
 
 def probe_row(

@@ -148,7 +148,13 @@ class Ledger:
         answers: list[bool] = []
         any_change = False
         with self.cond:
+            entries = self._entries
             for url, restart in urls:
+                if url not in entries:  # the common case, inline (a new job's 100,000 rows)
+                    entries[url] = Entry(url, follower=follower)
+                    answers.append(True)
+                    any_change = True
+                    continue
                 following, changed = self._follow_locked(url, follower, restart)
                 answers.append(following)
                 any_change = any_change or changed

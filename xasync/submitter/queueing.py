@@ -70,6 +70,11 @@ class RowQueue:
         self.deferred.append(url)
         self._deferred.add(url)
 
+    def defer_many(self, urls: list[str]) -> None:
+        """:meth:`defer` for several URLs, in order."""
+        self.deferred.extend(urls)
+        self._deferred.update(urls)
+
     def is_deferred(self, url: str) -> bool:
         """Whether ``url`` waits as a URL."""
         return url in self._deferred

@@ -128,7 +128,7 @@ class JobRun:
             with contextlib.suppress(asyncio.CancelledError):
                 await confirm_task
 
-    def _window(self) -> int:
+    def window(self) -> int:
         """How many rows may wait to be created as tasks; the others wait as URLs."""
         cap = self.account.cap if self.account is not None else 1
         return 2 * max(CONDITION_WAITERS, 2 * cap)
@@ -138,7 +138,7 @@ class JobRun:
         if self.rows.deferred and (self.job.is_cancelled() or self.stopped is not None):
             self.end_queued()
             return
-        for url in self.rows.next_deferred(self._window() - len(self.creating)):
+        for url in self.rows.next_deferred(self.window() - len(self.creating)):
             self.creating.add(url)  # counted at once (the task starts later)
             self.rows.spawn(url, self.guarded(url, self._create(url, self.groups[url][0])))
 
@@ -269,7 +269,7 @@ class JobRun:
         elif kind is Kind.FAIL:
             self._fail(url, action.message or "failed")
         elif kind is Kind.CREATE:
-            if len(self.creating) >= self._window():  # created later, see _next_deferred
+            if len(self.creating) >= self.window():  # created later, see _next_deferred
                 self.rows.defer(url)
                 return None
             self.creating.add(url)  # counted at once (a task may start it later)

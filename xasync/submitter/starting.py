@@ -44,6 +44,8 @@ def start_all(run: JobRun, seen: dict[str, RowDelivery]) -> None:
         refused.update(run.ledger.end_unbought(unbought, run.job.id, message))
     run.job.decided_many(urls)
     ended: list[str] = []
+    deferred: list[str] = []
+    window = run.window()
     for url, action in zip(urls, decisions):
         kind = action.kind
         if kind is Kind.KEEP:
@@ -58,11 +60,15 @@ def start_all(run: JobRun, seen: dict[str, RowDelivery]) -> None:
             following = False
         else:
             following = next(answers)
+        if following and kind is Kind.CREATE and len(run.creating) >= window:
+            deferred.append(url)  # created later, as run.begin would defer it
+            continue
         work = run.begin(url, run.groups[url][0], action, following)
         if work is not None:
             run.rows.spawn(url, run.guarded(url, work))
         elif not run.rows.is_deferred(url):
             ended.append(url)
+    run.rows.defer_many(deferred)
     run.unsettled.difference_update(ended)
     run.confirmer.wake.set()  # the rows waiting for confirmation may be the last
 
