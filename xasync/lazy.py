@@ -14,14 +14,15 @@ The await task is :func:`xasync.awaiting.await_delivery`: it asks the ledger of 
 only the chunks of that row fail. Building the Dataset touches no network: coordinates, CRS,
 bands and dtypes all come from the :class:`~xasync.plan.ReadPlan`.
 
-Keys are ``dask.base.tokenize`` of the call's shared parts (tokenized once: outputs, the reader
-config as a digest, so no option value appears in a key) and of the row's own short tuple (request
-token, grid, label, chunks, wait settings, mask geometry).
+Keys are an MD5 digest of the ``dask.base.tokenize`` of the call's shared parts (tokenized once:
+outputs, the reader config as a digest, so no option value appears in a key) and of the ``repr``
+of the row's own short tuple (request token, grid, label, chunks, wait settings) and its mask.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Hashable, Mapping
 from typing import Any
@@ -61,8 +62,9 @@ MAX_POLL_INTERVAL = 60.0
 
 
 def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
-    """Deterministic graph-key token of a row: ``dask.base.tokenize`` of all that shapes its
-    tasks (plain values only, so the token is the same in every process).
+    """Deterministic graph-key token of a row: an MD5 digest of all that shapes its tasks
+    (plain values only, so the token is the same in every process), as ``dask.base.tokenize``
+    hashes a string, without its dispatch (a tenth of the cost: 100,000 rows, about 1 s).
 
     What the rows of a call share (outputs, the reader config as its digest, so no option value
     reaches a key, and whether values are masked) is tokenized once (:func:`_shared_token`);
@@ -81,9 +83,10 @@ def _graph_token(plan: ReadPlan, reader: ReaderConfig, *parts: Any) -> str:
         plan.time_range,
         parts,
     )
-    if plan.mask_wkb is None:  # one string: tokenize's cheapest input
-        return tokenize(f"{shared} {row!r}")
-    return tokenize(shared, repr(row), plan.mask_wkb)
+    digest = hashlib.md5(f"{shared} {row!r}".encode(), usedforsecurity=False)
+    if plan.mask_wkb is not None:  # masked or not is part of ``shared``
+        digest.update(plan.mask_wkb)
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=256)

@@ -1,6 +1,6 @@
 """Graph keys of lazy Datasets: the same in every process, distinct wherever the tasks differ.
 
-Keys are ``dask.base.tokenize`` of the call's shared parts (tokenized once) and of each row's
+Keys are an MD5 digest of the call's shared parts (tokenized once) and of each row's
 short tuple; these tests pin what must stay distinct and what must stay equal.
 """
 
