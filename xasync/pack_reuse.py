@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from xasync.manifests import MANIFEST_DIR
 from xasync.planned import PlannedSpecs, Source, plan_call, source_from_dict
 from xasync.request import RequestSpec
+from xasync.reuse_rebuild import Claimed
 
 if TYPE_CHECKING:
     from xasync.bought_alone import Bought
@@ -162,13 +163,20 @@ def request_states(
         ``{url: "done" | "pending" | "failed" | "none"}``: delivered, running (or claimed: its
         folder holds only another process's claim), failed, or not created.
     """
+    return _request_states(bought, urls, identifiers)[0]
+
+
+def _request_states(
+    bought: Bought, urls: Sequence[str], identifiers: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, str], set[str]]:
+    """:func:`request_states`, and the URLs whose folder holds only a claim (not created)."""
     from xasync.delivery import probe_rows
     from xasync.ledger import LEDGER, Stage
 
     urls = list(dict.fromkeys(urls))
     in_s3 = [u for u in urls if u.rsplit("/", 1)[-1] in bought.folders]
     probed = probe_rows(bought.fs, {u: identifiers[u] for u in in_s3}, read_cost=False)
-    out = {}
+    out, claimed = {}, set()
     for url, entry in zip(urls, LEDGER.entries(urls), strict=True):
         seen = probed[url].state if url in probed else None  # None: no folder at all
         if entry is not None and entry.stage in (Stage.QUEUED, Stage.CLAIMED, Stage.RUNNING):
@@ -177,7 +185,9 @@ def request_states(
             out[url] = "done" if entry.stage is Stage.DONE else "failed"
         else:  # a folder with nothing but another process's claim: being bought
             out[url] = "none" if seen is None else "pending" if seen == "none" else seen
-    return out
+            if seen == "none":
+                claimed.add(url)
+    return out, claimed
 
 
 def earlier_sources(
@@ -198,18 +208,28 @@ def earlier_sources(
     -------
     dict
         ``{row: sources}``: the windows to read the row from, each request done or running
-        (a fully delivered set preferred, then the newest call's).
+        (a fully delivered set preferred, then the newest call's), or only claimed and rebuilt
+        exactly (:mod:`xasync.reuse_rebuild`).
     """
+    return _earlier(specs, rows, bought)[0]
+
+
+def _earlier(
+    specs: Sequence[RequestSpec], rows: Sequence[int], bought: Bought
+) -> tuple[dict[int, tuple[Source, ...]], dict[str, RequestSpec]]:
+    """:func:`earlier_sources`, and the claimed requests rebuilt (``{url: spec}``)."""
     wanted = {specs[i].token: i for i in rows if not specs[i].userdata}
     if not wanted or bought.fs is None or bought.root is None:
-        return {}
+        return {}, {}
     found: dict[str, list[tuple[Source, ...]]] = {}
+    manifests: list[dict[str, Any]] = []
     if MANIFEST_DIR in bought.folders:  # else no call left a manifest here: nothing to read
-        found = _candidates(_planned_manifests(bought.fs, bought.root), set(wanted))
+        manifests = _planned_manifests(bought.fs, bought.root)
+        found = _candidates(manifests, set(wanted))
     for token, i in wanted.items():  # bought alone before (e.g. tiled now): its own request
         if specs[i].row_url.rsplit("/", 1)[-1] in bought.folders:
             found.setdefault(token, []).insert(0, (own_source(specs[i]),))
-    return _usable(specs, wanted, found, bought)
+    return _usable(specs, wanted, found, bought, manifests)
 
 
 def _usable(
@@ -217,30 +237,36 @@ def _usable(
     wanted: Mapping[str, int],
     found: Mapping[str, list[tuple[Source, ...]]],
     bought: Bought,
-) -> dict[int, tuple[Source, ...]]:
-    """Per row, the first candidate whose requests are all usable (fully delivered first)."""
+    manifests: Sequence[Mapping[str, Any]],
+) -> tuple[dict[int, tuple[Source, ...]], dict[str, RequestSpec]]:
+    """Per row, the first candidate whose requests are all usable (fully delivered first); the
+    claimed ones rebuilt (a candidate with a claimed request that cannot be rebuilt is not)."""
     if not found:
-        return {}
+        return {}, {}
     ids: dict[str, tuple[str, ...]] = {}
     for token, lists in found.items():
         spec = specs[wanted[token]]
         for s in (s for sources in lists for s in sources):
             ids[s.row_url] = spec.responses
-    states = request_states(bought, list(ids), ids)
+    states, claimed = _request_states(bought, list(ids), ids)
+    rebuilt = Claimed(claimed, found, manifests)
     out: dict[int, tuple[Source, ...]] = {}
     for token, lists in found.items():
         i = wanted[token]
         usable = [
             src
             for src in lists
-            if _exact(specs[i], src) and all(states[s.row_url] in ("done", "pending") for s in src)
+            if _exact(specs[i], src)
+            and all(states[s.row_url] in ("done", "pending") for s in src)
+            and rebuilt.all_of(specs[i], src)
         ]
         usable.sort(key=lambda src: not all(states[s.row_url] == "done" for s in src))
         if usable:
             out[i] = usable[0]
     if out:
         logger.info("%d rows read from requests bought by earlier calls", len(out))
-    return out
+    used = {s.row_url for src in out.values() for s in src}
+    return out, {url: spec for url, spec in rebuilt.specs.items() if url in used}
 
 
 def _needs_buying(
@@ -262,8 +288,10 @@ def _merge(
     rest: Sequence[int],
     sub: PlannedSpecs | None,
     reused: Mapping[int, tuple[Source, ...]],
+    rebuilt: Mapping[str, RequestSpec],
 ) -> PlannedSpecs:
-    """One plan: the re-planned rows ``rest`` (``sub``) and the reused rows' earlier sources."""
+    """One plan: the re-planned rows ``rest`` (``sub``) and the reused rows' earlier sources
+    (a request only claimed so far as its ``rebuilt`` spec, which the submitter may create)."""
     requests: list[RequestSpec] = []
     at: dict[str, int] = {}
     sources: list[tuple[Source, ...]] = [()] * len(specs)
@@ -283,7 +311,9 @@ def _merge(
             row_requests[i] = tuple(add(sub.requests[k]) for k in sub.row_requests[j])
     for i, src in reused.items():
         sources[i] = src
-        row_requests[i] = tuple(add(_reused_request(specs[i], s)) for s in src)
+        row_requests[i] = tuple(
+            add(rebuilt.get(s.row_url) or _reused_request(specs[i], s)) for s in src
+        )
     return PlannedSpecs(requests, sources, row_requests)
 
 
@@ -312,9 +342,9 @@ def plan_reusing(
     planned = plan_call(specs, bought=bought, **keywords)
     if bought is None or not bought.folders:  # a new root: no manifest, no request to read
         return planned
-    reused = earlier_sources(specs, _needs_buying(specs, planned, bought), bought)
+    reused, rebuilt = _earlier(specs, _needs_buying(specs, planned, bought), bought)
     if not reused:
         return planned
     rest = [i for i in range(len(specs)) if i not in reused]
     sub = plan_call([specs[i] for i in rest], bought=bought, **keywords) if rest else None
-    return _merge(specs, rest, sub, reused)
+    return _merge(specs, rest, sub, reused, rebuilt)

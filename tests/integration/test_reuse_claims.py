@@ -1,0 +1,140 @@
+"""Rows read from other calls' requests (packs, tiles) when those requests are only claimed.
+
+A process that died between claiming a pack and creating it leaves a manifest that lists the
+pack and a claim in the pack's folder, and nothing else. Such a process is simulated with the
+real code paths: the call's specs, plan and manifest are made and written by xasync's own
+functions, and its claims by :func:`xasync.submitter.claim.take`; then nothing is created.
+Every count is the emulator's create counter; no assertion rests on a time margin (a claim
+goes stale after ``claim_timeout``, a bound that only makes the test wait).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xasync
+from xasync.bought_alone import look_before_planning
+from xasync.callsubmit import Call, write_manifest
+from xasync.pack_reuse import plan_reusing
+from xasync.request import build_specs
+from xasync.specrows import read_plans
+from xasync.submitter import claim
+
+from .test_pack_reuse import NDVI, TIME, WAIT_S, _fields
+
+PACK = {"pack": True, "pack_max_px": 400}
+#: Seconds after which the dead process's claims are stale (the tests wait for it, no margin).
+CLAIM_TIMEOUT = 2.0
+
+
+def _run(gdf, emu, client, delivery, *, wait=True, **kw):
+    res = gdf.xasync.process(
+        NDVI,
+        time=TIME,
+        resolution=10,
+        crs="utm",
+        mask=True,
+        delivery=delivery,
+        storage_options=emu.storage_options,
+        client=client,
+        options=xasync.SubmitOptions(claim_timeout=CLAIM_TIMEOUT, ambiguous_grace=0.05),
+        **kw,
+    )
+    if wait:
+        assert res.wait(timeout=WAIT_S, progress=False) is not None
+    return res
+
+
+def _creates(emu) -> int:
+    return int(emu.stats["creates"])
+
+
+def dead_call(gdf, emu, delivery, *, max_request_px=10_000, **kw) -> list[str]:
+    """Do what ``process`` does up to the claims of its requests, then die: the request URLs.
+
+    The manifest is written by :func:`xasync.callsubmit.write_manifest` and each request's
+    claim by :func:`xasync.submitter.claim.take`, as a process that was killed right after
+    claiming (before any create) leaves them.
+    """
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    specs = build_specs(
+        gdf, NDVI, time=TIME, resolution=10, crs="utm", delivery=delivery, mask=True, tiled=True
+    )
+    bought = look_before_planning(fs, delivery, required=True)
+    planned = plan_reusing(specs, bought=bought, max_request_px=max_request_px, **kw)
+    assert planned is not None
+    pack, pack_max_px = kw.get("pack", False), kw.get("pack_max_px", 2500)
+    call = Call(
+        fs=fs,
+        root=delivery,
+        specs=specs,
+        plans=read_plans(specs),
+        labels=list(gdf.index),
+        planned=planned,
+        planning=(max_request_px, pack, pack_max_px),
+    )
+    write_manifest(call)
+    urls = sorted({req.row_url for req in planned.requests})
+    for url in urls:
+        assert claim.take(fs, url, 0, "the-dead-process")[0] == claim.WON
+    return urls
+
+
+def test_rows_of_a_pack_claimed_by_a_dead_process_are_bought_not_failed(e2e):
+    """Asked alone, rows of a pack only claimed by a dead process: the pack is bought once."""
+    emu, client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    gdf = _fields()
+    packs = dead_call(gdf, emu, f"{root}/d", **PACK)
+    assert 2 <= len(packs) <= 4 and _creates(emu) == 0
+    alone = _run(gdf, emu, client, f"{root}/d")  # pack=False: each row alone
+    status = alone.status()
+    assert (status["state"] == "done").all(), status["error"].tolist()
+    assert _creates(emu) == len(packs)  # the claimed packs, bought after the claims went stale
+    assert sorted(set(status["requests"])) == packs
+    fresh = _run(gdf, emu, client, f"{root}/fresh")
+    for label in gdf.index:
+        np.testing.assert_array_equal(alone[label]["ndvi"].values, fresh[label]["ndvi"].values)
+    bought = _creates(emu)
+    for kw in ({}, PACK):  # delivered now: nothing is bought again, packed or not
+        again = _run(gdf, emu, client, f"{root}/d", **kw)
+        assert _creates(emu) == bought
+        assert (again.status()["state"] == "done").all()
+
+
+def test_tiles_claimed_by_a_dead_process_are_bought_not_failed(e2e):
+    emu, client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    gdf = _fields().iloc[:2]
+    tiles = dead_call(gdf, emu, f"{root}/t", max_request_px=8)
+    assert len(tiles) > 2
+    whole = _run(gdf, emu, client, f"{root}/t")  # one request per row asked: tiles are read
+    assert (whole.status()["state"] == "done").all(), whole.status()["error"].tolist()
+    assert _creates(emu) == len(tiles)
+    fresh = _run(gdf, emu, client, f"{root}/fresh")
+    for label in gdf.index:
+        np.testing.assert_array_equal(whole[label]["ndvi"].values, fresh[label]["ndvi"].values)
+
+
+@pytest.mark.parametrize("kw", [{}, PACK], ids=["alone", "packed"])
+def test_rows_claimed_alone_by_a_dead_process_are_bought_once(e2e, kw):
+    """The dead process claimed the rows' own requests: a packed or plain call buys them."""
+    emu, client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    gdf = _fields().iloc[:3]
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    specs = build_specs(
+        gdf, NDVI, time=TIME, resolution=10, crs="utm", delivery=f"{root}/a", mask=True
+    )
+    for spec in specs:  # claimed alone, never created
+        assert claim.take(fs, spec.row_url, 0, "the-dead-process")[0] == claim.WON
+    res = _run(gdf, emu, client, f"{root}/a", **kw)
+    status = res.status()
+    assert (status["state"] == "done").all(), status["error"].tolist()
+    assert _creates(emu) == len(gdf)
+    assert sorted(status["requests"]) == sorted(s.row_url for s in specs)
