@@ -10,6 +10,13 @@ goes stale after ``claim_timeout``, a bound that only makes the test wait).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -138,3 +145,72 @@ def test_rows_claimed_alone_by_a_dead_process_are_bought_once(e2e, kw):
     assert (status["state"] == "done").all(), status["error"].tolist()
     assert _creates(emu) == len(gdf)
     assert sorted(status["requests"]) == sorted(s.row_url for s in specs)
+
+
+RUNNER = Path(__file__).with_name("reuse_claims_runner.py")
+#: The racers' ``claim_timeout``: the dead claims are older when they start, and the winner's
+#: fresh claim must stay fresh until it created its request (a bound, not a measured margin).
+RACE_CLAIM_TIMEOUT = 10.0
+
+
+def _until_stale(emu, urls, timeout: float) -> None:
+    """Wait until the claims at ``urls`` (generation 0) are older than ``timeout`` in S3."""
+    import datetime as dt
+
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    for _ in range(int(timeout * 10) + 600):  # bounded: at most a minute past the timeout
+        now = dt.datetime.now(dt.timezone.utc)
+        ages = [
+            (now - fs.info(claim.claim_path(u, 0))["LastModified"]).total_seconds() for u in urls
+        ]
+        if min(ages) > timeout:
+            return
+        time.sleep(0.1)
+    pytest.fail("the dead claims never went stale")
+
+
+def test_two_processes_racing_for_a_dead_process_s_packs_buy_each_once(e2e, tmp_path):
+    """Both see the dead process's claims stale at once: each pack is still bought once.
+
+    Taking a stale claim over used to delete it and claim again: a racer that had seen the
+    stale claim could delete the winner's fresh claim and buy a second time.
+    """
+    emu, _client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    delivery = f"{root}/race"
+    packs = dead_call(_fields(), emu, delivery, **PACK)
+    _until_stale(emu, packs, RACE_CLAIM_TIMEOUT)
+    go = tmp_path / "go"
+    env = dict(os.environ)
+    env.update(
+        XASYNC_RC_BASE_URL=emu.base_url,
+        XASYNC_RC_TOKEN_URL=emu.token_url,
+        XASYNC_RC_CLIENT_ID=emu.client_id,
+        XASYNC_RC_CLIENT_SECRET=emu.client_secret,
+        XASYNC_RC_STORAGE_OPTIONS=json.dumps(emu.storage_options),
+        XASYNC_RC_DELIVERY=delivery,
+        XASYNC_RC_GO_FILE=str(go),
+        XASYNC_RC_CLAIM_TIMEOUT=str(RACE_CLAIM_TIMEOUT),
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(RUNNER)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    go.touch()
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err[-2000:]
+        outs.append(json.loads(out.split("RESULT ", 1)[1]))
+    for out in outs:
+        assert out["states"] == ["done"] * 12, out["errors"]
+        assert sorted(set(out["requests"])) == packs
+    assert _creates(emu) == len(packs), emu.stats["creates_by_prefix"]
