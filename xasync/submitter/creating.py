@@ -70,12 +70,12 @@ async def create(
     if known is None:
         known = tuple(await _request_ids(run, url, identifiers))
     generation = len(known)
-    state = {"claimed": False}
+    state = {"claimed": 0, "takeover": 0}  # whether we hold it; which claim of the chain
     created = await _create(run, url, identifiers, body, set(known), state)
     if state["claimed"] and created.error is not None:
         # nothing was bought: let the next buyer claim at once instead of after the timeout
         with contextlib.suppress(TransportError):
-            await asyncio.to_thread(claim.release, run.fs, url, generation)
+            await asyncio.to_thread(claim.release, run.fs, url, generation, state["takeover"])
     return created
 
 
@@ -85,7 +85,7 @@ async def _create(
     identifiers: tuple[str, ...],
     body: Callable[[], dict[str, Any]],
     seen: set[str],
-    state: dict[str, bool],
+    state: dict[str, int],
 ) -> Created:
     generation = len(seen)
     attempts = rate_limited = 0
@@ -141,7 +141,7 @@ async def _slot_and_claim(
     url: str,
     identifiers: tuple[str, ...],
     seen: set[str],
-    state: dict[str, bool],
+    state: dict[str, int],
     claimed: bool,
 ) -> Created | bool:
     """Hold a slot and the claim: ``True`` when both are held; ``False`` to start over (the
@@ -179,7 +179,7 @@ async def _slot_and_claim(
         run.slots.release()  # no slot is held while another process buys it
     if got != claim.HELD:  # told to stop while claiming
         return Created(error=run.not_bought_message())
-    found = await _wait_for_other(run, url, identifiers, seen, len(seen), age)
+    found = await _wait_for_other(run, url, identifiers, seen, state, age)
     return Created(found, by_us=False) if found is not None else False
 
 
@@ -190,20 +190,22 @@ def _stopped(run: JobRun) -> Created:
 
 
 async def _take(
-    run: JobRun, url: str, seen: set[str], state: dict[str, bool]
+    run: JobRun, url: str, seen: set[str], state: dict[str, int]
 ) -> tuple[str, float | None]:
     """Try to claim ``url`` (in a worker thread); ``state["claimed"]`` tells whether we wrote it."""
-    got, age = await asyncio.to_thread(claim.take, run.fs, url, len(seen), run.owner)
+    got, age = await asyncio.to_thread(
+        claim.take, run.fs, url, len(seen), run.owner, state["takeover"]
+    )
     if got != claim.HELD:
         state["claimed"] = got == claim.WON
     return got, age
 
 
-async def _unclaim(run: JobRun, url: str, generation: int, state: dict[str, bool]) -> bool:
+async def _unclaim(run: JobRun, url: str, generation: int, state: dict[str, int]) -> bool:
     """Drop our claim while we wait to retry (a claim lives one create attempt); ``False``."""
     if state["claimed"]:
         with contextlib.suppress(TransportError):
-            await asyncio.to_thread(claim.release, run.fs, url, generation)
+            await asyncio.to_thread(claim.release, run.fs, url, generation, state["takeover"])
         state["claimed"] = False
     return False
 
@@ -228,14 +230,16 @@ async def _wait_for_other(
     url: str,
     identifiers: tuple[str, ...],
     known: set[str],
-    generation: int,
+    state: dict[str, int],
     age: float | None,
 ) -> str | None:
     """Another process holds the claim: its new request id, or None to claim again.
 
-    None comes back when the claim vanished, or when it is stale (older than ``claim_timeout``
-    with no new request folder): it is then deleted first.
+    None comes back when the claim vanished (claim it again), or when it is stale (older than
+    ``claim_timeout`` with no new request folder): then the next claim of the chain is the one
+    to take (``state["takeover"]``; the stale one is left in place, see :mod:`.claim`).
     """
+    generation, takeover = len(known), state["takeover"]
     loop = asyncio.get_running_loop()
     pause = 0.0
     stale_at = loop.time() + max(0.0, run.opts.claim_timeout - (age or 0.0))
@@ -245,10 +249,10 @@ async def _wait_for_other(
         if new:
             logger.info("%s: bought by another process as %s", url, sorted(new)[-1])
             return sorted(new)[-1]
-        if not await asyncio.to_thread(claim.exists, run.fs, url, generation):
+        if not await asyncio.to_thread(claim.exists, run.fs, url, generation, takeover):
             return None
         if loop.time() >= stale_at:
             logger.info("%s: taking over a stale claim", url)
-            await asyncio.to_thread(claim.release, run.fs, url, generation)
+            state["takeover"] = takeover + 1
             return None
         pause = min(5.0, max(run.opts.ambiguous_grace, pause * 1.5))
