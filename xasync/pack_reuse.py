@@ -215,9 +215,13 @@ def earlier_sources(
 
 
 def _earlier(
-    specs: Sequence[RequestSpec], rows: Sequence[int], bought: Bought
+    specs: Sequence[RequestSpec],
+    rows: Sequence[int],
+    bought: Bought,
+    known: Mapping[str, RequestSpec] | None = None,
 ) -> tuple[dict[int, tuple[Source, ...]], dict[str, RequestSpec]]:
-    """:func:`earlier_sources`, and the claimed requests rebuilt (``{url: spec}``)."""
+    """:func:`earlier_sources`, and the requests not created yet it uses, rebuilt (``{url:
+    spec}``; ``known``: the specs of the requests this call plans, used as they are)."""
     wanted = {specs[i].token: i for i in rows if not specs[i].userdata}
     if not wanted or bought.fs is None or bought.root is None:
         return {}, {}
@@ -229,7 +233,8 @@ def _earlier(
     for token, i in wanted.items():  # bought alone before (e.g. tiled now): its own request
         if specs[i].row_url.rsplit("/", 1)[-1] in bought.folders:
             found.setdefault(token, []).insert(0, (own_source(specs[i]),))
-    return _usable(specs, wanted, found, bought, manifests)
+    asked = {s.token for s in specs}
+    return _usable(specs, wanted, found, bought, manifests, asked, known)
 
 
 def _usable(
@@ -238,9 +243,11 @@ def _usable(
     found: Mapping[str, list[tuple[Source, ...]]],
     bought: Bought,
     manifests: Sequence[Mapping[str, Any]],
+    asked: set[str],
+    known: Mapping[str, RequestSpec] | None,
 ) -> tuple[dict[int, tuple[Source, ...]], dict[str, RequestSpec]]:
-    """Per row, the first candidate whose requests are all usable (fully delivered first); the
-    claimed ones rebuilt (a candidate with a claimed request that cannot be rebuilt is not)."""
+    """Per row, the first candidate whose requests are all usable (delivered first, then
+    running, then not created yet: those rebuilt, see :class:`~xasync.reuse_rebuild.Claimed`)."""
     if not found:
         return {}, {}
     ids: dict[str, tuple[str, ...]] = {}
@@ -249,7 +256,9 @@ def _usable(
         for s in (s for sources in lists for s in sources):
             ids[s.row_url] = spec.responses
     states, claimed = _request_states(bought, list(ids), ids)
-    rebuilt = Claimed(claimed, found, manifests)
+    unbought = {url for url, state in states.items() if state == "none"}
+    rebuilt = Claimed(claimed, unbought, found, manifests, asked, known)
+    rank = {"done": 0, "pending": 1, "none": 2}  # delivered, then running, then to be bought
     out: dict[int, tuple[Source, ...]] = {}
     for token, lists in found.items():
         i = wanted[token]
@@ -257,10 +266,10 @@ def _usable(
             src
             for src in lists
             if _exact(specs[i], src)
-            and all(states[s.row_url] in ("done", "pending") for s in src)
+            and all(states[s.row_url] in rank for s in src)
             and rebuilt.all_of(specs[i], src)
         ]
-        usable.sort(key=lambda src: not all(states[s.row_url] == "done" for s in src))
+        usable.sort(key=lambda src: max(rank[states[s.row_url]] for s in src))
         if usable:
             out[i] = usable[0]
     if out:
@@ -342,7 +351,8 @@ def plan_reusing(
     planned = plan_call(specs, bought=bought, **keywords)
     if bought is None or not bought.folders:  # a new root: no manifest, no request to read
         return planned
-    reused, rebuilt = _earlier(specs, _needs_buying(specs, planned, bought), bought)
+    known = {r.row_url: r for r in planned.requests} if planned is not None else {}
+    reused, rebuilt = _earlier(specs, _needs_buying(specs, planned, bought), bought, known)
     if not reused:
         return planned
     rest = [i for i in range(len(specs)) if i not in reused]

@@ -37,13 +37,13 @@ __all__ = ["Claimed", "member_geometries", "rebuild"]
 
 def member_geometries(
     manifests: Sequence[Mapping[str, Any]], tokens: set[str]
-) -> dict[str, list[bytes]]:
-    """``{pack token: its members' geometries (WKB)}`` for the packs ``tokens``, from the
-    manifests of the calls that planned them (a pack whose members cannot all be read is left
-    out)."""
+) -> dict[str, tuple[list[bytes], set[str]]]:
+    """``{pack token: (its members' geometries (WKB), their row tokens)}`` for the packs
+    ``tokens``, from the manifests of the calls that planned them (a pack whose members cannot
+    all be read is left out)."""
     import shapely
 
-    out: dict[str, list[bytes]] = {}
+    out: dict[str, tuple[list[bytes], set[str]]] = {}
     broken: set[str] = set()
     for manifest in manifests:
         for row in manifest.get("rows", []):
@@ -54,9 +54,11 @@ def member_geometries(
             for token in packs:
                 if wkb is None:
                     broken.add(token)
-                else:
-                    out.setdefault(token, []).append(wkb)
-    return {t: geoms for t, geoms in out.items() if t not in broken}
+                    continue
+                geoms, rows = out.setdefault(token, ([], set()))
+                geoms.append(wkb)
+                rows.add(str((row.get("plan") or {}).get("token")))
+    return {t: got for t, got in out.items() if t not in broken}
 
 
 def _row_geometry(row: Mapping[str, Any], shapely: Any) -> bytes | None:
@@ -72,7 +74,7 @@ def _row_geometry(row: Mapping[str, Any], shapely: Any) -> bytes | None:
 
 
 def rebuild(
-    spec: RequestSpec, source: Source, members: Mapping[str, Sequence[bytes]]
+    spec: RequestSpec, source: Source, members: Mapping[str, tuple[Sequence[bytes], Any]]
 ) -> RequestSpec | None:
     """The request ``source`` reads from, rebuilt from the row's ``spec``; None if not exact.
 
@@ -99,7 +101,7 @@ def rebuild(
     elif source.name.startswith("tile"):
         geometry = tile_geometry(spec.geometry_wkb, source.grid)
     elif source.token in members:
-        (geometry,) = pack_geometries([list(members[source.token])])
+        (geometry,) = pack_geometries([list(members[source.token][0])])
     else:
         return None
     got = dataclasses.replace(spec, grid=source.grid, geometry_wkb=geometry)
@@ -110,16 +112,30 @@ def rebuild(
 
 
 class Claimed:
-    """The claimed (not created) requests among a call's reuse candidates, rebuilt on demand.
+    """The requests not created yet among a call's reuse candidates, rebuilt on demand.
+
+    A request whose folder holds only a claim is rebuilt whatever it is (someone is buying it,
+    or died doing so). One that does not exist at all, but that an earlier call planned (its
+    process may still be waiting for a slot, or have stopped), is used only when it is a pack
+    of rows all asked for by this call: buying that pack then costs less than buying those rows
+    alone (packs are planned only where they do), and never twice if the other process comes
+    back (claims). Such tiles are not used (buying a row as tiles costs more than whole).
 
     Parameters
     ----------
     claimed : set of str
         URLs of the requests whose folder holds only a claim.
+    unbought : set of str
+        URLs of the candidate requests that do not exist.
     found : mapping
         ``{row token: [candidate source lists]}`` (:mod:`xasync.pack_reuse`).
     manifests : sequence of dict
         The call manifests the candidates come from (the packs' members).
+    asked : set of str
+        The tokens of the rows of this call.
+    known : mapping, optional
+        ``{url: spec}`` of the requests this call plans itself (used as they are: a pack this
+        call plans has only rows of this call).
 
     Attributes
     ----------
@@ -130,29 +146,57 @@ class Claimed:
     def __init__(
         self,
         claimed: set[str],
+        unbought: set[str],
         found: Mapping[str, list[tuple[Source, ...]]],
         manifests: Sequence[Mapping[str, Any]],
+        asked: set[str],
+        known: Mapping[str, RequestSpec] | None = None,
     ) -> None:
-        self.claimed = claimed
-        packs = {
-            s.token
-            for lists in found.values()
-            for src in lists
-            for s in src
-            if s.row_url in claimed and s.name.startswith("pack")
-        }
-        self.members = member_geometries(manifests, packs) if packs else {}
+        self.claimed, self.unbought, self.asked = claimed, unbought, asked
+        self.known = known or {}
+        self._found, self._manifests = found, manifests
+        self._members: dict[str, tuple[list[bytes], set[str]]] | None = None
         self.specs: dict[str, RequestSpec] = {}
         self.failed: set[str] = set()
 
+    @property
+    def members(self) -> dict[str, tuple[list[bytes], set[str]]]:
+        """:func:`member_geometries` of the candidate packs not created (read once, if needed)."""
+        if self._members is None:
+            packs = {
+                s.token
+                for lists in self._found.values()
+                for src in lists
+                for s in src
+                if s.name.startswith("pack")
+                and (s.row_url in self.claimed or s.row_url in self.unbought)
+                and s.row_url not in self.known
+            }
+            self._members = member_geometries(self._manifests, packs) if packs else {}
+        return self._members
+
     def all_of(self, spec: RequestSpec, sources: Sequence[Source]) -> bool:
-        """Whether every claimed request of ``sources`` is rebuilt (from the row's ``spec``)."""
+        """Whether every request of ``sources`` not created yet is usable and rebuilt (from the
+        row's ``spec``)."""
         for s in sources:
-            if s.row_url not in self.claimed or s.row_url in self.specs:
+            if s.row_url in self.specs:
                 continue
+            if s.row_url in self.known and s.row_url in self.claimed | self.unbought:
+                self.specs[s.row_url] = self.known[s.row_url]
+                continue
+            if s.row_url in self.unbought and not self._whole_pack(s):
+                return False
+            if s.row_url not in self.claimed and s.row_url not in self.unbought:
+                continue  # delivered or running
             got = None if s.row_url in self.failed else rebuild(spec, s, self.members)
             if got is None:
                 self.failed.add(s.row_url)
                 return False
             self.specs[s.row_url] = got
         return True
+
+    def _whole_pack(self, source: Source) -> bool:
+        """A pack whose rows are all asked for by this call."""
+        if not source.name.startswith("pack") or source.token not in self.members:
+            return False
+        return self.members[source.token][1] <= self.asked

@@ -57,12 +57,13 @@ def _creates(emu) -> int:
     return int(emu.stats["creates"])
 
 
-def dead_call(gdf, emu, delivery, *, max_request_px=10_000, **kw) -> list[str]:
+def dead_call(gdf, emu, delivery, *, max_request_px=10_000, claimed=True, **kw) -> list[str]:
     """Do what ``process`` does up to the claims of its requests, then die: the request URLs.
 
     The manifest is written by :func:`xasync.callsubmit.write_manifest` and each request's
     claim by :func:`xasync.submitter.claim.take`, as a process that was killed right after
-    claiming (before any create) leaves them.
+    claiming (before any create) leaves them. ``claimed=False``: only the manifest, as a
+    process leaves it while its requests wait for a slot (or when it died then).
     """
     import s3fs
 
@@ -85,7 +86,7 @@ def dead_call(gdf, emu, delivery, *, max_request_px=10_000, **kw) -> list[str]:
     )
     write_manifest(call)
     urls = sorted({req.row_url for req in planned.requests})
-    for url in urls:
+    for url in urls if claimed else ():
         assert claim.take(fs, url, 0, "the-dead-process")[0] == claim.WON
     return urls
 
@@ -214,3 +215,91 @@ def test_two_processes_racing_for_a_dead_process_s_packs_buy_each_once(e2e, tmp_
         assert out["states"] == ["done"] * 12, out["errors"]
         assert sorted(set(out["requests"])) == packs
     assert _creates(emu) == len(packs), emu.stats["creates_by_prefix"]
+
+
+# -- a second call while the first call's packs wait for a slot (not claimed, not created) ----
+def _until(condition, what: str, timeout: float = 120.0) -> None:
+    """Wait for ``condition()`` (a bound against hangs, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def one_slot(e2e):
+    """``(emu, client, root)``: a client of one slot, that slot taken by a held request.
+
+    The account is new (the submitter keeps an account per client id for the process): it has
+    learnt no durations, so its queued requests claim nothing before they get the slot.
+    """
+    emu, _client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    client_id, secret = emu.add_client()
+    client = xasync.Client.from_emulator(
+        emu, client_id=client_id, client_secret=secret, concurrency=1
+    )
+    emu.hold()
+    try:
+        blocker = _run(_fields().iloc[:1], emu, client, f"{root}/blocker", wait=False)
+        _until(lambda: _creates(emu) == 1, "the blocking request to be created")
+        yield emu, client, root
+    finally:
+        emu.release()
+        client.close()
+    assert blocker.wait(timeout=WAIT_S, progress=False) is not None
+
+
+@pytest.mark.parametrize("second", [PACK, {}], ids=["packed", "alone"])
+def test_a_second_call_while_the_packs_wait_for_a_slot_attaches_to_them(one_slot, second):
+    emu, client, root = one_slot
+    gdf = _fields()
+    first = _run(gdf, emu, client, f"{root}/q", wait=False, **PACK)
+    packs = sorted(set(first.status()["requests"]))
+    assert 2 <= len(packs) <= 4
+    again = _run(gdf, emu, client, f"{root}/q", wait=False, **second)
+    assert _creates(emu) == 1  # the blocker only: everything else waits for the slot
+    emu.release()
+    for res in (first, again):
+        assert res.wait(timeout=WAIT_S, progress=False) is not None
+        assert (res.status()["state"] == "done").all(), res.status()["error"].tolist()
+        assert sorted(set(res.status()["requests"])) == packs
+    assert _creates(emu) == 1 + len(packs)
+    for label in gdf.index:
+        np.testing.assert_array_equal(again[label]["ndvi"].values, first[label]["ndvi"].values)
+
+
+@pytest.mark.parametrize("second", [PACK, {}], ids=["packed", "alone"])
+def test_another_process_s_packs_not_claimed_yet_are_bought_as_planned_once(e2e, second):
+    """Another process wrote its manifest; its packs wait for a slot there (nothing claimed).
+
+    This call asks for all their rows: it buys those packs (with claims: the other process
+    will find them and follow), never its rows alone beside them.
+    """
+    emu, client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    gdf = _fields()
+    packs = dead_call(gdf, emu, f"{root}/m", claimed=False, **PACK)
+    res = _run(gdf, emu, client, f"{root}/m", **second)
+    status = res.status()
+    assert (status["state"] == "done").all(), status["error"].tolist()
+    assert sorted(set(status["requests"])) == packs
+    assert _creates(emu) == len(packs)
+    the_other = _run(gdf, emu, client, f"{root}/m", **PACK)  # what it finds: bought, once
+    assert _creates(emu) == len(packs)
+    assert sorted(set(the_other.status()["requests"])) == packs
+
+
+def test_a_subset_of_another_process_s_unclaimed_packs_is_bought_as_planned_here(e2e):
+    """Fewer rows than a pack not created yet: this call does not buy the other's pack (more
+    pixels than asked for); it buys its own plan, as when nothing else exists."""
+    emu, client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    gdf = _fields()
+    packs = dead_call(gdf, emu, f"{root}/s", claimed=False, **PACK)
+    subset = gdf.iloc[[0, 1]]
+    res = _run(subset, emu, client, f"{root}/s")
+    assert (res.status()["state"] == "done").all()
+    assert not set(res.status()["requests"]) & set(packs)
+    assert _creates(emu) == len(subset)
