@@ -18,8 +18,12 @@ When the reuse is exact (the values equal those of the row bought alone):
   there: such a row is not read from a pack but bought as planned.
 
 A row bought alone before and tiled now (a smaller ``max_request_px``) is read from its own
-request. A pack or tile is used only while its request exists and has not failed (delivered,
-running, or being bought by this process); a failed one is ignored.
+request. A pack or tile is used while its request exists and has not failed (delivered,
+running, or being bought by this process); a failed one is ignored. One that is only claimed
+(its buyer is creating it, or died doing so) is used too, rebuilt so that the submitter may buy
+it once the claim is stale (:mod:`xasync.reuse_rebuild`); so is a pack that another call
+planned but has not claimed yet, when this call asks for all its rows (two calls of the same
+rows buy the pack once, whichever process gets to it first).
 
 The lookup happens before anything is paid and stays cheap: nothing past an empty listing of
 the root (:class:`~xasync.bought_alone.Bought`); the manifests are read only when some row
