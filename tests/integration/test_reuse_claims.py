@@ -303,3 +303,57 @@ def test_a_subset_of_another_process_s_unclaimed_packs_is_bought_as_planned_here
     assert (res.status()["state"] == "done").all()
     assert not set(res.status()["requests"]) & set(packs)
     assert _creates(emu) == len(subset)
+
+
+# -- a claim held so long that another process took it over ---------------------------------
+def test_a_claim_taken_over_while_its_holder_waited_for_a_slot_is_not_bought_twice(e2e):
+    """Our early claim waits for the one slot until a racer judges it stale and takes it over
+    (the next claim of the chain): when the slot frees, we follow the racer's request."""
+    import s3fs
+
+    from xasync.submitter import get_submitter
+
+    emu, _client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.2)
+    client_id, secret = emu.add_client()
+    client = xasync.Client.from_emulator(
+        emu, client_id=client_id, client_secret=secret, concurrency=1
+    )
+    fs = s3fs.S3FileSystem(**emu.storage_options)
+    timeout = 12.0  # claims ahead only while 4 learned durations fit in it
+    options = xasync.SubmitOptions(claim_timeout=timeout, ambiguous_grace=0.05)
+    kw = dict(time=TIME, resolution=10, crs="utm", mask=True, client=client, options=options)
+    kw.update(storage_options=emu.storage_options)
+    try:  # the account learns its durations first: then it claims ahead of its slot
+        _fields().iloc[6:9].xasync.process(NDVI, delivery=f"{root}/warm", **kw).wait(
+            timeout=WAIT_S, progress=False
+        )
+        assert get_submitter().account(client).claims_early(timeout)
+        before = _creates(emu)
+        gdf = _fields().iloc[:2]
+        with emu.hold():
+            res = gdf.xasync.process(NDVI, delivery=f"{root}/over", **kw)
+            _first, second = res.job.urls
+            _until(lambda: fs.exists(claim.claim_path(second, 0)), "the early claim")
+            time.sleep(timeout / 2 + 0.5)  # held longer than half the timeout (no assertion)
+            assert _creates(emu) - before == 1  # the second still waits for the slot
+            # a racer took the claim over and creates the request
+            assert claim.take(fs, second, 0, "the-racer", 1)[0] == claim.WON
+            spec = build_specs(
+                gdf, NDVI, time=TIME, resolution=10, crs="utm", delivery=f"{root}/over"
+            )[1]
+            assert spec.row_url == second
+            extras = {"accessKey": emu.storage_options["key"]}
+            extras["secretAccessKey"] = emu.storage_options["secret"]
+            other = xasync.Client.from_emulator(emu)
+            try:
+                other.api.create(spec.body(extras))
+            finally:
+                other.close()
+        assert res.wait(timeout=WAIT_S, progress=False) is not None
+        assert res.status()["state"].tolist() == ["done", "done"]
+        assert _creates(emu) - before == 2  # ours for the first row, the racer's for the second
+        assert res.status()["cost_pu"].iloc[1] == 0.0
+    finally:
+        emu.release()
+        client.close()
