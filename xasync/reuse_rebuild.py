@@ -158,6 +158,7 @@ class Claimed:
         self._members: dict[str, tuple[list[bytes], set[str]]] | None = None
         self.specs: dict[str, RequestSpec] = {}
         self.failed: set[str] = set()
+        self._whole: dict[str, bool] = {}
 
     @property
     def members(self) -> dict[str, tuple[list[bytes], set[str]]]:
@@ -179,24 +180,24 @@ class Claimed:
         """Whether every request of ``sources`` not created yet is usable and rebuilt (from the
         row's ``spec``)."""
         for s in sources:
-            if s.row_url in self.specs:
+            url = s.row_url
+            if url in self.specs or (url not in self.claimed and url not in self.unbought):
+                continue  # rebuilt already, or delivered or running
+            if url in self.known:  # this call plans it too
+                self.specs[url] = self.known[url]
                 continue
-            if s.row_url in self.known and s.row_url in self.claimed | self.unbought:
-                self.specs[s.row_url] = self.known[s.row_url]
-                continue
-            if s.row_url in self.unbought and not self._whole_pack(s):
+            if url in self.unbought and not self._whole_pack(s):
                 return False
-            if s.row_url not in self.claimed and s.row_url not in self.unbought:
-                continue  # delivered or running
-            got = None if s.row_url in self.failed else rebuild(spec, s, self.members)
+            got = None if url in self.failed else rebuild(spec, s, self.members)
             if got is None:
-                self.failed.add(s.row_url)
+                self.failed.add(url)
                 return False
-            self.specs[s.row_url] = got
+            self.specs[url] = got
         return True
 
     def _whole_pack(self, source: Source) -> bool:
         """A pack whose rows are all asked for by this call."""
-        if not source.name.startswith("pack") or source.token not in self.members:
-            return False
-        return self.members[source.token][1] <= self.asked
+        if source.row_url not in self._whole:
+            members = self.members.get(source.token) if source.name.startswith("pack") else None
+            self._whole[source.row_url] = members is not None and members[1] <= self.asked
+        return self._whole[source.row_url]
