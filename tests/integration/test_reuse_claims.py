@@ -1,11 +1,13 @@
-"""Rows read from other calls' requests (packs, tiles) when those requests are only claimed.
+"""Rows read from other calls' requests (packs, tiles) not created yet; claims taken over.
 
 A process that died between claiming a pack and creating it leaves a manifest that lists the
-pack and a claim in the pack's folder, and nothing else. Such a process is simulated with the
-real code paths: the call's specs, plan and manifest are made and written by xasync's own
-functions, and its claims by :func:`xasync.submitter.claim.take`; then nothing is created.
-Every count is the emulator's create counter; no assertion rests on a time margin (a claim
-goes stale after ``claim_timeout``, a bound that only makes the test wait).
+pack and a claim in the pack's folder, and nothing else; one whose packs wait for a slot leaves
+only the manifest. Such a process is simulated with the real code paths: the call's specs, plan
+and manifest are made and written by xasync's own functions, and its claims by
+:func:`xasync.submitter.claim.take`; then nothing is created. A second call of the same rows in
+this process is held behind a request the emulator holds. Every count is the emulator's create
+counter; no assertion rests on a time margin (a claim goes stale after ``claim_timeout``, a
+bound that only makes the test wait).
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ def _creates(emu) -> int:
     return int(emu.stats["creates"])
 
 
-def dead_call(gdf, emu, delivery, *, max_request_px=10_000, claimed=True, **kw) -> list[str]:
+def dead_call(
+    gdf, emu, delivery, *, max_request_px=10_000, claimed=True, mask=True, **kw
+) -> list[str]:
     """Do what ``process`` does up to the claims of its requests, then die: the request URLs.
 
     The manifest is written by :func:`xasync.callsubmit.write_manifest` and each request's
@@ -69,7 +73,7 @@ def dead_call(gdf, emu, delivery, *, max_request_px=10_000, claimed=True, **kw) 
 
     fs = s3fs.S3FileSystem(**emu.storage_options)
     specs = build_specs(
-        gdf, NDVI, time=TIME, resolution=10, crs="utm", delivery=delivery, mask=True, tiled=True
+        gdf, NDVI, time=TIME, resolution=10, crs="utm", delivery=delivery, mask=mask, tiled=True
     )
     bought = look_before_planning(fs, delivery, required=True)
     planned = plan_reusing(specs, bought=bought, max_request_px=max_request_px, **kw)
@@ -91,12 +95,17 @@ def dead_call(gdf, emu, delivery, *, max_request_px=10_000, claimed=True, **kw) 
     return urls
 
 
-def test_rows_of_a_pack_claimed_by_a_dead_process_are_bought_not_failed(e2e):
-    """Asked alone, rows of a pack only claimed by a dead process: the pack is bought once."""
+@pytest.mark.parametrize("dead_mask", [True, False], ids=["masked", "unmasked"])
+def test_rows_of_a_pack_claimed_by_a_dead_process_are_bought_not_failed(e2e, dead_mask):
+    """Asked alone, rows of a pack only claimed by a dead process: the pack is bought once.
+
+    The dead call's ``mask`` decides where its manifest keeps the rows' geometries (their read
+    plans with ``mask=True``, their bodies' GeoJSON without): the pack is rebuilt from either.
+    """
     emu, client, root = e2e
     emu.configure(concurrency_limit=8, processing_seconds=0.05)
     gdf = _fields()
-    packs = dead_call(gdf, emu, f"{root}/d", **PACK)
+    packs = dead_call(gdf, emu, f"{root}/d", mask=dead_mask, **PACK)
     assert 2 <= len(packs) <= 4 and _creates(emu) == 0
     alone = _run(gdf, emu, client, f"{root}/d")  # pack=False: each row alone
     status = alone.status()
