@@ -366,3 +366,50 @@ def test_a_claim_taken_over_while_its_holder_waited_for_a_slot_is_not_bought_twi
     finally:
         emu.release()
         client.close()
+
+
+def test_a_live_process_s_queued_packs_are_bought_once_by_another_process(e2e):
+    """Process A's packed call waits for its one slot (held by A's blocker); this process asks
+    for the same rows alone: it buys A's packs, and A follows them instead of buying them."""
+    emu, client, root = e2e
+    emu.configure(concurrency_limit=8, processing_seconds=0.05)
+    client_id, secret = emu.add_client()  # A's account: K = 1
+    env = dict(os.environ)
+    env.update(
+        XASYNC_RC_BASE_URL=emu.base_url,
+        XASYNC_RC_TOKEN_URL=emu.token_url,
+        XASYNC_RC_CLIENT_ID=client_id,
+        XASYNC_RC_CLIENT_SECRET=secret,
+        XASYNC_RC_CONCURRENCY="1",
+        XASYNC_RC_STORAGE_OPTIONS=json.dumps(emu.storage_options),
+        XASYNC_RC_DELIVERY=f"{root}/live",
+        XASYNC_RC_BLOCKER=f"{root}/blocker",
+        XASYNC_RC_PACK="1",
+    )
+    emu.hold()
+    proc = subprocess.Popen(
+        [sys.executable, str(RUNNER)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # A's packed call returned: its manifest is written
+        assert line.strip() == "QUEUED", proc.stderr.read()[-2000:] if proc.stderr else line
+        assert _creates(emu) == 1  # A's blocker only: A's packs wait for its slot
+        res = _run(_fields(), emu, client, f"{root}/live", wait=False)
+        packs = sorted(set(res.status()["requests"]))
+        assert 2 <= len(packs) <= 4
+        _until(lambda: _creates(emu) == 1 + len(packs), "this process to buy A's packs")
+    finally:
+        emu.release()
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err[-2000:]
+    other = json.loads(out.split("RESULT ", 1)[1])
+    assert res.wait(timeout=WAIT_S, progress=False) is not None
+    assert (res.status()["state"] == "done").all(), res.status()["error"].tolist()
+    assert other["states"] == ["done"] * 12, other["errors"]
+    assert sorted(set(other["requests"])) == packs
+    assert _creates(emu) == 1 + len(packs)
