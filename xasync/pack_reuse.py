@@ -18,8 +18,12 @@ When the reuse is exact (the values equal those of the row bought alone):
   there: such a row is not read from a pack but bought as planned.
 
 A row bought alone before and tiled now (a smaller ``max_request_px``) is read from its own
-request. A pack or tile is used only while its request exists and has not failed (delivered,
-running, or being bought by this process); a failed one is ignored.
+request. A pack or tile is used while its request exists and has not failed (delivered,
+running, or being bought by this process); a failed one is ignored. One that is only claimed
+(its buyer is creating it, or died doing so) is used too, rebuilt so that the submitter may buy
+it once the claim is stale (:mod:`xasync.reuse_rebuild`); so is a pack that another call
+planned but has not claimed yet, when this call asks for all its rows (two calls of the same
+rows buy the pack once, whichever process gets to it first).
 
 The lookup happens before anything is paid and stays cheap: nothing past an empty listing of
 the root (:class:`~xasync.bought_alone.Bought`); the manifests are read only when some row
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from xasync.manifests import MANIFEST_DIR
 from xasync.planned import PlannedSpecs, Source, plan_call, source_from_dict
 from xasync.request import RequestSpec
+from xasync.reuse_rebuild import Claimed
 
 if TYPE_CHECKING:
     from xasync.bought_alone import Bought
@@ -162,13 +167,20 @@ def request_states(
         ``{url: "done" | "pending" | "failed" | "none"}``: delivered, running (or claimed: its
         folder holds only another process's claim), failed, or not created.
     """
+    return _request_states(bought, urls, identifiers)[0]
+
+
+def _request_states(
+    bought: Bought, urls: Sequence[str], identifiers: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, str], set[str]]:
+    """:func:`request_states`, and the URLs whose folder holds only a claim (not created)."""
     from xasync.delivery import probe_rows
     from xasync.ledger import LEDGER, Stage
 
     urls = list(dict.fromkeys(urls))
     in_s3 = [u for u in urls if u.rsplit("/", 1)[-1] in bought.folders]
     probed = probe_rows(bought.fs, {u: identifiers[u] for u in in_s3}, read_cost=False)
-    out = {}
+    out, claimed = {}, set()
     for url, entry in zip(urls, LEDGER.entries(urls), strict=True):
         seen = probed[url].state if url in probed else None  # None: no folder at all
         if entry is not None and entry.stage in (Stage.QUEUED, Stage.CLAIMED, Stage.RUNNING):
@@ -177,7 +189,9 @@ def request_states(
             out[url] = "done" if entry.stage is Stage.DONE else "failed"
         else:  # a folder with nothing but another process's claim: being bought
             out[url] = "none" if seen is None else "pending" if seen == "none" else seen
-    return out
+            if seen == "none":
+                claimed.add(url)
+    return out, claimed
 
 
 def earlier_sources(
@@ -198,18 +212,33 @@ def earlier_sources(
     -------
     dict
         ``{row: sources}``: the windows to read the row from, each request done or running
-        (a fully delivered set preferred, then the newest call's).
+        (a fully delivered set preferred, then the newest call's), or only claimed and rebuilt
+        exactly (:mod:`xasync.reuse_rebuild`).
     """
+    return _earlier(specs, rows, bought)[0]
+
+
+def _earlier(
+    specs: Sequence[RequestSpec],
+    rows: Sequence[int],
+    bought: Bought,
+    known: Mapping[str, RequestSpec] | None = None,
+) -> tuple[dict[int, tuple[Source, ...]], dict[str, RequestSpec]]:
+    """:func:`earlier_sources`, and the requests not created yet it uses, rebuilt (``{url:
+    spec}``; ``known``: the specs of the requests this call plans, used as they are)."""
     wanted = {specs[i].token: i for i in rows if not specs[i].userdata}
     if not wanted or bought.fs is None or bought.root is None:
-        return {}
+        return {}, {}
     found: dict[str, list[tuple[Source, ...]]] = {}
+    manifests: list[dict[str, Any]] = []
     if MANIFEST_DIR in bought.folders:  # else no call left a manifest here: nothing to read
-        found = _candidates(_planned_manifests(bought.fs, bought.root), set(wanted))
+        manifests = _planned_manifests(bought.fs, bought.root)
+        found = _candidates(manifests, set(wanted))
     for token, i in wanted.items():  # bought alone before (e.g. tiled now): its own request
         if specs[i].row_url.rsplit("/", 1)[-1] in bought.folders:
             found.setdefault(token, []).insert(0, (own_source(specs[i]),))
-    return _usable(specs, wanted, found, bought)
+    asked = {s.token for s in specs}
+    return _usable(specs, wanted, found, bought, manifests, asked, known)
 
 
 def _usable(
@@ -217,30 +246,40 @@ def _usable(
     wanted: Mapping[str, int],
     found: Mapping[str, list[tuple[Source, ...]]],
     bought: Bought,
-) -> dict[int, tuple[Source, ...]]:
-    """Per row, the first candidate whose requests are all usable (fully delivered first)."""
+    manifests: Sequence[Mapping[str, Any]],
+    asked: set[str],
+    known: Mapping[str, RequestSpec] | None,
+) -> tuple[dict[int, tuple[Source, ...]], dict[str, RequestSpec]]:
+    """Per row, the first candidate whose requests are all usable (delivered first, then
+    running, then not created yet: those rebuilt, see :class:`~xasync.reuse_rebuild.Claimed`)."""
     if not found:
-        return {}
+        return {}, {}
     ids: dict[str, tuple[str, ...]] = {}
     for token, lists in found.items():
         spec = specs[wanted[token]]
         for s in (s for sources in lists for s in sources):
             ids[s.row_url] = spec.responses
-    states = request_states(bought, list(ids), ids)
+    states, claimed = _request_states(bought, list(ids), ids)
+    unbought = {url for url, state in states.items() if state == "none"}
+    rebuilt = Claimed(claimed, unbought, found, manifests, asked, known)
+    rank = {"done": 0, "pending": 1, "none": 2}  # delivered, then running, then to be bought
     out: dict[int, tuple[Source, ...]] = {}
     for token, lists in found.items():
         i = wanted[token]
         usable = [
             src
             for src in lists
-            if _exact(specs[i], src) and all(states[s.row_url] in ("done", "pending") for s in src)
+            if _exact(specs[i], src)
+            and all(states[s.row_url] in rank for s in src)
+            and rebuilt.all_of(specs[i], src)
         ]
-        usable.sort(key=lambda src: not all(states[s.row_url] == "done" for s in src))
+        usable.sort(key=lambda src: max(rank[states[s.row_url]] for s in src))
         if usable:
             out[i] = usable[0]
     if out:
         logger.info("%d rows read from requests bought by earlier calls", len(out))
-    return out
+    used = {s.row_url for src in out.values() for s in src}
+    return out, {url: spec for url, spec in rebuilt.specs.items() if url in used}
 
 
 def _needs_buying(
@@ -262,8 +301,10 @@ def _merge(
     rest: Sequence[int],
     sub: PlannedSpecs | None,
     reused: Mapping[int, tuple[Source, ...]],
+    rebuilt: Mapping[str, RequestSpec],
 ) -> PlannedSpecs:
-    """One plan: the re-planned rows ``rest`` (``sub``) and the reused rows' earlier sources."""
+    """One plan: the re-planned rows ``rest`` (``sub``) and the reused rows' earlier sources
+    (a request only claimed so far as its ``rebuilt`` spec, which the submitter may create)."""
     requests: list[RequestSpec] = []
     at: dict[str, int] = {}
     sources: list[tuple[Source, ...]] = [()] * len(specs)
@@ -283,7 +324,9 @@ def _merge(
             row_requests[i] = tuple(add(sub.requests[k]) for k in sub.row_requests[j])
     for i, src in reused.items():
         sources[i] = src
-        row_requests[i] = tuple(add(_reused_request(specs[i], s)) for s in src)
+        row_requests[i] = tuple(
+            add(rebuilt.get(s.row_url) or _reused_request(specs[i], s)) for s in src
+        )
     return PlannedSpecs(requests, sources, row_requests)
 
 
@@ -312,9 +355,10 @@ def plan_reusing(
     planned = plan_call(specs, bought=bought, **keywords)
     if bought is None or not bought.folders:  # a new root: no manifest, no request to read
         return planned
-    reused = earlier_sources(specs, _needs_buying(specs, planned, bought), bought)
+    known = {r.row_url: r for r in planned.requests} if planned is not None else {}
+    reused, rebuilt = _earlier(specs, _needs_buying(specs, planned, bought), bought, known)
     if not reused:
         return planned
     rest = [i for i in range(len(specs)) if i not in reused]
     sub = plan_call([specs[i] for i in rest], bought=bought, **keywords) if rest else None
-    return _merge(specs, rest, sub, reused)
+    return _merge(specs, rest, sub, reused, rebuilt)

@@ -10,6 +10,14 @@ appeared. A loser waits for a new request folder and follows it in S3. A claim o
 ``claim_timeout`` seconds with no new request folder beside it is stale (its writer died between
 claiming and creating) and is taken over.
 
+A stale claim is never deleted to be taken over (a racer who saw it stale too could then delete
+the new holder's claim and buy a second time): it is taken over by the next claim of a chain,
+``_xasync_claim.<n>.<k>.json`` for the ``k``-th takeover, written create-only like the first.
+Of the racers that saw claim ``k - 1`` stale exactly one writes claim ``k``; the others find it
+held and fresh, and wait for its request. A newcomer walks the chain from the first claim, one
+stale claim at a time. Only a claim's own writer deletes it (after a create that bought
+nothing, so that the next buyer claims at once).
+
 On Google Cloud Storage the same claim is an upload with the generation precondition
 ``ifGenerationMatch=0`` (gcsfs ``pipe_file(..., mode="create")``), which GCS refuses with 412
 when the object exists (gcsfs raises ``FileExistsError``). gcp-storage-emulator ignores
@@ -39,17 +47,22 @@ _UNSUPPORTED_MARKS = ("notimplemented", "not implemented", "invalidargument", "i
 _warned: list[bool] = []
 
 
-def claim_path(url: str, generation: int) -> str:
-    """Where the claim of the ``generation``-th buy of the request at ``url`` is written."""
-    return f"{url.rstrip('/')}/_xasync_claim.{generation}.json"
+def claim_path(url: str, generation: int, takeover: int = 0) -> str:
+    """Where the claim of the ``generation``-th buy of the request at ``url`` is written (its
+    ``takeover``-th claim: 0 for the first, ``k`` once ``k`` holders went stale)."""
+    chain = f".{takeover}" if takeover else ""
+    return f"{url.rstrip('/')}/_xasync_claim.{generation}{chain}.json"
 
 
-def take(fs: Any, url: str, generation: int, owner: str) -> tuple[str, float | None]:
+def take(
+    fs: Any, url: str, generation: int, owner: str, takeover: int = 0
+) -> tuple[str, float | None]:
     """Try to claim; ``(WON | HELD | UNSUPPORTED, age of the holder's claim in s or None)``.
 
-    Blocking (runs in a worker thread). S3 failures raise TransportError.
+    ``takeover``: which claim of the chain to write (see the module docstring). Blocking (runs
+    in a worker thread). S3 failures raise TransportError.
     """
-    path = claim_path(url, generation)
+    path = claim_path(url, generation, takeover)
     payload = json.dumps({"owner": owner, "created": _now().isoformat()}).encode()
     for _ in range(3):  # the claim may vanish between our write and our read
         try:
@@ -84,20 +97,20 @@ def _create_only(fs: Any) -> dict[str, str]:
     return {"mode": "create"} if protocol in ("gs", "gcs") else {"IfNoneMatch": "*"}
 
 
-def release(fs: Any, url: str, generation: int) -> None:
-    """Delete a (stale) claim; a missing claim is fine."""
+def release(fs: Any, url: str, generation: int, takeover: int = 0) -> None:
+    """Delete our own claim; a missing claim is fine."""
     try:
-        fs.rm_file(claim_path(url, generation))
+        fs.rm_file(claim_path(url, generation, takeover))
     except FileNotFoundError:
         pass
     except Exception as exc:
         raise s3_error(exc, "claim delete", fs) from None
 
 
-def exists(fs: Any, url: str, generation: int) -> bool:
+def exists(fs: Any, url: str, generation: int, takeover: int = 0) -> bool:
     """Whether the claim is still there."""
     try:
-        return bool(fs.exists(claim_path(url, generation)))
+        return bool(fs.exists(claim_path(url, generation, takeover)))
     except Exception as exc:
         raise s3_error(exc, "claim check", fs) from None
 

@@ -70,13 +70,23 @@ async def create(
     if known is None:
         known = tuple(await _request_ids(run, url, identifiers))
     generation = len(known)
-    state = {"claimed": False}
+    state = _Claim()
     created = await _create(run, url, identifiers, body, set(known), state)
-    if state["claimed"] and created.error is not None:
+    if state.claimed and created.error is not None:
         # nothing was bought: let the next buyer claim at once instead of after the timeout
         with contextlib.suppress(TransportError):
-            await asyncio.to_thread(claim.release, run.fs, url, generation)
+            await asyncio.to_thread(claim.release, run.fs, url, generation, state.takeover)
     return created
+
+
+@dataclass
+class _Claim:
+    """Our claim of one request: whether we hold it, which claim of the chain
+    (:mod:`.claim`), and when we took it (loop time)."""
+
+    claimed: bool = False
+    takeover: int = 0
+    at: float = 0.0
 
 
 async def _create(
@@ -85,7 +95,7 @@ async def _create(
     identifiers: tuple[str, ...],
     body: Callable[[], dict[str, Any]],
     seen: set[str],
-    state: dict[str, bool],
+    state: _Claim,
 ) -> Created:
     generation = len(seen)
     attempts = rate_limited = 0
@@ -97,6 +107,10 @@ async def _create(
                 continue
             return held
         claimed = True
+        if await _superseded(run, url, generation, state):
+            run.slots.release()
+            claimed = False
+            continue
         run.mark_claimed(url)
         sent = asyncio.get_running_loop().time()
         try:
@@ -141,7 +155,7 @@ async def _slot_and_claim(
     url: str,
     identifiers: tuple[str, ...],
     seen: set[str],
-    state: dict[str, bool],
+    state: _Claim,
     claimed: bool,
 ) -> Created | bool:
     """Hold a slot and the claim: ``True`` when both are held; ``False`` to start over (the
@@ -179,7 +193,7 @@ async def _slot_and_claim(
         run.slots.release()  # no slot is held while another process buys it
     if got != claim.HELD:  # told to stop while claiming
         return Created(error=run.not_bought_message())
-    found = await _wait_for_other(run, url, identifiers, seen, len(seen), age)
+    found = await _wait_for_other(run, url, identifiers, seen, state, age)
     return Created(found, by_us=False) if found is not None else False
 
 
@@ -189,23 +203,46 @@ def _stopped(run: JobRun) -> Created:
     return Created(error=run.not_bought_message())
 
 
-async def _take(
-    run: JobRun, url: str, seen: set[str], state: dict[str, bool]
-) -> tuple[str, float | None]:
-    """Try to claim ``url`` (in a worker thread); ``state["claimed"]`` tells whether we wrote it."""
-    got, age = await asyncio.to_thread(claim.take, run.fs, url, len(seen), run.owner)
+async def _take(run: JobRun, url: str, seen: set[str], state: _Claim) -> tuple[str, float | None]:
+    """Try to claim ``url`` (in a worker thread); ``state.claimed`` tells whether we wrote it."""
+    got, age = await asyncio.to_thread(
+        claim.take, run.fs, url, len(seen), run.owner, state.takeover
+    )
     if got != claim.HELD:
-        state["claimed"] = got == claim.WON
+        state.claimed = got == claim.WON
+        state.at = asyncio.get_running_loop().time()
     return got, age
 
 
-async def _unclaim(run: JobRun, url: str, generation: int, state: dict[str, bool]) -> bool:
+async def _unclaim(run: JobRun, url: str, generation: int, state: _Claim) -> bool:
     """Drop our claim while we wait to retry (a claim lives one create attempt); ``False``."""
-    if state["claimed"]:
+    if state.claimed:
         with contextlib.suppress(TransportError):
-            await asyncio.to_thread(claim.release, run.fs, url, generation)
-        state["claimed"] = False
+            await asyncio.to_thread(claim.release, run.fs, url, generation, state.takeover)
+        state.claimed = False
     return False
+
+
+async def _superseded(run: JobRun, url: str, generation: int, state: _Claim) -> bool:
+    """Whether our claim, held long enough to look stale to others, was taken over.
+
+    A claim is taken over only after ``claim_timeout`` (judged on another machine's clock):
+    before creating with a claim held for half of it, we look whether the next claim of the
+    chain exists. Then the new holder buys; we move to its claim and follow its request.
+    """
+    if not state.claimed:
+        return False
+    if asyncio.get_running_loop().time() - state.at < run.opts.claim_timeout / 2:
+        return False
+    try:
+        taken = await asyncio.to_thread(claim.exists, run.fs, url, generation, state.takeover + 1)
+    except TransportError:
+        return False  # as if not taken over: the create goes ahead
+    if taken:
+        logger.warning("%s: our claim was taken over before the create; following", url)
+        state.takeover += 1
+        state.claimed = False
+    return taken
 
 
 async def _request_ids(run: JobRun, url: str, identifiers: tuple[str, ...]) -> set[str]:
@@ -228,14 +265,16 @@ async def _wait_for_other(
     url: str,
     identifiers: tuple[str, ...],
     known: set[str],
-    generation: int,
+    state: _Claim,
     age: float | None,
 ) -> str | None:
     """Another process holds the claim: its new request id, or None to claim again.
 
-    None comes back when the claim vanished, or when it is stale (older than ``claim_timeout``
-    with no new request folder): it is then deleted first.
+    None comes back when the claim vanished (claim it again), or when it is stale (older than
+    ``claim_timeout`` with no new request folder): then the next claim of the chain is the one
+    to take (``state.takeover``; the stale one is left in place, see :mod:`.claim`).
     """
+    generation, takeover = len(known), state.takeover
     loop = asyncio.get_running_loop()
     pause = 0.0
     stale_at = loop.time() + max(0.0, run.opts.claim_timeout - (age or 0.0))
@@ -245,10 +284,10 @@ async def _wait_for_other(
         if new:
             logger.info("%s: bought by another process as %s", url, sorted(new)[-1])
             return sorted(new)[-1]
-        if not await asyncio.to_thread(claim.exists, run.fs, url, generation):
+        if not await asyncio.to_thread(claim.exists, run.fs, url, generation, takeover):
             return None
         if loop.time() >= stale_at:
             logger.info("%s: taking over a stale claim", url)
-            await asyncio.to_thread(claim.release, run.fs, url, generation)
+            state.takeover = takeover + 1
             return None
         pause = min(5.0, max(run.opts.ambiguous_grace, pause * 1.5))

@@ -102,12 +102,11 @@ def decide(
         ):
             return Action(Kind.KEEP, known.request_id)
         return Action(Kind.REUSE, seen.request_id, seen, restart=restart)
+    poll = can_create if can_poll is None else can_poll
     if seen.state == "pending" and seen.request_id:
-        poll = can_create if can_poll is None else can_poll
         kind = Kind.FOLLOW if poll else Kind.WATCH
         return Action(kind, seen.request_id, seen, restart=restart)
     if can_create:
         return Action(Kind.CREATE, None, seen, restart=restart)
-    return Action(
-        Kind.FAIL, seen=seen, message="nothing was delivered at this prefix and no client was given"
-    )
+    why = "this call only follows it (it does not create it)" if poll else "no client was given"
+    return Action(Kind.FAIL, seen=seen, message=f"nothing was delivered at this prefix and {why}")
