@@ -117,3 +117,59 @@ def test_record_is_a_whole_entry():
     ledger = Ledger()
     ledger.record("u", Entry("ignored", Stage.DONE, "R", outputs={"a": "s3://x"}))
     assert ledger.get("u").url == "u" and ledger.get("u").outputs == {"a": "s3://x"}
+
+
+def _states() -> dict[str, Entry | None]:
+    """One URL per kind of entry a job's start meets."""
+    return {
+        "none": None,
+        "queued-other": Entry("queued-other", follower=7),
+        "queued-mine": Entry("queued-mine", follower=1),
+        "queued-free": Entry("queued-free"),
+        "running-other": Entry("running-other", Stage.RUNNING, "r", follower=7),
+        "done": Entry("done", Stage.DONE, "r", outputs={"ndvi": "x"}),
+        "failed-bought": Entry("failed-bought", Stage.FAILED, "r", error="e"),
+        "failed-nothing": Entry("failed-nothing", Stage.FAILED, error="cancelled", local_to=7),
+    }
+
+
+def _ledger() -> Ledger:
+    ledger = Ledger()
+    for url, entry in _states().items():
+        if entry is not None:
+            ledger.record(url, entry)
+    return ledger
+
+
+def _comparable(entry: Entry | None):
+    return None if entry is None else {**vars(entry), "finished": entry.finished is not None}
+
+
+def test_follow_many_answers_and_writes_as_follow_one_by_one():
+    for restart in (False, True):
+        one, many = _ledger(), _ledger()
+        urls = list(_states())
+        answers = [one.follow(u, 1, restart=restart) for u in urls]
+        assert many.follow_many([(u, restart) for u in urls], 1) == answers
+        assert [_comparable(e) for e in many.entries(urls)] == [
+            _comparable(e) for e in one.entries(urls)
+        ]
+    assert answers == [True, False, True, True, False, True, True, True]  # restart=True
+
+
+def test_end_unbought_is_follow_then_a_local_failure():
+    """A job cancelled before it started: the URLs it may follow end failed for it alone, the
+    others are refused (the caller attaches to them) and left as they are."""
+    for restart in (False, True):
+        one, many = _ledger(), _ledger()
+        urls = list(_states())
+        refused = []
+        for url in urls:
+            if one.follow(url, 1, restart=restart):
+                one.update(url, stage=Stage.FAILED, error="cancelled", local_to=1)
+            else:
+                refused.append(url)
+        assert many.end_unbought([(u, restart) for u in urls], 1, "cancelled") == refused
+        assert [_comparable(e) for e in many.entries(urls)] == [
+            _comparable(e) for e in one.entries(urls)
+        ]
