@@ -58,7 +58,7 @@ def _on_terminate(s3: Any, profile: str | None) -> None:
     import signal
 
     if profile:
-        import yappi  # a measuring aid, not a dependency
+        import yappi  # the bench extra (pip install -e ".[bench]")
 
         yappi.set_clock_type("cpu")
         yappi.start()
