@@ -319,7 +319,7 @@ def estimate(
         ``check_delivery=True`` and the delivery cannot be read.
 
     """
-    from xasync.deliveryaccess import delivery_root
+    from xasync.deliveryaccess import _delivery_root
     from xasync.estimate_delivery import look_at_delivery, mark_unknown, plan_looking, with_delivery
     from xasync.planned import estimate_planned, plan_call
     from xasync.request import build_specs
@@ -334,7 +334,7 @@ def estimate(
         resolution=resolution,
         size=size,
         crs=crs,
-        delivery=delivery_root(delivery) if delivery is not None else PLACEHOLDER_DELIVERY,
+        delivery=_delivery_root(delivery) if delivery is not None else PLACEHOLDER_DELIVERY,
         outputs=outputs,
         responses=responses,
         bounds=bounds,

@@ -54,13 +54,13 @@ def look_at_delivery(
         ``check=True`` and the delivery cannot be listed (or no ``delivery`` is given).
     """
     from xasync.bought_alone import bought_requests
-    from xasync.deliveryaccess import delivery_filesystem, delivery_root
+    from xasync.deliveryaccess import _delivery_root, delivery_filesystem
 
     if check is False or (delivery is None and check is None):
         return None
     if delivery is None:
         raise DeliveryAccessError("check_delivery=True needs delivery='s3://...' (or 'gs://...')")
-    root = delivery_root(delivery)
+    root = _delivery_root(delivery)
     try:
         return bought_requests(delivery_filesystem(storage_options, root), root)
     except XasyncError as exc:
