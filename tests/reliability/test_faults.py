@@ -6,7 +6,6 @@ every row, and that the delivered data computes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
