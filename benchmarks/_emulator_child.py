@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 
 from xasync.emulator import Emulator, Faults
-from xasync.emulator.s3 import DEFAULT_KEY, DEFAULT_SECRET, REGION
+from xasync.emulator.s3 import S3Endpoint
 
 
-class RemoteS3:
+class RemoteS3(S3Endpoint):
     """The parts of :class:`~xasync.emulator.S3Server` the emulator uses, for an S3 server in
-    another process (``benchmarks._s3_child``)."""
+    another process (``benchmarks._s3_child``); storage options, clients and buckets as
+    :class:`~xasync.emulator.s3.S3Endpoint` makes them."""
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
@@ -34,7 +35,6 @@ class RemoteS3:
             info[key.strip()] = value.strip()
         self.endpoint_url = info["s3_endpoint_url"]
         self._control = info["control_url"]
-        self._admin: Any = None
 
     def start(self) -> RemoteS3:
         return self
@@ -44,33 +44,11 @@ class RemoteS3:
         self._proc.wait(30)
 
     @property
-    def storage_options(self) -> dict[str, Any]:
-        return {
-            "key": DEFAULT_KEY,
-            "secret": DEFAULT_SECRET,
-            "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": REGION},
-        }
-
-    @property
     def stats(self) -> dict[str, int]:
         return httpx.get(f"{self._control}/stats", timeout=30).json()
 
     def reset(self, wipe: bool = False) -> None:
         httpx.post(f"{self._control}/reset{'?wipe=1' if wipe else ''}", timeout=30)
-
-    def create_bucket(self, name: str) -> str:
-        import boto3
-
-        if self._admin is None:
-            self._admin = boto3.session.Session().client(
-                "s3",
-                endpoint_url=self.endpoint_url,
-                aws_access_key_id=DEFAULT_KEY,
-                aws_secret_access_key=DEFAULT_SECRET,
-                region_name=REGION,
-            )
-        self._admin.create_bucket(Bucket=name)
-        return f"s3://{name}"
 
 
 def _on_terminate(s3: Any, profile: str | None) -> None:
@@ -80,7 +58,7 @@ def _on_terminate(s3: Any, profile: str | None) -> None:
     import signal
 
     if profile:
-        import yappi  # a measuring aid, not a dependency
+        import yappi  # the bench extra (pip install -e ".[bench]")
 
         yappi.set_clock_type("cpu")
         yappi.start()

@@ -48,7 +48,7 @@ def _label_text(label: Any) -> str:
 
 def plan_texts(plans: Sequence[Any]) -> list[str]:
     """``canonical(plan.to_dict())`` of every read plan."""
-    from xasync.plan import _jsonable
+    from xasync.plan import jsonable
 
     shared: dict[tuple, tuple[str, str]] = {}
     out = []
@@ -67,7 +67,7 @@ def plan_texts(plans: Sequence[Any]) -> list[str]:
             '{"grid":'
             + _grid_text(p.grid, box)
             + ',"label":'
-            + _label_text(_jsonable(p.label))
+            + _label_text(jsonable(p.label))
             + ',"mask_wkb":'
             + mask
             + outputs

@@ -93,9 +93,9 @@ def delivery_status(delivery: str, storage_options: dict[str, Any] | None = None
     import pandas as pd
 
     from xasync import delivery as _delivery
-    from xasync.processing import _delivery_root, delivery_filesystem
+    from xasync.deliveryaccess import delivery_filesystem, delivery_root
 
-    root = _delivery_root(delivery)
+    root = delivery_root(delivery)
     fs = delivery_filesystem(storage_options, root)
     try:
         rows = _manifest_rows(fs, root)

@@ -17,10 +17,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["delivery_credentials", "delivery_filesystem"]
+__all__ = [
+    "check_credentials",
+    "delivery_credentials",
+    "delivery_extras",
+    "delivery_filesystem",
+    "delivery_root",
+]
 
 
-def _delivery_root(url: str) -> str:
+def delivery_root(url: str) -> str:
+    """The delivery URL without its trailing ``/``, checked before paying.
+
+    Raises
+    ------
+    ValidationError
+        ``url`` is not an ``s3://bucket/prefix`` or ``gs://bucket/prefix`` URL.
+
+    """
     if not isinstance(url, str) or not url.startswith(("s3://", "gs://")) or len(url) <= 5:
         raise ValidationError(
             f"delivery must be an 's3://bucket/prefix' or 'gs://bucket/prefix' URL, got {url!r}"
@@ -28,10 +42,17 @@ def _delivery_root(url: str) -> str:
     return url.rstrip("/")
 
 
-def _delivery_extras(
+def delivery_extras(
     root: str, storage_options: Mapping[str, Any] | None, iam_role_arn: str | None, gcs: Any
 ) -> dict[str, Any]:
-    """The fields of ``output.delivery.s3`` (or ``.gs``) besides the URL, checked before paying."""
+    """The fields of ``output.delivery.s3`` (or ``.gs``) besides the URL, checked before paying.
+
+    Raises
+    ------
+    OptionError
+        ``gcs`` credentials for an ``s3://`` delivery, or credentials that do not fit.
+
+    """
     if is_gcs(root):
         return gs_delivery_extras(gcs, iam_role_arn)
     if gcs is not None:
@@ -84,7 +105,7 @@ def delivery_filesystem(storage_options: Mapping[str, Any] | None, url: str = "s
     return s3fs.S3FileSystem(use_listings_cache=False, **dict(storage_options or {}))
 
 
-def _check_credentials(client: Client) -> None:
+def check_credentials(client: Client) -> None:
     """Fetch a token now, so that wrong credentials fail before anything is submitted.
 
     The client raises the documented types itself (docs/guide/errors.md): ``ConfigError``
@@ -93,3 +114,11 @@ def _check_credentials(client: Client) -> None:
     check = getattr(client, "check_credentials", None)
     if check is not None:
         check()
+
+
+# the former private names, for modules not yet moved to the public ones
+_delivery_root, _delivery_extras, _check_credentials = (
+    delivery_root,
+    delivery_extras,
+    check_credentials,
+)

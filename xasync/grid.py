@@ -129,8 +129,8 @@ class PixelGrid:
         """
         resx, resy = check_resolution(resolution)
         minx, miny, maxx, maxy = _check_bounds(bounds)
-        kx0, kx1 = _snap_outward(minx, maxx, resx)
-        ky0, ky1 = _snap_outward(miny, maxy, resy)
+        kx0, kx1 = snap_outward(minx, maxx, resx)
+        ky0, ky1 = snap_outward(miny, maxy, resy)
         width, height = kx1 - kx0, ky1 - ky0
         if max(width, height) > MAX_PIXELS_PER_SIDE:
             fit = smallest_fitting_resolution(bounds, resolution)
@@ -213,8 +213,23 @@ def _check_bounds(bounds: Any) -> tuple[float, float, float, float]:
     return b  # type: ignore[return-value]
 
 
-def _snap_outward(lo: float, hi: float, res: float) -> tuple[int, int]:
-    """Whole-pixel indices ``(k0, k1)`` on the global grid with ``k0*res <= lo``, ``k1*res >= hi``."""
+def snap_outward(lo: float, hi: float, res: float) -> tuple[int, int]:
+    """Whole-pixel indices ``(k0, k1)`` on the global grid with ``k0*res <= lo``, ``k1*res >= hi``.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The extent along one axis, in CRS units.
+    res : float
+        The pixel size along that axis.
+
+    Returns
+    -------
+    tuple of int
+        ``(k0, k1)``, ``k1 > k0`` (a zero extent still gets one pixel); an edge within
+        ``SNAP_TOLERANCE_PX`` of a pixel boundary snaps to it.
+
+    """
     q0, q1 = lo / res, hi / res
     r0, r1 = round(q0), round(q1)
     k0 = r0 if abs(q0 - r0) <= SNAP_TOLERANCE_PX else math.floor(q0)
@@ -228,8 +243,8 @@ def snapped_size(bounds: Sequence[float], resolution: float | Sequence[float]) -
     """``(width, height)`` that :meth:`PixelGrid.from_resolution` would give (no size limit)."""
     resx, resy = check_resolution(resolution)
     minx, miny, maxx, maxy = _check_bounds(bounds)
-    kx0, kx1 = _snap_outward(minx, maxx, resx)
-    ky0, ky1 = _snap_outward(miny, maxy, resy)
+    kx0, kx1 = snap_outward(minx, maxx, resx)
+    ky0, ky1 = snap_outward(miny, maxy, resy)
     return kx1 - kx0, ky1 - ky0
 
 
@@ -321,7 +336,7 @@ def snapped_grids(
 
 
 def _snap_outward_many(lo: np.ndarray, hi: np.ndarray, res: float) -> tuple[np.ndarray, ...]:
-    """:func:`_snap_outward` of arrays (integer indices as int64)."""
+    """:func:`snap_outward` of arrays (integer indices as int64)."""
     q0, q1 = lo / res, hi / res
     r0, r1 = np.round(q0), np.round(q1)  # half to even, as Python's round
     k0 = np.where(np.abs(q0 - r0) <= SNAP_TOLERANCE_PX, r0, np.floor(q0)).astype(np.int64)

@@ -79,7 +79,7 @@ class ReadPlan:
                 }
                 for o in self.outputs
             ],
-            "label": _jsonable(self.label),
+            "label": jsonable(self.label),
             "time_range": list(self.time_range) if self.time_range else None,
             "mask_wkb": self.mask_wkb.hex() if self.mask_wkb is not None else None,
         }
@@ -109,7 +109,7 @@ class ReadPlan:
         )
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Row labels as JSON: numpy scalars become Python scalars, anything else its string."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value

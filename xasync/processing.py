@@ -20,10 +20,10 @@ from xasync.bought_alone import look_before_planning
 from xasync.budget import check_to_pay, validate_max_pu
 from xasync.callsubmit import Call, start
 from xasync.deliveryaccess import (
-    _check_credentials,
-    _delivery_extras,
-    _delivery_root,
+    check_credentials,
+    delivery_extras,
     delivery_filesystem,
+    delivery_root,
 )
 from xasync.errors import OptionError
 from xasync.inputs import TIME_RULES
@@ -215,7 +215,7 @@ def process(
 
     if delivery is None:
         raise OptionError("delivery='s3://bucket/prefix' (or 'gs://...') is required")
-    root = _delivery_root(delivery)
+    root = delivery_root(delivery)
     specs = build_specs(
         gdf,
         evalscript,
@@ -247,10 +247,10 @@ def process(
         (max_pu, resubmit_failed),
         storage_options,
     )
-    s3_extras = _delivery_extras(root, storage_options, iam_role_arn, gcs_credentials)
+    s3_extras = delivery_extras(root, storage_options, iam_role_arn, gcs_credentials)
     client = client if client is not None else Client.from_env()
     client.config.check_delivery(root, iam_role_arn=iam_role_arn)
-    _check_credentials(client)
+    check_credentials(client)
 
     plans = read_plans(specs)
     call = Call(

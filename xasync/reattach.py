@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from xasync import delivery as _delivery
+from xasync.deliveryaccess import delivery_filesystem, delivery_root
 from xasync.errors import ValidationError
 from xasync.jobs import Job
 from xasync.lazy import build_dataset
 from xasync.plan import ReadPlan
-from xasync.processing import _delivery_root, delivery_filesystem
 from xasync.reader import ReaderConfig
 from xasync.results import Results
 from xasync.series_data import reattached_dataset
@@ -70,7 +70,7 @@ def open_delivery(
         When no manifest is found under ``delivery``.
 
     """
-    root = _delivery_root(delivery)
+    root = delivery_root(delivery)
     fs = delivery_filesystem(storage_options, root)
     manifests = _delivery.read_manifests(fs, root)
     plans, sources = _plans(manifests)

@@ -73,18 +73,20 @@ __all__ = [
 ]
 
 
-def _json_label(value: Any) -> Any:
+def json_label(value: Any) -> Any:
+    """A row label as JSON: numpy scalars become Python scalars, tuples lists, anything else
+    its string."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, tuple):
-        return [_json_label(v) for v in value]
+        return [json_label(v) for v in value]
     return str(value)
 
 
 @functools.lru_cache(maxsize=256)
-def _output_plans(outputs: tuple[OutputSpec, ...], responses: tuple[str, ...]) -> tuple:
+def output_plans(outputs: tuple[OutputSpec, ...], responses: tuple[str, ...]) -> tuple:
     """The requested outputs as :class:`OutputPlan` (cached: the rows of a call share them)."""
     by_id = {o.id: o for o in outputs}
     return tuple(OutputPlan(r, by_id[r].bands, by_id[r].dtype, by_id[r].nodata) for r in responses)
@@ -250,8 +252,8 @@ class RequestSpec:
             token=self.token,
             row_url=self.row_url,
             grid=self.grid,
-            outputs=_output_plans(self.outputs, self.responses),
-            label=_json_label(self.label),
+            outputs=output_plans(self.outputs, self.responses),
+            label=json_label(self.label),
             time_range=self.time,
             mask_wkb=self.geometry_wkb if self.mask else None,
         )

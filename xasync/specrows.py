@@ -40,14 +40,14 @@ def new_specs(
 def read_plans(specs: Sequence[RequestSpec]) -> list[ReadPlan]:
     """``[spec.read_plan() for spec in specs]``, sharing the output plans of the call."""
     from xasync.plan import ReadPlan
-    from xasync.request import _json_label, _output_plans
+    from xasync.request import json_label, output_plans
 
     shared: list[tuple[Any, Any, Any]] = []  # (outputs, responses, their plans), by identity
     new, plans = object.__new__, []
     for s in specs:
         outputs = next((o for a, b, o in shared if a is s.outputs and b is s.responses), None)
         if outputs is None:
-            outputs = _output_plans(s.outputs, s.responses)
+            outputs = output_plans(s.outputs, s.responses)
             shared.append((s.outputs, s.responses, outputs))
         label = s.label
         plan = new(ReadPlan)
@@ -56,7 +56,7 @@ def read_plans(specs: Sequence[RequestSpec]) -> list[ReadPlan]:
             row_url=s.row_url,
             grid=s.grid,
             outputs=outputs,
-            label=label if type(label) in (int, str) else _json_label(label),
+            label=label if type(label) in (int, str) else json_label(label),
             time_range=s.time,
             mask_wkb=s.geometry_wkb if s.mask else None,
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from xasync._contract import MAX_PIXELS_PER_SIDE
 from xasync.errors import OptionError
-from xasync.grid import GridError, PixelGrid, _snap_outward, check_resolution, snapped_size
+from xasync.grid import GridError, PixelGrid, check_resolution, snap_outward, snapped_size
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,8 @@ def row_grid(bounds: Sequence[float], epsg: int, resolution: float | Sequence[fl
             "when tiled; use a coarser resolution or split the geometry",
         )
     resx, resy = check_resolution(resolution)
-    kx0, _ = _snap_outward(float(bounds[0]), float(bounds[2]), resx)  # as from_resolution snaps
-    ky0, _ = _snap_outward(float(bounds[1]), float(bounds[3]), resy)
+    kx0, _ = snap_outward(float(bounds[0]), float(bounds[2]), resx)  # as from_resolution snaps
+    ky0, _ = snap_outward(float(bounds[1]), float(bounds[3]), resy)
     bbox = (kx0 * resx, ky0 * resy, (kx0 + width) * resx, (ky0 + height) * resy)
     return PixelGrid(int(epsg), bbox, width, height)
 

@@ -80,24 +80,33 @@ def test_same_manifest_as_a_small_call(big_call, monkeypatch):
     assert emu.stats["creates"] == 4  # the second call bought nothing again
 
 
-def test_a_refused_manifest_write_buys_nothing(big_call, monkeypatch):
-    """The write check passed but the manifest's PUT is refused (e.g. a bucket policy on its
-    size, which moto does not enforce: injected): nothing is bought, rows fail, wait raises."""
-    emu, client, root = big_call
+@pytest.fixture
+def refused_manifest(monkeypatch):
+    """The write check passes but the manifest's PUT is refused (e.g. a bucket policy on its
+    size, which moto does not enforce: injected)."""
 
     def refused(*args, **kwargs):
         raise PermissionError("Access Denied")
 
     monkeypatch.setattr(callsubmit, "write_manifest_text", refused)
-    results = _process(fields(3), emu, client, f"{root}/refused")
+
+
+def _assert_nothing_bought(results, emu) -> None:
+    """``wait`` raises the refused write; every row failed, bought nothing, shows no secret."""
     with pytest.raises(DeliveryAccessError, match="cannot write to the delivery location"):
         results.wait(timeout=120, progress=False)
     status = results.status()
     assert (status["state"] == "failed").all(), status
     assert status["error"].str.contains("nothing was bought").all()
     assert emu.stats["creates"] == 0
-    secret = emu.storage_options["secret"]
-    assert all(secret not in str(e) for e in status["error"])
+    assert all(emu.storage_options["secret"] not in str(e) for e in status["error"])
+
+
+def test_a_refused_manifest_write_buys_nothing(big_call, refused_manifest):
+    """Nothing is bought, rows fail, wait raises."""
+    emu, client, root = big_call
+    results = _process(fields(3), emu, client, f"{root}/refused")
+    _assert_nothing_bought(results, emu)
     with pytest.raises(Exception, match="nothing was bought"):
         results[0].ndvi.values  # noqa: B018  (computing a row raises at once)
 
@@ -233,23 +242,13 @@ def test_a_packed_call_writes_the_manifest_of_a_small_call(big_call, monkeypatch
 
 
 @pytest.mark.parametrize("kw", [{}, {"pack": False, "max_request_px": 300}], ids=["packs", "tiles"])
-def test_a_refused_manifest_write_of_a_planned_call_buys_nothing(big_call, monkeypatch, kw):
+def test_a_refused_manifest_write_of_a_planned_call_buys_nothing(
+    big_call, monkeypatch, refused_manifest, kw
+):
     emu, client, root = big_call
     monkeypatch.setattr(callsubmit, "BACKGROUND_ROWS", 1)  # the county is one row
-
-    def refused(*args, **kwargs):
-        raise PermissionError("Access Denied")
-
-    monkeypatch.setattr(callsubmit, "write_manifest_text", refused)
     gdf = _clustered() if kw == {} else _county()
-    results = _planned(gdf, emu, client, f"{root}/refused", **kw)
-    with pytest.raises(DeliveryAccessError, match="cannot write to the delivery location"):
-        results.wait(timeout=120, progress=False)
-    status = results.status()
-    assert (status["state"] == "failed").all(), status
-    assert status["error"].str.contains("nothing was bought").all()
-    assert emu.stats["creates"] == 0
-    assert all(emu.storage_options["secret"] not in str(e) for e in status["error"])
+    _assert_nothing_bought(_planned(gdf, emu, client, f"{root}/refused", **kw), emu)
 
 
 def test_a_tiled_call_writes_its_manifest_in_the_background(big_call, monkeypatch):

@@ -2,55 +2,23 @@
 
 from __future__ import annotations
 
-import geopandas as gpd
 import numpy as np
 import pytest
-from shapely.geometry import box
 
-import xasync
 from xasync.planned import plan_specs
 from xasync.request import build_specs
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08", "dataMask"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
-TIME = ("2024-06-01", "2024-06-30")
-WAIT_S = 300
+from ._packs import NDVI, PACK, TIME, WAIT_S, creates, pack_fields, run_and_wait
+
+__all__ = ["NDVI", "TIME", "WAIT_S", "_fields"]
+
 ALONE = ["field-0", "field-1", "field-7"]
-
-
-def _fields() -> gpd.GeoDataFrame:
-    """12 small fields in two clusters (farther apart than ``pack_max_px=400``)."""
-    geoms = []
-    for lon0, lat0 in ((14.0, 46.0), (14.3, 46.2)):
-        for i in range(6):
-            x, y = lon0 + 0.003 * (i % 3), lat0 + 0.002 * (i // 3)
-            geoms.append(box(x, y, x + 0.0012, y + 0.0009).buffer(0.0002, quad_segs=2))
-    return gpd.GeoDataFrame(geometry=geoms, crs=4326, index=[f"field-{i}" for i in range(12)])
-
-
-def _process(gdf, emu, client, delivery, *, mask=True, **kw):
-    res = gdf.xasync.process(
-        NDVI,
-        time=TIME,
-        resolution=10,
-        crs="utm",
-        mask=mask,
-        delivery=delivery,
-        storage_options=emu.storage_options,
-        client=client,
-        **kw,
-    )
-    assert res.wait(timeout=WAIT_S, progress=False) is not None
-    return res
+_fields = pack_fields  # the name other test modules import
 
 
 def test_plan_keeps_rows_alone_under_their_own_request():
     specs = build_specs(
-        _fields(),
+        pack_fields(),
         NDVI,
         time=TIME,
         resolution=10,
@@ -58,8 +26,8 @@ def test_plan_keeps_rows_alone_under_their_own_request():
         delivery="s3://my-bucket/fields",
         tiled=True,
     )
-    packed = plan_specs(specs, pack=True, pack_max_px=400)
-    kept = plan_specs(specs, pack=True, pack_max_px=400, keep_alone={0, 7})
+    packed = plan_specs(specs, **PACK)
+    kept = plan_specs(specs, **PACK, keep_alone={0, 7})
     for i in (0, 7):
         assert packed.sources[i][0].row_url != specs[i].row_url  # packed when nothing exists
         (source,) = kept.sources[i]
@@ -71,15 +39,13 @@ def test_plan_keeps_rows_alone_under_their_own_request():
     assert all(kept.sources[i][0].name.startswith("pack of") for i in (1, 2, 3, 8, 9))
 
 
-def test_rows_bought_alone_are_reused_by_a_packed_call(emu):
-    emu.configure(concurrency_limit=8, processing_seconds=0.05)
-    root = emu.create_bucket(f"reuse-{np.random.default_rng().integers(1e9)}")
-    client = xasync.Client.from_emulator(emu)
-    gdf = _fields()
-    first = _process(gdf.loc[ALONE], emu, client, f"{root}/f")
-    assert int(emu.stats["creates"]) == 3
-    packed = _process(gdf, emu, client, f"{root}/f", pack=True, pack_max_px=400)
-    bought = int(emu.stats["creates"]) - 3
+def test_rows_bought_alone_are_reused_by_a_packed_call(pack_e2e):
+    emu, client, root = pack_e2e
+    gdf = pack_fields()
+    first = run_and_wait(gdf.loc[ALONE], emu, client, f"{root}/f")
+    assert creates(emu) == 3
+    packed = run_and_wait(gdf, emu, client, f"{root}/f", **PACK)
+    bought = creates(emu) - 3
     status, alone = packed.status(), first.status()
     assert (status["state"] == "done").all()
     for label in ALONE:
@@ -92,21 +58,19 @@ def test_rows_bought_alone_are_reused_by_a_packed_call(emu):
     assert not set(others["requests"]) & set(alone["requests"])
     assert packed.cost == pytest.approx(float(others["cost_pu"].sum()))
     # the same packed call again buys nothing: the same rows stay alone, the same packs
-    again = _process(gdf, emu, client, f"{root}/f", pack=True, pack_max_px=400)
-    assert int(emu.stats["creates"]) == 3 + bought
+    again = run_and_wait(gdf, emu, client, f"{root}/f", **PACK)
+    assert creates(emu) == 3 + bought
     assert list(again.status()["requests"]) == list(status["requests"])
 
 
-def test_a_delivered_pack_is_still_reused_after_one_of_its_rows_was_bought_alone(emu):
-    emu.configure(concurrency_limit=8, processing_seconds=0.05)
-    root = emu.create_bucket(f"reuse-{np.random.default_rng().integers(1e9)}")
-    client = xasync.Client.from_emulator(emu)
-    gdf = _fields()
-    packed = _process(gdf, emu, client, f"{root}/g", pack=True, pack_max_px=400)
-    bought = int(emu.stats["creates"])
+def test_a_delivered_pack_is_still_reused_after_one_of_its_rows_was_bought_alone(pack_e2e):
+    emu, client, root = pack_e2e
+    gdf = pack_fields()
+    packed = run_and_wait(gdf, emu, client, f"{root}/g", **PACK)
+    bought = creates(emu)
     # the same field alone, unmasked: not read from its pack (not exact, xasync.pack_reuse)
-    _process(gdf.loc[["field-0"]], emu, client, f"{root}/g", mask=False)
-    assert int(emu.stats["creates"]) == bought + 1
-    again = _process(gdf, emu, client, f"{root}/g", pack=True, pack_max_px=400)
-    assert int(emu.stats["creates"]) == bought + 1  # its pack exists: nothing bought again
+    run_and_wait(gdf.loc[["field-0"]], emu, client, f"{root}/g", mask=False)
+    assert creates(emu) == bought + 1
+    again = run_and_wait(gdf, emu, client, f"{root}/g", **PACK)
+    assert creates(emu) == bought + 1  # its pack exists: nothing bought again
     assert list(again.status()["requests"]) == list(packed.status()["requests"])

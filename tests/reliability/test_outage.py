@@ -60,14 +60,14 @@ def test_token_and_status_failures_while_following_do_not_fail_a_paid_row(emu):
     assert np.isfinite(results[2]["ndvi"].values).any()
 
 
-def _proxied(emu, api: Proxy, s3: Proxy):
+def _proxied(emu, api: Proxy, s3: Proxy, concurrency: int = 1):
     token = urlsplit(emu.token_url)
     shape = SimpleNamespace(
         base_url=api.url(),
         token_url=f"{api.url()}{token.path}",
         client_id=emu.client_id,
         client_secret=emu.client_secret,
-        concurrency_limit=1,
+        concurrency_limit=concurrency,
     )
     client = xasync.Client.from_emulator(shape, max_retries=1, backoff_base=0.05)
     storage = dict(emu.storage_options)
@@ -123,6 +123,55 @@ def test_an_outage_of_api_and_s3_ends_every_row_and_buys_nothing_more(emu):
         with pytest.raises(xasync.XasyncError):
             results[3]["ndvi"].compute()
     finally:
+        client.close()
+        api.close()
+        s3.close()
+
+
+def test_an_outage_on_the_last_unfinished_row_still_raises(emu, monkeypatch):
+    """Every other row is done when the last one loses contact: its failure must not let
+    ``wait`` return before the job's TransportError is recorded (they reach waiters together).
+    The row's failure is slowed down so that a waiter would have the time to look between."""
+    from xasync.submitter.run import JobRun
+
+    fail = JobRun._fail
+
+    def slow_fail(self, url, message):
+        fail(self, url, message)
+        time.sleep(0.5)  # the submitter's thread lets the user's thread run here
+
+    monkeypatch.setattr(JobRun, "_fail", slow_fail)
+    emu.configure(concurrency_limit=2, processing_seconds=0.2)
+    api_addr, s3_addr = urlsplit(emu.base_url), urlsplit(emu.s3_endpoint_url)
+    api, s3 = Proxy(api_addr.hostname, api_addr.port), Proxy(s3_addr.hostname, s3_addr.port)
+    client, storage = _proxied(emu, api, s3, concurrency=2)  # both rows run at once
+    root = fresh_root(emu, "outage-last")
+    try:
+        with emu.hold():
+            results = fields(2, lat0=38.0).xasync.process(
+                NDVI,
+                time=TIME,
+                resolution=RES,
+                delivery=f"{root}/o",
+                storage_options=storage,
+                client=client,
+                options=xasync.SubmitOptions(outage_attempts=2, ambiguous_grace=0.1),
+            )
+            _until(lambda: results.status()["request_id"].notna().all(), timeout=120)
+            first = results.status()["request_id"].iloc[0]
+            emu.release(first)
+            _until(lambda: results.status()["state"].iloc[0] == "done", timeout=120)
+            api.down()
+            s3.down()
+            with pytest.raises(xasync.TransportError):
+                results.wait(timeout=180, progress=False)
+        status = results.status()
+        assert list(status["state"]) == ["done", "failed"]
+        assert "lost contact" in status["error"].iloc[1]
+        assert emu.stats["creates"] == 2
+    finally:
+        api.up()
+        s3.up()
         client.close()
         api.close()
         s3.close()

@@ -68,27 +68,26 @@ def test_the_last_row_is_listed_at_once(emu):
     assert row.state == "done" and row.request_id == "r1"
 
 
+def _tail_listings(emu, job_rows: int) -> int:
+    """Confirm 4 rows at a job's tail (``job_rows`` rows in all, a root listing takes 3 pages);
+    return how many listings that took."""
+    fs, urls = _rows(emu, 4)
+    confirmer = Confirmer(
+        fs, SubmitOptions(), listing_pages=3, rows=job_rows, window=lambda: HOUR, tail=lambda: True
+    )
+    before = emu.stats["s3"]["list"]
+    rows = asyncio.run(_confirm_all(confirmer, urls))
+    assert [r.state for r in rows] == ["done"] * 4
+    return emu.stats["s3"]["list"] - before
+
+
 def test_the_last_rows_are_not_held_behind_a_listing_of_several_pages(emu):
     """At the job's end, a few rows are probed one prefix each (small listings in parallel)
     rather than by a listing of the whole root that takes several pages, one after the other
     (at T = 0.5 s the last rows' confirmation took 0.57 s: two pages of 1000 keys)."""
-    fs, urls = _rows(emu, 4)
-    confirmer = Confirmer(
-        fs, SubmitOptions(), listing_pages=3, rows=100, window=lambda: HOUR, tail=lambda: True
-    )
-    before = emu.stats["s3"]["list"]
-    rows = asyncio.run(_confirm_all(confirmer, urls))
-    assert [r.state for r in rows] == ["done"] * 4
-    assert emu.stats["s3"]["list"] - before == len(urls)  # one small listing per row
+    assert _tail_listings(emu, job_rows=100) == 4  # one small listing per row
 
 
 def test_the_tail_probes_stay_within_a_share_of_the_jobs_rows(emu):
     """In a job of 20 rows, 4 rows at the tail are 20 %: one root listing, not 4 listings."""
-    fs, urls = _rows(emu, 4)
-    confirmer = Confirmer(
-        fs, SubmitOptions(), listing_pages=3, rows=20, window=lambda: HOUR, tail=lambda: True
-    )
-    before = emu.stats["s3"]["list"]
-    rows = asyncio.run(_confirm_all(confirmer, urls))
-    assert [r.state for r in rows] == ["done"] * 4
-    assert emu.stats["s3"]["list"] - before == 1
+    assert _tail_listings(emu, job_rows=20) == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from integration._shared import NDVI_NO_MASK as NDVI
+from integration._shared import fields
 
 from xasync.submitter.probe import RESOLUTION, TAIL_MASS, chance_one_ended, probe_time
 
@@ -59,20 +61,10 @@ def test_nothing_running_means_now():
 
 # -- against the emulator: probes buy nothing twice and stay within the call budget ----------
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
-
 
 def _fields(n: int, lon0: float):
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    geoms = [box(lon0 + 0.01 * i, 46.0, lon0 + 0.004 + 0.01 * i, 46.003) for i in range(n)]
-    return gpd.GeoDataFrame({"i": range(n)}, geometry=geoms, crs=4326)
+    """``n`` small boxes in one line eastwards from ``lon0`` (0.01 deg apart)."""
+    return fields(n, lon0=lon0, per_row=n)
 
 
 def _run(gdf, client, emu, delivery, options=None):
@@ -90,21 +82,13 @@ def _run(gdf, client, emu, delivery, options=None):
 
 
 @pytest.fixture
-def two_slots(emu):
-    import os
-
+def two_slots(emu, own_account):
     import xasync
 
-    emu.configure(concurrency_limit=2, processing_seconds=0.2)
-    client_id, secret = emu.add_client()  # an account (K, clock) of its own
-    client = xasync.Client.from_emulator(
-        emu, client_id=client_id, client_secret=secret, concurrency=2
-    )
-    root = emu.create_bucket(f"probe-{os.urandom(5).hex()}")
+    client, root = own_account(2, 0.2, "probe")
     on = xasync.SubmitOptions(probe_creates=True)
     _run(_fields(12, 30.0), client, emu, f"{root}/warm", on)  # the clock learns the durations
-    yield emu, client, root
-    client.close()
+    return emu, client, root
 
 
 def _probes(emu, client, gdf, delivery, options=None):

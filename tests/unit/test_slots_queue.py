@@ -9,10 +9,11 @@ before it. Counted, not timed.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 import pytest
+from integration._shared import NDVI_NO_MASK as NDVI
+from integration._shared import fields
 
 import xasync
 from xasync.submitter import get_submitter, slots
@@ -92,20 +93,10 @@ def test_a_cancel_ends_every_queued_waiter_without_a_slot():
 
 ROWS = 600
 
-NDVI = """//VERSION=3
-function setup() {
-  return {input: ["B04", "B08"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
-}
-function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
-"""
-
 
 def _fields(n: int, lon0: float):
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    geoms = [box(lon0 + 0.01 * i, 46.0, lon0 + 0.004 + 0.01 * i, 46.003) for i in range(n)]
-    return gpd.GeoDataFrame({"i": range(n)}, geometry=geoms, crs=4326)
+    """``n`` small boxes in one line eastwards from ``lon0`` (0.01 deg apart)."""
+    return fields(n, lon0=lon0, per_row=n)
 
 
 def _until(condition, what: str, timeout: float = 120.0) -> None:
@@ -156,16 +147,11 @@ class _Counts:
 
 
 @pytest.mark.parametrize("early_claims", [False, True])
-def test_a_cancel_ends_the_queued_rows_in_bulk(emu, early_claims):
+def test_a_cancel_ends_the_queued_rows_in_bulk(emu, own_account, early_claims):
     """After a cancel, the rows still waiting for a slot end in one ledger update and one
     notification, not one row after the other (each woke in turn, failed with its own update and
     notified twice: 100 us of the submitter's CPU per row, 10 s for 100,000 queued rows)."""
-    emu.configure(concurrency_limit=1, processing_seconds=0.2)
-    client_id, secret = emu.add_client()  # an account (K, clock) of its own
-    client = xasync.Client.from_emulator(
-        emu, client_id=client_id, client_secret=secret, concurrency=1
-    )
-    root = emu.create_bucket(f"bulk-{os.urandom(5).hex()}")
+    client, root = own_account(1, 0.2, "bulk")
     kw = {
         "time": ("2024-06-01", "2024-06-30"),
         "resolution": 0.0002,
@@ -200,7 +186,6 @@ def test_a_cancel_ends_the_queued_rows_in_bulk(emu, early_claims):
         results.wait(timeout=120, progress=False)
     finally:
         emu.release()
-        client.close()
     assert sorted(states()) == ["done"] + ["failed"] * (ROWS - 1)
     queued = results.job.urls[1:]
     # one bulk update for the queued rows; at most the row at the head of the queue (and the one

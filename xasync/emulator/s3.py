@@ -101,7 +101,45 @@ class _CountingMiddleware:
                 close()
 
 
-class S3Server:
+class S3Endpoint:
+    """What the emulator and the tests use of an S3 server, given its ``endpoint_url`` (a
+    subclass provides it): the clients' ``storage_options``, a boto3 client, bucket creation."""
+
+    endpoint_url: str
+    _admin: Any = None  # create_bucket's client (a new boto3 client costs 0.2-0.5 s)
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``s3fs.S3FileSystem(**storage_options)``."""
+        return {
+            "key": DEFAULT_KEY,
+            "secret": DEFAULT_SECRET,
+            "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": REGION},
+        }
+
+    def client(self, key: str = DEFAULT_KEY, secret: str = DEFAULT_SECRET) -> Any:
+        """A boto3 S3 client on this server."""
+        import boto3
+
+        return boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            region_name=REGION,
+        )
+
+    def create_bucket(self, name: str) -> str:
+        """Create bucket ``name`` (idempotent) and return ``s3://name``."""
+        if self._admin is None:
+            self._admin = self.client()
+        client = self._admin
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket=name)
+        return f"s3://{name}"
+
+
+class S3Server(S3Endpoint):
     """moto S3 served by werkzeug on ``127.0.0.1`` with a free port, counting its traffic.
 
     Parameters
@@ -122,7 +160,6 @@ class S3Server:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._counter = RequestCounter()
-        self._admin: Any = None  # create_bucket's client (a new boto3 client costs 0.2-0.5 s)
 
     def __repr__(self) -> str:
         state = self.endpoint_url if self._server is not None else "stopped"
@@ -176,21 +213,12 @@ class S3Server:
         self.stop()
 
     @property
-    def endpoint_url(self) -> str:
+    def endpoint_url(self) -> str:  # type: ignore[override]
         """``http://127.0.0.1:PORT`` of the running server."""
         if self._server is None:
             raise RuntimeError("S3Server is not started")
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
-
-    @property
-    def storage_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``s3fs.S3FileSystem(**storage_options)``."""
-        return {
-            "key": DEFAULT_KEY,
-            "secret": DEFAULT_SECRET,
-            "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": REGION},
-        }
 
     @property
     def stats(self) -> dict[str, int]:
@@ -206,24 +234,3 @@ class S3Server:
     def wipe(self) -> None:
         """Delete all buckets and objects held by moto in this process."""
         httpx.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
-
-    def client(self, key: str = DEFAULT_KEY, secret: str = DEFAULT_SECRET) -> Any:
-        """A boto3 S3 client on this server."""
-        import boto3
-
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=key,
-            aws_secret_access_key=secret,
-            region_name=REGION,
-        )
-
-    def create_bucket(self, name: str) -> str:
-        """Create bucket ``name`` (idempotent) and return ``s3://name``."""
-        if self._admin is None:
-            self._admin = self.client()
-        client = self._admin
-        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
-            client.create_bucket(Bucket=name)
-        return f"s3://{name}"

@@ -55,30 +55,38 @@ class Submitter:
             return self._loop
 
     def close(self, timeout: float = 5.0) -> None:
-        """Cancel what is in flight and stop the loop thread (at interpreter exit)."""
+        """Cancel what is in flight and stop the loop thread (registered to run at exit).
+
+        Every task of the loop is cancelled once and may finish (its rows are recorded as not
+        bought), within ``timeout`` seconds in all, so that the interpreter exits without
+        "Task was destroyed but it is pending!" and without hanging on an unreachable API.
+        """
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        if loop is None or thread is None:
+        if loop is None or thread is None or loop.is_closed():
             return
-
-        async def shutdown() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            for api in list(self._apis.values()):
-                with contextlib.suppress(Exception):
-                    await api.aclose()
-            self._apis.clear()
-            self._accounts.clear()
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(shutdown(), loop).result(timeout)
+        done = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), loop)
+        with contextlib.suppress(Exception):  # a timeout, or a loop stopped meanwhile
+            done.result(timeout + 1.0)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
-        with contextlib.suppress(Exception):
+        if not thread.is_alive():
             loop.close()
+
+    async def _shutdown(self, timeout: float) -> None:
+        """Cancel every other task of the loop once, wait (bounded) until they ended, then close
+        the clients' connections."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        left = await _cancel_all(deadline)
+        if left:
+            logger.warning("xasync: %d background tasks did not end at exit", left)
+        for api in list(self._apis.values()):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(api.aclose(), max(0.1, deadline - loop.time()))
+        self._apis.clear()
+        self._accounts.clear()
 
     def submit(
         self,
@@ -142,12 +150,52 @@ class Submitter:
             job.abort(exc)
 
 
+async def _cancel_all(deadline: float, grace: float = 1.0) -> int:
+    """Cancel the loop's other tasks (also those they start while ending) and wait for them
+    until the loop time ``deadline``; return how many are still pending then.
+
+    Each task is cancelled once, and a task already being cancelled (a cancelled job's queued
+    rows) only if it is still pending ``grace`` seconds later: a second cancel can interrupt
+    clean-up under way, e.g. a cancelled ``asyncio.wait_for`` (3.11) waiting for its inner
+    task, which then takes a lock back that nobody releases.
+    """
+    loop = asyncio.get_running_loop()
+    me = asyncio.current_task()
+    patient_until = loop.time() + grace
+    cancelled: set[asyncio.Task] = set()
+    while True:
+        tasks = {task for task in asyncio.all_tasks() if task is not me}
+        now = loop.time()
+        if not tasks or now >= deadline:
+            return len(tasks)
+        for task in tasks - cancelled:
+            if not task.cancelling() or now >= patient_until:
+                task.cancel()
+                cancelled.add(task)
+        wake = deadline if now >= patient_until else min(deadline, patient_until)
+        await asyncio.wait(tasks, timeout=max(0.0, wake - now))
+
+
 def _close_later(loop: asyncio.AbstractEventLoop, api: Any) -> None:
     """Close a collected client's AsyncApi on the submitter loop (if it still runs)."""
     if loop.is_closed() or not loop.is_running():
         return
     with contextlib.suppress(RuntimeError):
         asyncio.run_coroutine_threadsafe(api.aclose(), loop)
+
+
+def _close_at_exit(submitter: Submitter) -> None:
+    """Close ``submitter`` at exit BEFORE the worker threads of ``asyncio.to_thread`` are joined
+    (``threading._register_atexit``, the hook ``concurrent.futures`` itself uses): its cancelled
+    tasks then queue no more S3 calls there, and the calls queued and not started are dropped.
+    Closed later (``atexit``), an exit with S3 out of reach waited for every queued call and
+    its retries (65 s with 300 rows). ``atexit`` stays as the fallback (closing twice is a
+    no-op)."""
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # the interpreter is already shutting down
+            register(submitter.close)
+    atexit.register(submitter.close)
 
 
 _SUBMITTER: Submitter | None = None
@@ -160,5 +208,5 @@ def get_submitter() -> Submitter:
     with _SUBMITTER_LOCK:
         if _SUBMITTER is None:
             _SUBMITTER = Submitter()
-            atexit.register(_SUBMITTER.close)
+            _close_at_exit(_SUBMITTER)
         return _SUBMITTER

@@ -215,8 +215,9 @@ class JobRun:
                 self.ledger.abandon(url, self.job.id)
             raise
         except TransportError as exc:
-            self._fail(url, str(exc))
-            self.outage(exc)
+            with self.ledger.cond:  # a waiter sees this row fail and the job's error together
+                self._fail(url, str(exc))
+                self.outage(exc)
         except XasyncError as exc:
             self._fail(url, str(exc))
         finally:

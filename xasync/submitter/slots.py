@@ -115,8 +115,11 @@ class Account:
                 timeout = min(0.5, delay) if delay > 0 else 0.5
                 if probe_at is not None:
                     timeout = min(timeout, probe_at - now)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.cond.wait(), timeout=timeout)
+                # in this task, not wait_for's inner one: cancelled while that inner task takes
+                # the lock back, wait_for (3.11) can leave the lock held by nobody for good
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self.cond.wait()
             self.in_flight += 1
         return True
 
