@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 from xasync._contract import ERROR_FILE, REQUEST_COPY_COST_FIELD, REQUEST_COPY_FILE
 from xasync.errors import ValidationError
+from xasync.manifests import forget_listings
 
 logger = logging.getLogger(__name__)
 
@@ -155,18 +156,9 @@ def _normalise_rows(
     return out
 
 
-def _invalidate(fs: Any, root: str) -> None:
-    """Forget cached listings of ``root``, its parents AND its children (s3fs keeps children)."""
-    fs.invalidate_cache(root)
-    cache = getattr(fs, "dircache", None)
-    if cache is not None:
-        for path in [p for p in list(cache) if p.startswith(root.rstrip("/") + "/")]:
-            cache.pop(path, None)
-
-
 def _list_root(fs: Any, root: str) -> dict[str, dict[str, Any]]:
     """One recursive listing of ``root`` (paths without protocol) -> ``{path: info}``."""
-    _invalidate(fs, root)
+    forget_listings(fs, root)
     try:
         found = fs.find(root, detail=True)
     except FileNotFoundError:

@@ -114,11 +114,3 @@ def check_credentials(client: Client) -> None:
     check = getattr(client, "check_credentials", None)
     if check is not None:
         check()
-
-
-# the former private names, for modules not yet moved to the public ones
-_delivery_root, _delivery_extras, _check_credentials = (
-    delivery_root,
-    delivery_extras,
-    check_credentials,
-)

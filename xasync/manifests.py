@@ -51,7 +51,8 @@ def _join_url(protocol: str, path: str) -> str:
     return f"{protocol}://{path}" if protocol else path
 
 
-def _invalidate(fs: Any, root: str) -> None:
+def forget_listings(fs: Any, root: str) -> None:
+    """Forget cached listings of ``root``, its parents AND its children (s3fs keeps children)."""
     fs.invalidate_cache(root)
     cache = getattr(fs, "dircache", None)
     if cache is not None:
@@ -165,7 +166,7 @@ def read_manifests(fs: Any, delivery_root: str) -> list[dict[str, Any]]:
     Files that are not valid version-1 manifests are skipped with a warning in the log.
     """
     mdir = manifest_dir(delivery_root)
-    _invalidate(fs, fs._strip_protocol(mdir))
+    forget_listings(fs, fs._strip_protocol(mdir))
     try:
         names = [p for p in fs.ls(mdir, detail=False) if p.endswith((".json", ".json.gz"))]
     except FileNotFoundError:

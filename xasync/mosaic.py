@@ -30,11 +30,11 @@ from xasync.errors import OptionError, ValidationError
 from xasync.lazy import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_WAIT_TIMEOUT,
-    _assemble,
-    _attr_value,
-    _graph_token,
-    _outputs_info,
-    _validate,
+    assemble_dataset,
+    attr_value,
+    graph_token,
+    outputs_info,
+    validate_plan,
 )
 from xasync.plan import ReadPlan
 from xasync.planned import Source
@@ -308,15 +308,15 @@ def build_mosaic(
     ``ds.encoding["xasync"]["row_url"]`` lists the requests' folders, space-separated.
     """
     timeout = DEFAULT_WAIT_TIMEOUT if wait_timeout is None else float(wait_timeout)
-    _validate(plan, timeout, float(poll_interval))
+    validate_plan(plan, timeout, float(poll_interval))
     sources = list(sources)
     _check_sources(plan, sources)
     grid = plan.grid
-    widest, _, dims_of = _outputs_info(plan.outputs, plan.mask_wkb is not None)
+    widest, _, dims_of = outputs_info(plan.outputs, plan.mask_wkb is not None)
     cuts = _cuts(chunks, plan, sources, widest)
     ychunks, xchunks = tuple(cuts[0][1]), tuple(cuts[1][1])
     srcs = tuple((s.token, s.row_url, s.window, s.target) for s in sources)
-    tok = _graph_token(plan, reader, (ychunks, xchunks), timeout, float(poll_interval), srcs)
+    tok = graph_token(plan, reader, (ychunks, xchunks), timeout, float(poll_interval), srcs)
     await_layer, await_keys = _await_layer(
         plan, sources, tok, reader, timeout, float(poll_interval)
     )
@@ -330,7 +330,7 @@ def build_mosaic(
         data_vars[output.identifier] = _variable(
             plan, output, sources, awaits, reader, cuts, tok, dim
         )
-    ds = _assemble(data_vars, coords, grid)
+    ds = assemble_dataset(data_vars, coords, grid)
     if plan.time_range:
         ds.attrs["time_from"], ds.attrs["time_to"] = (str(t) for t in plan.time_range)
     if attrs:
@@ -338,6 +338,6 @@ def build_mosaic(
     urls = " ".join(dict.fromkeys(s.row_url for s in sources))
     row = {"token": plan.token, "row_url": urls}
     if plan.label is not None:
-        row["label"] = _attr_value(plan.label)
+        row["label"] = attr_value(plan.label)
     ds.encoding["xasync"] = row
     return ds

@@ -97,10 +97,10 @@ def _planned_manifests(fs: Any, root: str) -> list[dict[str, Any]]:
     import gzip
     import json
 
-    from xasync.manifests import MANIFEST_VERSION, _invalidate, manifest_dir
+    from xasync.manifests import MANIFEST_VERSION, forget_listings, manifest_dir
 
     mdir = manifest_dir(root)
-    _invalidate(fs, fs._strip_protocol(mdir))
+    forget_listings(fs, fs._strip_protocol(mdir))
     try:
         names = [p for p in fs.ls(mdir, detail=False) if p.endswith((".json", ".json.gz"))]
     except FileNotFoundError:
