@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import geopandas as gpd
+import pytest
 from shapely.geometry import box
 
 #: NDVI with dataMask among the inputs (pixels outside the field are masked by the service).
@@ -48,4 +50,27 @@ def fields(
         geometry=geoms,
         crs=4326,
         index=[f"field-{i}" for i in range(n)] if index is None else list(index),
+    )
+
+
+def until(condition: Callable[[], Any], what: str, timeout: float = 120.0) -> None:
+    """Wait for ``condition()`` (a generous bound against hangs, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def process_ndvi(gdf: gpd.GeoDataFrame, emu: Any, client: Any, delivery: str, **kw: Any) -> Any:
+    """``gdf.xasync.process`` of :data:`NDVI_NO_MASK` over :data:`TIME` at 0.0002 deg on the
+    emulator."""
+    return gdf.xasync.process(
+        NDVI_NO_MASK,
+        time=TIME,
+        resolution=0.0002,
+        delivery=delivery,
+        storage_options=emu.storage_options,
+        client=client,
+        **kw,
     )

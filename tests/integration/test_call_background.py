@@ -18,6 +18,7 @@ from xasync.errors import DeliveryAccessError
 from xasync.manifests import read_manifests
 
 from ._shared import NDVI_NO_MASK, TIME, fields
+from ._shared import process_ndvi as _process
 
 
 @pytest.fixture
@@ -26,17 +27,6 @@ def big_call(e2e, monkeypatch):
     monkeypatch.setattr(callsubmit, "BACKGROUND_ROWS", 2)
     e2e[0].configure(concurrency_limit=4, processing_seconds=0.3)
     return e2e
-
-
-def _process(gdf, emu, client, delivery):
-    return gdf.xasync.process(
-        NDVI_NO_MASK,
-        time=TIME,
-        resolution=0.0002,
-        delivery=delivery,
-        storage_options=emu.storage_options,
-        client=client,
-    )
 
 
 def test_manifest_is_in_s3_before_the_first_create(big_call, monkeypatch):

@@ -30,6 +30,7 @@ from xasync.request import build_specs
 from xasync.specrows import read_plans
 from xasync.submitter import claim
 
+from ._shared import until as _until
 from .test_pack_reuse import NDVI, TIME, WAIT_S, _fields
 
 PACK = {"pack": True, "pack_max_px": 400}
@@ -227,13 +228,6 @@ def test_two_processes_racing_for_a_dead_process_s_packs_buy_each_once(e2e, tmp_
 
 
 # -- a second call while the first call's packs wait for a slot (not claimed, not created) ----
-def _until(condition, what: str, timeout: float = 120.0) -> None:
-    """Wait for ``condition()`` (a bound against hangs, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

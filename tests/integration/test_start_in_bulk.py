@@ -8,37 +8,18 @@ whose hand-over can be held until the test cancelled.
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from xasync import callsubmit
 from xasync.submitter.queueing import RowQueue
 
-from ._shared import NDVI_NO_MASK, TIME, fields
+from ._shared import fields
+from ._shared import process_ndvi as _process
+from ._shared import until as _until
 
 ROWS = 40
 DELIVERED = 3
-
-
-def _process(gdf, emu, client, delivery):
-    return gdf.xasync.process(
-        NDVI_NO_MASK,
-        time=TIME,
-        resolution=0.0002,
-        delivery=delivery,
-        storage_options=emu.storage_options,
-        client=client,
-    )
-
-
-def _until(condition, what: str, timeout: float = 120.0) -> None:
-    """Wait for ``condition()`` (a bound against hangs, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

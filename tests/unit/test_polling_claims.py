@@ -8,11 +8,11 @@ emulator holds the running request (``emu.hold()``) until the test looks: no tim
 from __future__ import annotations
 
 import os
-import time
 
 import geopandas as gpd
 import pytest
 import s3fs
+from integration._shared import until as _until
 from shapely.geometry import box
 
 import xasync
@@ -41,15 +41,6 @@ def _process(gdf, client, emu, delivery):
         storage_options=emu.storage_options,
         client=client,
     )
-
-
-def _until(condition, what: str, timeout: float = 60.0) -> None:
-    """Wait for ``condition()`` (a generous bound against hangs, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture

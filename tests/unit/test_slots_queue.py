@@ -9,11 +9,11 @@ before it. Counted, not timed.
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 from integration._shared import NDVI_NO_MASK as NDVI
 from integration._shared import fields
+from integration._shared import until as _until
 
 import xasync
 from xasync.submitter import get_submitter, slots
@@ -97,15 +97,6 @@ ROWS = 600
 def _fields(n: int, lon0: float):
     """``n`` small boxes in one line eastwards from ``lon0`` (0.01 deg apart)."""
     return fields(n, lon0=lon0, per_row=n)
-
-
-def _until(condition, what: str, timeout: float = 120.0) -> None:
-    """Wait for ``condition()`` (a generous bound against hangs, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _loop_tasks() -> int:

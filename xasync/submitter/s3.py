@@ -170,8 +170,11 @@ class Confirmer:
         await asyncio.sleep(0)  # rows whose end was seen in the same step join
         end = loop.time() + max(BATCH_MIN, self.window())
         while not self.tail() and loop.time() < end:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), end - loop.time())
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancel that
+            # comes as the wake-up does, and this task would run on after the job's end
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(end - loop.time()):
+                    await self.wake.wait()
             self.wake.clear()
 
     def _resolve(self, batch: dict, rows: dict[str, delivery.RowDelivery]) -> int:
