@@ -21,6 +21,8 @@ import xasync
 from xasync.cli import delivery_status, main
 from xasync.emulator import Faults
 
+from ._packs import pack_fields as _fields
+
 NDVI = """//VERSION=3
 function setup() {
   return {input: ["B04", "B08", "dataMask"], output: {id: "ndvi", bands: 1, sampleType: "FLOAT32"}};
@@ -47,16 +49,6 @@ def _county() -> gpd.GeoDataFrame:
         [(500000, 4000000), (507000, 4000600), (506200, 4005000), (500400, 4004100)]
     )
     return gpd.GeoDataFrame({"name": ["county"]}, geometry=[geom], crs=32633, index=["c1"])
-
-
-def _fields() -> gpd.GeoDataFrame:
-    """12 small fields in two clusters: a few packed requests with ``pack=True``."""
-    geoms = []
-    for lon0, lat0 in ((14.0, 46.0), (14.3, 46.2)):
-        for i in range(6):
-            x, y = lon0 + 0.003 * (i % 3), lat0 + 0.002 * (i // 3)
-            geoms.append(box(x, y, x + 0.0012, y + 0.0009).buffer(0.0002, quad_segs=2))
-    return gpd.GeoDataFrame(geometry=geoms, crs=4326, index=[f"field-{i}" for i in range(12)])
 
 
 def _process(gdf, setup, prefix, **kw):

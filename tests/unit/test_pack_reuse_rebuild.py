@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import geopandas as gpd
 import pytest
-from shapely.geometry import box
+from integration._packs import pack_fields as _fields
 
 from xasync.callmanifest import manifest_row_texts
 from xasync.planned import plan_specs
@@ -21,16 +20,6 @@ function setup() {
 function evaluatePixel(s) { return [(s.B08 - s.B04) / (s.B08 + s.B04 + 1e-6)]; }
 """
 TIME = ("2024-06-01", "2024-06-30")
-
-
-def _fields() -> gpd.GeoDataFrame:
-    """12 small fields in two clusters (as in tests/integration/test_pack_reuse.py)."""
-    geoms = []
-    for lon0, lat0 in ((14.0, 46.0), (14.3, 46.2)):
-        for i in range(6):
-            x, y = lon0 + 0.003 * (i % 3), lat0 + 0.002 * (i // 3)
-            geoms.append(box(x, y, x + 0.0012, y + 0.0009).buffer(0.0002, quad_segs=2))
-    return gpd.GeoDataFrame(geometry=geoms, crs=4326, index=[f"field-{i}" for i in range(12)])
 
 
 def _call(mask: bool, bounds: str = "geometry"):
