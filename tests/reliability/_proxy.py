@@ -5,6 +5,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from types import SimpleNamespace
+from urllib.parse import urlsplit
+
+import xasync
+
+from ._helpers import NDVI, RES, TIME, fresh_root
 
 
 class Proxy:
@@ -75,3 +81,57 @@ class Proxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.close()
+
+
+class Cutoff:
+    """The emulator's API and S3 behind two :class:`Proxy`, a client and storage options
+    that go through them, and a fresh root: an outage of both is :meth:`down`."""
+
+    def __init__(self, emu, tag: str, concurrency: int = 1) -> None:
+        api_addr, s3_addr = urlsplit(emu.base_url), urlsplit(emu.s3_endpoint_url)
+        self.api = Proxy(api_addr.hostname, api_addr.port)
+        self.s3 = Proxy(s3_addr.hostname, s3_addr.port)
+        shape = SimpleNamespace(
+            base_url=self.api.url(),
+            token_url=f"{self.api.url()}{urlsplit(emu.token_url).path}",
+            client_id=emu.client_id,
+            client_secret=emu.client_secret,
+            concurrency_limit=concurrency,
+        )
+        self.client = xasync.Client.from_emulator(shape, max_retries=1, backoff_base=0.05)
+        storage = dict(emu.storage_options)
+        storage["client_kwargs"] = {
+            **storage.get("client_kwargs", {}),
+            "endpoint_url": self.s3.url(),
+        }
+        storage["config_kwargs"] = {"retries": {"max_attempts": 1}, "connect_timeout": 2}
+        self.storage = storage
+        self.root = fresh_root(emu, tag)
+
+    def process(self, gdf, prefix: str = "o", **kw):
+        """NDVI of ``gdf`` under ``<root>/<prefix>`` through the proxies; a job stops after two
+        failed attempts (``outage_attempts=2``) unless ``kw`` says otherwise."""
+        kw.setdefault("options", xasync.SubmitOptions(outage_attempts=2, ambiguous_grace=0.1))
+        return gdf.xasync.process(
+            NDVI,
+            time=TIME,
+            resolution=RES,
+            delivery=f"{self.root}/{prefix}",
+            storage_options=self.storage,
+            client=self.client,
+            **kw,
+        )
+
+    def down(self) -> None:
+        self.api.down()
+        self.s3.down()
+
+    def up(self) -> None:
+        self.api.up()
+        self.s3.up()
+
+    def close(self) -> None:
+        self.up()
+        self.client.close()
+        self.api.close()
+        self.s3.close()

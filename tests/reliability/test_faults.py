@@ -383,35 +383,20 @@ def test_an_outage_ends_the_rows_queued_beyond_the_window(emu):
     URLs without a task (``RowQueue.deferred``). When the API and S3 go away, every row still
     reaches a final state, nothing more is bought, and the job's run in the loop ends (nothing
     may wait forever for a create that never ends)."""
-    from urllib.parse import urlsplit
-
-    from ._proxy import Proxy
-    from .test_outage import _proxied
+    from ._proxy import Cutoff
 
     rows = 300
     emu.configure(concurrency_limit=1, processing_seconds=1.5)
-    api_addr, s3_addr = urlsplit(emu.base_url), urlsplit(emu.s3_endpoint_url)
-    api, s3 = Proxy(api_addr.hostname, api_addr.port), Proxy(s3_addr.hostname, s3_addr.port)
-    client, storage = _proxied(emu, api, s3)
-    root = fresh_root(emu, "outage-window")
+    cut = Cutoff(emu, "outage-window")
     try:
-        results = fields(rows, lat0=36.0).xasync.process(
-            NDVI,
-            time=TIME,
-            resolution=RES,
-            delivery=f"{root}/o",
-            storage_options=storage,
-            client=client,
-            options=xasync.SubmitOptions(outage_attempts=2, ambiguous_grace=0.1),
-        )
+        results = cut.process(fields(rows, lat0=36.0))
         states = lambda: [r.state.value for r in results.job.snapshot()]  # noqa: E731
         deadline = time.monotonic() + 120
         while states().count("running") != 1:
             assert time.monotonic() < deadline, "the first request never ran"
             time.sleep(0.05)
         bought = emu.stats["creates"]
-        api.down()
-        s3.down()
+        cut.down()
         with pytest.raises(xasync.TransportError):
             results.wait(timeout=300, progress=False)
         status = results.status()
@@ -423,11 +408,7 @@ def test_an_outage_ends_the_rows_queued_beyond_the_window(emu):
             assert time.monotonic() < deadline + 300, "the job's run never ended"
             time.sleep(0.05)
     finally:
-        api.up()
-        s3.up()
-        client.close()
-        api.close()
-        s3.close()
+        cut.close()
 
 
 def _job_runs(job) -> int:

@@ -9,8 +9,6 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
-from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ import xasync
 from xasync.emulator import Faults
 
 from ._helpers import NDVI, RES, TIME, fields, fresh_root
-from ._proxy import Proxy
+from ._proxy import Cutoff
 
 pytestmark = pytest.mark.faults
 
@@ -60,42 +58,14 @@ def test_token_and_status_failures_while_following_do_not_fail_a_paid_row(emu):
     assert np.isfinite(results[2]["ndvi"].values).any()
 
 
-def _proxied(emu, api: Proxy, s3: Proxy, concurrency: int = 1):
-    token = urlsplit(emu.token_url)
-    shape = SimpleNamespace(
-        base_url=api.url(),
-        token_url=f"{api.url()}{token.path}",
-        client_id=emu.client_id,
-        client_secret=emu.client_secret,
-        concurrency_limit=concurrency,
-    )
-    client = xasync.Client.from_emulator(shape, max_retries=1, backoff_base=0.05)
-    storage = dict(emu.storage_options)
-    storage["client_kwargs"] = {**storage.get("client_kwargs", {}), "endpoint_url": s3.url()}
-    storage["config_kwargs"] = {"retries": {"max_attempts": 1}, "connect_timeout": 2}
-    return client, storage
-
-
 def test_an_outage_of_api_and_s3_ends_every_row_and_buys_nothing_more(emu):
     emu.configure(concurrency_limit=1, processing_seconds=1.5)
-    api_addr, s3_addr = urlsplit(emu.base_url), urlsplit(emu.s3_endpoint_url)
-    api, s3 = Proxy(api_addr.hostname, api_addr.port), Proxy(s3_addr.hostname, s3_addr.port)
-    client, storage = _proxied(emu, api, s3)
-    root = fresh_root(emu, "outage")
+    cut = Cutoff(emu, "outage")
     try:
-        results = fields(4, lat0=40.0).xasync.process(
-            NDVI,
-            time=TIME,
-            resolution=RES,
-            delivery=f"{root}/o",
-            storage_options=storage,
-            client=client,
-            options=xasync.SubmitOptions(outage_attempts=2, ambiguous_grace=0.1),
-        )
+        results = cut.process(fields(4, lat0=40.0))
         # one runs (its create answered), three wait for the slot
         _until(lambda: [r.state.value for r in results.job.snapshot()].count("running") == 1)
-        api.down()
-        s3.down()
+        cut.down()
         with pytest.raises(xasync.TransportError):
             results.wait(timeout=180, progress=False)
         status = results.status()
@@ -108,24 +78,14 @@ def test_an_outage_of_api_and_s3_ends_every_row_and_buys_nothing_more(emu):
         assert not_bought["error"].str.contains("nothing was bought").all()
         # both come back: the stopped job buys nothing more (a new call is the witness that
         # the submitter loop ran on: it buys its own one row)
-        api.up()
-        s3.up()
-        fields(1, lat0=39.0).xasync.process(
-            NDVI,
-            time=TIME,
-            resolution=RES,
-            delivery=f"{root}/after",
-            storage_options=storage,
-            client=client,
-        ).wait(timeout=120, progress=False)
+        cut.up()
+        cut.process(fields(1, lat0=39.0), "after", options=None).wait(timeout=120, progress=False)
         assert emu.stats["creates"] == bought + 1
         # computing a row that was never bought raises a typed error, not a botocore one
         with pytest.raises(xasync.XasyncError):
             results[3]["ndvi"].compute()
     finally:
-        client.close()
-        api.close()
-        s3.close()
+        cut.close()
 
 
 def test_an_outage_on_the_last_unfinished_row_still_raises(emu, monkeypatch):
@@ -142,27 +102,15 @@ def test_an_outage_on_the_last_unfinished_row_still_raises(emu, monkeypatch):
 
     monkeypatch.setattr(JobRun, "_fail", slow_fail)
     emu.configure(concurrency_limit=2, processing_seconds=0.2)
-    api_addr, s3_addr = urlsplit(emu.base_url), urlsplit(emu.s3_endpoint_url)
-    api, s3 = Proxy(api_addr.hostname, api_addr.port), Proxy(s3_addr.hostname, s3_addr.port)
-    client, storage = _proxied(emu, api, s3, concurrency=2)  # both rows run at once
-    root = fresh_root(emu, "outage-last")
+    cut = Cutoff(emu, "outage-last", concurrency=2)  # both rows run at once
     try:
         with emu.hold():
-            results = fields(2, lat0=38.0).xasync.process(
-                NDVI,
-                time=TIME,
-                resolution=RES,
-                delivery=f"{root}/o",
-                storage_options=storage,
-                client=client,
-                options=xasync.SubmitOptions(outage_attempts=2, ambiguous_grace=0.1),
-            )
+            results = cut.process(fields(2, lat0=38.0))
             _until(lambda: results.status()["request_id"].notna().all(), timeout=120)
             first = results.status()["request_id"].iloc[0]
             emu.release(first)
             _until(lambda: results.status()["state"].iloc[0] == "done", timeout=120)
-            api.down()
-            s3.down()
+            cut.down()
             with pytest.raises(xasync.TransportError):
                 results.wait(timeout=180, progress=False)
         status = results.status()
@@ -170,8 +118,4 @@ def test_an_outage_on_the_last_unfinished_row_still_raises(emu, monkeypatch):
         assert "lost contact" in status["error"].iloc[1]
         assert emu.stats["creates"] == 2
     finally:
-        api.up()
-        s3.up()
-        client.close()
-        api.close()
-        s3.close()
+        cut.close()
