@@ -357,12 +357,15 @@ def test_building_1000_rows_touches_no_network_beyond_the_submission(e2e):
     assert s3_after["get_ranged"] == s3_before["get_ranged"]
     assert after["status_calls"] == before["status_calls"]
     # the submission itself: one probe listing, the manifest, and one claim per create attempt
-    # (each refused attempt drops its claim; at most one attempt per slot is still unanswered);
+    # (each refused attempt drops its claim; at most one attempt per slot is still unanswered,
+    # and, once this account learned short durations in an earlier test, at most K more rows
+    # claim ahead while they wait for a slot: Account.ahead);
     # before planning, the look for earlier deliveries lists the root (twice when it is new)
     assert s3_after["list"] - s3_before["list"] <= 3
     claims = s3_after["put"] - s3_before["put"] - 1
     refused = after["rate_limited"] - before["rate_limited"]
-    assert 0 <= claims <= refused + (client.config.concurrency or 64)
+    k = client.config.concurrency or 64
+    assert 0 <= claims <= refused + 2 * k
     status = results.status()
     assert (status["state"] == "failed").all()
     assert status["error"].str.contains("cancelled").all()
